@@ -1,0 +1,14 @@
+"""The nas dashboard (read-only over a store). ``nas dashboard --db URL`` runs it as:
+
+    streamlit run dashboard/app.py --server.address 127.0.0.1 -- --db URL
+"""
+
+import streamlit as st
+
+st.set_page_config(page_title="nas dashboard", page_icon=":material/hub:", layout="wide")
+st.navigation([
+    st.Page("app_pages/experiments.py", title="Experiments", icon=":material/list:", default=True),
+    st.Page("app_pages/explorer.py", title="Pareto explorer", icon=":material/scatter_plot:"),
+    st.Page("app_pages/arch.py", title="Arch detail", icon=":material/account_tree:"),
+    st.Page("app_pages/targets.py", title="Targets", icon=":material/speed:"),
+]).run()

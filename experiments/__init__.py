@@ -1,0 +1,1 @@
+"""Reproducible experiments and benchmarks; each writes a table and a plot to experiments/results/."""

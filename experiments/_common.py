@@ -1,0 +1,107 @@
+"""What every experiment shares: where results go, which machine ran it, markdown tables."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import platform
+import subprocess
+from collections.abc import Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def machine() -> str:
+    """One line naming the machine, for every table."""
+    from nas.latency.measure import cpu_model
+
+    try:
+        mem_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    except (ValueError, OSError):
+        mem_gib = float("nan")
+    return f"{cpu_model()}, {os.cpu_count()} cores, {mem_gib:.0f} GiB, {platform.system()} {platform.release()}"
+
+
+def commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                              cwd=Path(__file__).parent, timeout=10).stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join("---" for _ in header) + " |"]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def write_report(name: str, title: str, command: str, body: str) -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.md"
+    path.write_text(
+        f"# {title}\n\n"
+        f"Command: `{command}`\n\n"
+        f"Machine: {machine()}; commit {commit()}; {dt.datetime.now().strftime('%Y-%m-%d %H:%M')}\n\n"
+        f"{body}\n"
+    )
+    return path
+
+
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_SUPERNET = REPO / "runs" / "hybrid-vision-fashion-mnist.ckpt"
+
+
+def ensure_supernet(path: Path = DEFAULT_SUPERNET) -> Path:
+    """The hybrid-vision supernet trained on Fashion-MNIST with the defaults, trained here when missing
+    (the same as `nas supernet train hybrid-vision --dataset fashion-mnist`)."""
+    if path.is_file():
+        return path
+    from nas.data import load_dataset
+    from nas.space import load
+    from nas.supernet.train import TrainConfig, train
+
+    print(f"training {path} with the default recipe (about 10 minutes on 2 cores) ...", flush=True)
+    space = load("hybrid-vision")
+    train(space, load_dataset("fashion-mnist", space.task.kind), TrainConfig(), path)
+    return path
+
+
+# Debian's Chromium, headless, as the machine's own probe runs it: no sandbox as root and no
+# background networking (the network is closed).
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
+
+
+@contextmanager
+def dashboard_server(db: str, timeout_s: float = 60):
+    """``nas dashboard --db DB`` on a free port, up and healthy; yields its URL, stops it after."""
+    import signal
+    import socket
+    import sys
+    import time
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "nas", "dashboard", "--db", db, "--port", str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + timeout_s
+        while True:
+            try:
+                urllib.request.urlopen(url + "/_stcore/health", timeout=2)
+                break
+            except OSError:
+                if time.time() > deadline or proc.poll() is not None:
+                    raise RuntimeError("the dashboard did not start: " + proc.stdout.read1().decode()[-2000:]) from None
+                time.sleep(0.3)
+        yield url
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)

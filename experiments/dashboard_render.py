@@ -1,0 +1,111 @@
+"""How fast the Pareto explorer renders a big store.
+
+    python experiments/dashboard_render.py [--evaluations 100000]
+
+Seeds a SQLite store with N evaluations of random hybrid-vision archs (synthetic metrics: this
+measures rendering, not search), then times the explorer's first render twice: the page's
+script alone (Streamlit's AppTest, caches cold), and in Debian's Chromium from navigation to
+the Pareto front's points on screen (a real browser, as a user sees it). Writes
+experiments/results/dashboard_render.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from experiments._common import (  # noqa: E402
+    CHROMIUM,
+    CHROMIUM_FLAGS,
+    dashboard_server,
+    markdown_table,
+    write_report,
+)
+
+
+def synthetic_store(db: str, n: int, seed: int = 0) -> None:
+    """A store with one experiment of ``n`` evaluations of random hybrid-vision archs with synthetic metrics."""
+    from nas.space import load
+    from nas.store import NewEvaluation, Store
+
+    space = load("hybrid-vision")
+    store = Store(db)
+    space_id = store.ensure_space(space.name, "synthetic", space.kind, space.source_text)
+    exp = store.create_experiment("big", space_id, "random", ["cpu", "mcu-m7"],
+                                  [{"name": "accuracy", "direction": "max"}, {"name": "cpu_ms", "direction": "min"}],
+                                  ["sram_kb<=300"], n, seed, {}, {"accuracy": 0.0, "cpu_ms": 2.0})
+    rng = random.Random(seed)
+    now = dt.datetime(2026, 1, 1)
+    batch = []
+    for i, arch in enumerate(space.sample_unique(rng, n)):
+        size = sum(arch.widths) * sum(arch.depths)
+        metrics = {"accuracy": 0.6 + 0.3 * (1 - 2.71828 ** (-size / 400)) + rng.gauss(0, 0.01),
+                   "cpu_ms": 0.1 + size / 1500 + rng.random() * 0.05, "mcu-m7_ms": size / 10, "params": size * 100.0,
+                   "macs": size * 1000.0, "sram_kb": size / 20, "flash_kb": size / 5}
+        batch.append(NewEvaluation(i, arch.to_str(), arch.key, "ok", metrics["sram_kb"] <= 300, metrics, {}, "w", now,
+                                   now, arch.block_mix()))
+    store.add_evaluations(exp.id, space_id, batch)
+
+
+def apptest_seconds(db: str) -> float:
+    from streamlit.testing.v1 import AppTest
+
+    os.environ["NAS_DB_URL"] = db
+    at = AppTest.from_file(str(Path(__file__).resolve().parent.parent / "dashboard" / "app_pages" / "explorer.py"),
+                           default_timeout=300)
+    started = time.perf_counter()
+    at.run()
+    assert not at.exception, at.exception
+    return time.perf_counter() - started
+
+
+def browser_seconds(db: str) -> float:
+    from playwright.sync_api import sync_playwright
+
+    with dashboard_server(db) as url, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        started = time.perf_counter()
+        page.goto(f"{url}/explorer")
+        page.wait_for_selector(".js-plotly-plot .scatterlayer .point", timeout=300_000)
+        seconds = time.perf_counter() - started
+        browser.close()
+    return seconds
+
+
+def run(n: int) -> Path:
+    with tempfile.TemporaryDirectory() as tmp:
+        db = str(Path(tmp) / "big.db")
+        started = time.perf_counter()
+        synthetic_store(db, n)
+        seeding = time.perf_counter() - started
+        script = apptest_seconds(db)
+        browser = browser_seconds(db) if Path(CHROMIUM).exists() else float("nan")
+    rows = [["seed the store (bulk insert)", f"{seeding:.1f}"],
+            ["explorer script, first run (AppTest, caches cold)", f"{script:.2f}"],
+            ["explorer in Chromium: navigation to Pareto points drawn", f"{browser:.2f}"]]
+    body = (markdown_table(["step", "seconds"], rows)
+            + f"\n\n{n:,} evaluations in one experiment; the explorer draws at most 20,000 dominated points "
+            "(WebGL) plus the whole front, computed on all of them.")
+    print(body)
+    return write_report("dashboard_render", f"Dashboard first render with {n:,} evaluations",
+                        "python experiments/dashboard_render.py " + " ".join(sys.argv[1:]), body)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--evaluations", type=int, default=100_000)
+    args = parser.parse_args()
+    print(run(args.evaluations))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,47 @@
+"""Multi-head self-attention token mixer.
+
+Elastic: the model width slices the input and output features; fewer heads use the leading
+heads of the fused q/k/v weight (the head dimension is fixed by the space).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from nas.blocks._slice import ElasticLayerNorm, ElasticLinear, lead
+from nas.space import Mixer
+
+
+class AttentionMixer(nn.Module):
+    """Pre-norm multi-head attention through ``scaled_dot_product_attention`` (exports with a dynamic length)."""
+
+    def __init__(self, max_width: int, max_heads: int, head_dim: int) -> None:
+        super().__init__()
+        self.head_dim = head_dim
+        self.norm = ElasticLayerNorm(max_width)
+        self.qkv_weight = nn.Parameter(torch.empty(3, max_heads, head_dim, max_width))
+        self.qkv_bias = nn.Parameter(torch.zeros(3, max_heads, head_dim))
+        self.proj = ElasticLinear(max_heads * head_dim, max_width)
+        nn.init.trunc_normal_(self.qkv_weight, std=0.02)
+
+    def forward(self, x: torch.Tensor, grid: tuple[int, ...], width: int, mixer: Mixer) -> torch.Tensor:
+        heads, length, hd = mixer.heads, math.prod(grid), self.head_dim
+        w = lead(self.qkv_weight, 3, heads, hd, width).reshape(3 * heads * hd, width)
+        b = lead(self.qkv_bias, 3, heads, hd).reshape(3 * heads * hd)
+        qkv = F.linear(self.norm(x, width), w, b).reshape(-1, length, 3, heads, hd).permute(2, 0, 3, 1, 4)
+        out = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2])
+        return self.proj(out.transpose(1, 2).reshape(-1, length, heads * hd), heads * hd, width)
+
+    def extract(self, width: int, mixer: Mixer) -> AttentionMixer:
+        heads = mixer.heads
+        new = AttentionMixer(width, heads, self.head_dim)
+        with torch.no_grad():
+            new.norm = self.norm.extract(width)
+            new.qkv_weight.copy_(self.qkv_weight[:, :heads, :, :width])
+            new.qkv_bias.copy_(self.qkv_bias[:, :heads])
+            new.proj = self.proj.extract(heads * self.head_dim, width)
+        return new

@@ -1,0 +1,60 @@
+"""Depthwise-conv token mixer.
+
+Elastic: channels use the leading slice of every weight; a smaller kernel uses the centre
+crop of the largest kernel (Once-for-All's choice, without its transform matrices).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from nas.blocks._slice import ElasticLayerNorm, ElasticLinear, lead
+from nas.space import Mixer
+
+
+def centre_crop(weight: torch.Tensor, kernel: int) -> torch.Tensor:
+    """The centre ``kernel`` (x ``kernel``) window of a depthwise weight (C, 1, K[, K])."""
+    full = weight.shape[-1]
+    if kernel == full:
+        return weight
+    lo = (full - kernel) // 2
+    window = slice(lo, lo + kernel)
+    return weight[..., window, window] if weight.dim() == 4 else weight[..., window]
+
+
+class ConvMixer(nn.Module):
+    """Pre-norm depthwise conv (k x k on images, k on sequences), GELU, pointwise linear."""
+
+    def __init__(self, max_width: int, max_kernel: int, spatial_dims: int) -> None:
+        super().__init__()
+        self.spatial_dims = spatial_dims
+        self.norm = ElasticLayerNorm(max_width)
+        shape = (max_width, 1) + (max_kernel,) * spatial_dims
+        self.dw_weight = nn.Parameter(torch.empty(shape))
+        self.dw_bias = nn.Parameter(torch.zeros(max_width))
+        self.pw = ElasticLinear(max_width, max_width)
+        nn.init.kaiming_uniform_(self.dw_weight, a=5**0.5)
+
+    def forward(self, x: torch.Tensor, grid: tuple[int, ...], width: int, mixer: Mixer) -> torch.Tensor:
+        kernel, length = mixer.kernel, math.prod(grid)
+        h = self.norm(x, width).transpose(1, 2).reshape(-1, width, *grid)
+        w = centre_crop(lead(self.dw_weight, width), kernel)
+        b = lead(self.dw_bias, width)
+        conv = F.conv2d if self.spatial_dims == 2 else F.conv1d
+        h = conv(h, w, b, padding=kernel // 2, groups=width)
+        h = F.gelu(h.reshape(-1, width, length).transpose(1, 2))
+        return self.pw(h, width, width)
+
+    def extract(self, width: int, mixer: Mixer) -> ConvMixer:
+        kernel = mixer.kernel
+        new = ConvMixer(width, kernel, self.spatial_dims)
+        with torch.no_grad():
+            new.norm = self.norm.extract(width)
+            new.dw_weight.copy_(centre_crop(self.dw_weight[:width], kernel))
+            new.dw_bias.copy_(self.dw_bias[:width])
+            new.pw = self.pw.extract(width, width)
+        return new

@@ -1,0 +1,82 @@
+"""Top-k routed mixture-of-experts channel ffn with a fixed expert capacity.
+
+Each token goes to its ``top_k`` highest-scoring experts (softmax router; gates are the
+router probabilities, as in Switch/GShard). Each expert processes a fixed number of token
+slots per sample, its *capacity* ``ceil(capacity_factor * L * top_k / experts)`` (at most
+``L``): it gathers the tokens routed to it with the highest gates, runs on them, and
+scatters the gated results back. Tokens beyond an expert's capacity are dropped from it
+(their residual connection carries them), as in Switch Transformer. Compute therefore grows
+with ``top_k``, not with the number of experts, and every shape is static, which is what
+static-memory runtimes (microcontrollers) need and what keeps memory planning exact.
+
+Elastic: the model width slices every weight; fewer experts use the leading experts and the
+leading router rows; the expert hidden size is ``moe_ratio x width`` (leading units).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from nas.blocks._slice import ElasticLayerNorm, ElasticLinear, lead
+from nas.space import Ffn
+
+
+class MoeFfn(nn.Module):
+    """Pre-norm top-k MoE; ``aux`` (a list, when given) receives the load-balancing loss."""
+
+    def __init__(self, max_width: int, max_experts: int, ratio: int, capacity_factor: float = 1.25) -> None:
+        super().__init__()
+        self.ratio = ratio
+        self.capacity_factor = capacity_factor
+        hidden = ratio * max_width
+        self.norm = ElasticLayerNorm(max_width)
+        self.router = ElasticLinear(max_width, max_experts, bias=False)
+        self.w1 = nn.Parameter(torch.empty(max_experts, hidden, max_width))
+        self.b1 = nn.Parameter(torch.zeros(max_experts, hidden))
+        self.w2 = nn.Parameter(torch.empty(max_experts, max_width, hidden))
+        self.b2 = nn.Parameter(torch.zeros(max_experts, max_width))
+        nn.init.trunc_normal_(self.w1, std=0.02)
+        nn.init.trunc_normal_(self.w2, std=0.02)
+
+    def capacity(self, length: int, experts: int, top_k: int) -> int:
+        return min(length, math.ceil(self.capacity_factor * length * top_k / experts))
+
+    def forward(
+        self, x: torch.Tensor, grid: tuple[int, ...], width: int, ffn: Ffn, aux: list[torch.Tensor] | None = None
+    ) -> torch.Tensor:
+        experts, top_k, hidden = ffn.experts, ffn.top_k, self.ratio * width
+        cap = self.capacity(math.prod(grid), experts, top_k)
+        h = self.norm(x, width)  # (B, L, C)
+        probs = F.softmax(self.router(h, width, experts), dim=-1)  # (B, L, E)
+        gate, choice = probs.topk(top_k, dim=-1)
+        out = torch.zeros_like(h)
+        for e in range(experts):
+            score = (gate * (choice == e)).sum(-1)  # the gate where routed to e, else 0
+            weight, slots = score.topk(cap, dim=1)  # (B, cap): e's tokens with the highest gates
+            index = slots.unsqueeze(-1).expand(-1, -1, width)
+            tokens = h.gather(1, index)
+            y = F.gelu(F.linear(tokens, lead(self.w1[e], hidden, width), lead(self.b1[e], hidden)))
+            y = F.linear(y, lead(self.w2[e], width, hidden), lead(self.b2[e], width))
+            out = out.scatter_add(1, index, y * weight.unsqueeze(-1))
+        if aux is not None:
+            # Switch-Transformer balance loss: experts * sum_e (share routed to e) * (mean prob of e).
+            share = F.one_hot(choice, experts).float().sum(-2).mean((0, 1)) / top_k
+            aux.append(experts * (share * probs.mean((0, 1))).sum())
+        return out
+
+    def extract(self, width: int, ffn: Ffn) -> MoeFfn:
+        experts = ffn.experts
+        hidden = self.ratio * width
+        new = MoeFfn(width, experts, self.ratio, self.capacity_factor)
+        new.norm = self.norm.extract(width)
+        new.router = self.router.extract(width, experts)
+        with torch.no_grad():
+            new.w1.copy_(self.w1[:experts, :hidden, :width])
+            new.b1.copy_(self.b1[:experts, :hidden])
+            new.w2.copy_(self.w2[:experts, :width, :hidden])
+            new.b2.copy_(self.b2[:experts, :width])
+        return new

@@ -1,0 +1,235 @@
+"""``nas latency targets|build|validate|predict|measure|kit|import``."""
+
+from __future__ import annotations
+
+import json
+import os
+from contextlib import contextmanager
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from nas.cli._app import console, latency_app
+from nas.errors import NasError
+
+
+@contextmanager
+def _bars(quiet_stdout: bool):
+    """A ``progress(description, total) -> advance`` factory drawing Rich bars (on stderr for --json)."""
+    from nas.cli._progress import progress_bar
+
+    bar = progress_bar(to_stderr=quiet_stdout)
+    with bar:
+        def factory(description: str, total: int):
+            task = bar.add_task(description, total=total, status="")
+            return lambda: bar.advance(task)
+
+        yield factory
+
+
+def parse_shape(text: str | None) -> tuple[int, ...] | None:
+    """``1,8,8`` -> (1, 8, 8)."""
+    if text is None:
+        return None
+    try:
+        shape = tuple(int(v) for v in text.replace("x", ",").split(","))
+    except ValueError:
+        raise NasError(f"--input-shape {text!r} is not a list of integers like 1,28,28") from None
+    if not shape or any(d < 1 for d in shape):
+        raise NasError(f"--input-shape {text!r} must hold positive integers")
+    return shape
+
+
+SHAPE_HELP = "Input shape C,H,W (or C,L) when it differs from the space's task, e.g. 1,8,8 for digits."
+
+
+def _print_json(data: dict) -> None:
+    print(json.dumps(data, indent=1, sort_keys=True, default=float))
+
+
+@latency_app.command("targets")
+def targets_cmd() -> None:
+    """Known targets and the profiles found for them."""
+    from nas.latency.profile import list_profiles
+    from nas.latency.targets import gpu_status, known_targets
+
+    profiles: dict[str, list[str]] = {}
+    for target, space, _ in list_profiles():
+        profiles.setdefault(target, []).append(space)
+    table = Table()
+    for column in ("target", "kind", "description", "profiles"):
+        table.add_column(column)
+    for name, t in known_targets().items():
+        description = t.description
+        if name == "gpu" and not gpu_status()[0]:
+            description += " (none here)"
+        table.add_row(name, t.kind, description, ", ".join(profiles.get(name, [])) or "-")
+    console.print(table)
+
+
+@latency_app.command("build")
+def build_cmd(
+    space: str = typer.Argument(..., help="A shipped space name or a path to a YAML file."),
+    target: str = typer.Option(..., "--target", help="cpu, gpu, mcu-m7 or mcu-m4."),
+    threads: int = typer.Option(1, "--threads", help="onnxruntime intra-op threads (cpu)."),
+    batch: int = typer.Option(1, "--batch", help="Batch size to measure at."),
+    archs: int = typer.Option(40, "--archs", help="Whole subnets measured to learn the overhead."),
+    repeats: int = typer.Option(50, "--repeats", help="Timed runs per graph (after 10 warm-up runs)."),
+    seed: int = typer.Option(0, "--seed"),
+    input_shape: str = typer.Option(None, "--input-shape", help=SHAPE_HELP),
+    out: Path = typer.Option(None, "--out", help="Profiles folder to write (default ./latency_models or $NAS_PROFILES)."),
+) -> None:
+    """Measure every unit and some whole subnets, fit the predictor, write the profile."""
+    from nas.latency.build import build_profile
+    from nas.latency.measure import MeasureConfig
+    from nas.latency.profile import save_profile
+    from nas.space import load
+
+    if threads < 1 or batch < 1 or repeats < 5:
+        raise NasError("--threads and --batch must be at least 1 and --repeats at least 5")
+    s = load(space)
+    config = MeasureConfig(threads=threads, batch=batch, repeats=repeats)
+    with _bars(False) as progress:
+        profile = build_profile(s, target, config, n_archs=archs, seed=seed, progress=progress,
+                                input_shape=parse_shape(input_shape))
+    path = save_profile(profile, out)
+    m = profile.model
+    if profile.kind == "mcu":
+        loo = ", ".join(f"{k} {v:+.1f}%" for k, v in m["loo_error_pct"].items())
+        console.print(f"{target}: CPI {m['cpi']:.3f}; calibration leave-one-out error: {loo}")
+    else:
+        console.print(f"{target} on {profile.meta['device']}: {len(profile.units)} units, {len(profile.archs)} subnets; "
+                      f"overhead a={m['overhead'][0]:.3f} b={m['overhead'][1] * 1000:.1f}us/unit c={m['overhead'][2] * 1000:.1f}us; "
+                      f"fit MAPE {m['fit_mape_pct']:.2f}%, {m['noisy_units']} noisy units")
+    console.print(f"profile: {path}")
+
+
+@latency_app.command("validate")
+def validate_cmd(
+    space: str = typer.Argument(...),
+    target: str = typer.Option(..., "--target"),
+    n: int = typer.Option(100, "-n", help="Held-out subnets to measure end to end."),
+    seed: int = typer.Option(12345, "--seed"),
+    as_json: bool = typer.Option(False, "--json", help="Print the figures as JSON."),
+    plot: Path = typer.Option(None, "--plot", help="Where to write the predicted-vs-measured PNG (default next to the profile)."),
+    input_shape: str = typer.Option(None, "--input-shape", help=SHAPE_HELP),
+) -> None:
+    """Measure held-out subnets end to end and score the predictor (MAPE, RMSE, Kendall tau, within 10%)."""
+    from nas.latency.profile import default_out_dir, load_profile, save_profile
+    from nas.latency.targets import get_target
+    from nas.latency.validate import validate, write_validation
+    from nas.space import NetSpace, load
+
+    s = load(space)
+    get_target(target)
+    if not isinstance(s, NetSpace):
+        raise NasError(f"space {s.name!r} has no supernet: validate a table model by importing a held-out table")
+    profile, path = load_profile(target, s, input_shape=parse_shape(input_shape))
+    with _bars(as_json) as progress:
+        result = validate(s, profile, n=n, seed=seed, progress=progress)
+    folder = path.parent if os.access(path.parent, os.W_OK) else default_out_dir() / target
+    png = plot or folder / f"{profile.name}.validation.png"
+    write_validation(result, folder / f"{profile.name}.validation.csv", png, f"{target} latency on {profile.name}")
+    profile.validation = result.summary
+    profile.validation_rows = [{k: r[k] for k in ("arch", "measured_ms", "predicted_ms")} for r in result.rows]
+    # Next to the profile when that folder is writable (a source tree), else in ./latency_models.
+    root = path.parent.parent if os.access(path.parent, os.W_OK) else default_out_dir()
+    save_profile(profile, root)
+    if as_json:
+        _print_json(result.summary)
+        return
+    table = Table(title=f"{target} latency model on {result.summary['n']} held-out {s.name} subnets")
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    for key, value in result.summary.items():
+        table.add_row(key, str(value))
+    console.print(table)
+    console.print(f"plot: {png}")
+
+
+@latency_app.command("predict")
+def predict_cmd(
+    model_or_arch: str = typer.Argument(..., metavar="ONNX_OR_ARCH", help="An .onnx file or an arch string."),
+    target: str = typer.Option(..., "--target"),
+    space: str = typer.Option(None, "--space", help="The arch's space (found automatically when only one fits)."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Predicted latency (and, for MCU targets, peak SRAM and flash) of a model or an arch."""
+    from nas.latency.predict import predict_one
+
+    result = predict_one(model_or_arch, target, space)
+    if as_json:
+        _print_json(result)
+        return
+    for key, value in result.items():
+        console.print(f"{key}: {value}")
+
+
+@latency_app.command("measure")
+def measure_cmd(
+    model: Path = typer.Argument(..., metavar="MODEL.onnx"),
+    target: str = typer.Option("cpu", "--target", help="Only cpu can be measured directly here."),
+    threads: int = typer.Option(1, "--threads"),
+    batch: int = typer.Option(1, "--batch"),
+    repeats: int = typer.Option(50, "--repeats"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Measure an ONNX model on this machine: median and spread of repeated runs."""
+    from nas.graph import load_model
+    from nas.latency.measure import MeasureConfig, measure_onnx
+    from nas.latency.targets import get_target
+
+    t = get_target(target)
+    if t.name != "cpu":
+        raise NasError(f"target {target!r} cannot be measured here: nas latency measure runs ONNX graphs on this CPU (--target cpu)")
+    if threads < 1 or batch < 1 or repeats < 5:
+        raise NasError("--threads and --batch must be at least 1 and --repeats at least 5")
+    data = load_model(model).SerializeToString()
+    m = measure_onnx(data, MeasureConfig(threads=threads, batch=batch, repeats=repeats))
+    result = {"target": "cpu", "model": str(model), **m.as_dict()}
+    if as_json:
+        _print_json(result)
+    else:
+        console.print(f"median {m.median_ms:.4f} ms (p10 {m.p10_ms:.4f}, p90 {m.p90_ms:.4f}, cv {m.cv:.3f}"
+                      f"{', noisy' if m.noisy else ''}) over {m.runs} runs")
+
+
+@latency_app.command("kit")
+def kit_cmd(
+    space: str = typer.Argument(...),
+    out: Path = typer.Option(..., "-o", "--out", help="The .zip to write."),
+    fit: int = typer.Option(30, "--fit", help="Whole subnets to fit the overhead on."),
+    held_out: int = typer.Option(20, "--validate", help="Whole subnets held out for validation."),
+    seed: int = typer.Option(0, "--seed"),
+) -> None:
+    """Write a self-contained measurement kit (ONNX files + a runner that needs only onnxruntime)."""
+    from nas.latency.kit import write_kit
+    from nas.space import load
+
+    with _bars(False) as progress:
+        path = write_kit(load(space), out, n_fit=fit, n_validate=held_out, seed=seed, progress=progress)
+    console.print(f"wrote {path}: unzip it on the device, run 'python run_kit.py', then "
+                  f"'nas latency import results.csv --target NAME'")
+
+
+@latency_app.command("import")
+def import_cmd(
+    results: Path = typer.Argument(..., metavar="RESULTS.csv"),
+    target: str = typer.Option(..., "--target", help="The new target's name."),
+    space: str = typer.Option(None, "--space", help="Needed for a plain arch,latency_ms table."),
+    out: Path = typer.Option(None, "--out", help="Profiles folder to write (default ./latency_models or $NAS_PROFILES)."),
+) -> None:
+    """Turn a kit's results (or a table of arch,latency_ms) into a new target."""
+    from nas.latency.kit import import_results
+    from nas.latency.profile import save_profile
+    from nas.space import load
+
+    profile = import_results(results, target, load(space) if space else None)
+    path = save_profile(profile, out)
+    extra = ""
+    if profile.validation:
+        v = profile.validation
+        extra = f"; held-out: {100 * v['within_10pct']:.0f}% within 10%, MAPE {v['mape']:.1f}%, tau {v['kendall_tau']:.3f}"
+    console.print(f"target {target} for space {profile.space} from {results.name} ({profile.kind}){extra}")
+    console.print(f"profile: {path}")

@@ -1,0 +1,78 @@
+"""``nas supernet train`` and ``nas supernet info``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from nas.cli._app import console, supernet_app
+from nas.errors import NasError
+
+
+@supernet_app.command("train")
+def train_cmd(
+    space: str = typer.Argument(..., help="A shipped space name or a path to a YAML file."),
+    dataset: str = typer.Option(None, "--dataset", help="digits, fashion-mnist, gunpoint, ucr:NAME, a .npz file or module:function (default: the space's)."),
+    epochs: int = typer.Option(2, "--epochs", help="Total epochs (with --resume: continue up to this many)."),
+    out: Path = typer.Option(None, "--out", help="Checkpoint path (default runs/SPACE-DATASET.ckpt)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue from the checkpoint at --out."),
+    batch_size: int = typer.Option(128, "--batch-size"),
+    lr: float = typer.Option(3e-3, "--lr"),
+    random_subnets: int = typer.Option(2, "--random-subnets", help="Random subnets per step besides the largest and smallest."),
+    no_distill: bool = typer.Option(False, "--no-distill", help="Train every subnet on the labels only (no in-place distillation)."),
+    distill_weight: float = typer.Option(0.5, "--distill-weight", help="Final weight of distillation vs labels for the smaller subnets."),
+    limit: int = typer.Option(None, "--limit", help="Use at most this many training examples."),
+    seed: int = typer.Option(0, "--seed"),
+) -> None:
+    """Train a weight-sharing supernet with the sandwich rule and in-place distillation."""
+    from nas.cli._progress import TrainBar, progress_bar
+    from nas.data import load_dataset
+    from nas.space import NetSpace, load
+    from nas.supernet.train import TrainConfig, train
+
+    s = load(space)
+    if not isinstance(s, NetSpace):
+        raise NasError(f"space {s.name!r} is a plain-choice space: it has no supernet to train")
+    config = TrainConfig(
+        epochs=epochs, batch_size=batch_size, lr=lr, random_subnets=random_subnets,
+        distill=not no_distill, distill_weight=distill_weight, limit=limit, seed=seed,
+    )
+    dataset = dataset or s.task.dataset
+    out = out or Path("runs") / f"{s.name}-{dataset.replace(':', '-').replace('/', '_')}.ckpt"
+    if resume and not out.is_file():
+        raise NasError(f"--resume: checkpoint {str(out)!r} does not exist")
+    if not resume and out.exists():
+        raise NasError(f"{str(out)!r} already exists: pass --resume to continue it, or choose another --out")
+    data = load_dataset(dataset, s.task.kind, seed=seed)
+    console.print(f"space {s.name} ({s.size():.2e} subnets), {data.limit(limit).summary()}")
+    with progress_bar() as progress:
+        info = train(s, data, config, out, resume=resume, progress=TrainBar(progress))
+    table = Table(title="test accuracy")
+    table.add_column("subnet")
+    table.add_column("arch")
+    table.add_column("test acc", justify="right")
+    table.add_row("largest", info.final["largest"], f"{info.final['test_acc_largest']:.4f}")
+    table.add_row("smallest", info.final["smallest"], f"{info.final['test_acc_smallest']:.4f}")
+    console.print(table)
+    console.print(f"checkpoint: {out}")
+
+
+@supernet_app.command("info")
+def info_cmd(checkpoint_path: Path = typer.Argument(..., metavar="CKPT")) -> None:
+    """What a checkpoint holds: space, dataset, epochs, history and final accuracies."""
+    from nas.supernet import checkpoint
+
+    net, info = checkpoint.load(checkpoint_path)
+    console.print(f"space {info.space.name}, dataset {info.dataset}, input {list(info.input_shape)}, "
+                  f"{info.num_classes} classes, {info.epoch} epochs, {sum(p.numel() for p in net.parameters()):,} parameters")
+    if info.history:
+        table = Table()
+        for key in info.history[0]:
+            table.add_column(key)
+        for row in info.history:
+            table.add_row(*(str(v) for v in row.values()))
+        console.print(table)
+    for key, value in info.final.items():
+        console.print(f"{key}: {value}")

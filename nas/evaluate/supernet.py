@@ -1,0 +1,119 @@
+"""Evaluating subnets of a trained supernet."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from nas.errors import NasError
+from nas.evaluate._base import Evaluator
+from nas.latency import Predictor, Profile, list_profiles, load_profile, predictor_for
+from nas.latency.profile import profile_name
+from nas.objectives import ARCH_METRICS, default_objectives, latency_metric
+from nas.space import Arch, NetArch
+from nas.supernet import checkpoint
+from nas.supernet.metrics import MetricsModel, UnitStats
+
+
+class SupernetEvaluator(Evaluator):
+    """Accuracy with inherited weights on the validation split, plus latency and size metrics.
+
+    Build it with :meth:`from_files` (checks everything: checkpoint, dataset, one latency
+    profile per target at the checkpoint's input shape). :meth:`payload` packs what it holds
+    into plain bytes and arrays, and :meth:`from_payload` rebuilds it from them: that is how
+    Ray workers get their copy, so no worker needs the files, even on another host.
+    """
+
+    def __init__(self, checkpoint_bytes: bytes, profiles: dict[str, dict[str, Any]],
+                 x: np.ndarray | None = None, y: np.ndarray | None = None, threads: int | None = None,
+                 targets: Sequence[str] | None = None) -> None:
+        if threads:
+            torch.set_num_threads(threads)
+        self._checkpoint_bytes = checkpoint_bytes
+        self._profiles = profiles
+        self.net, self.info = checkpoint.load_bytes(checkpoint_bytes)
+        self.net.eval()
+        self.space = self.info.space
+        # The search's targets (objectives); every other profiled target is reported too, so
+        # each stored evaluation has its latency on all known devices side by side.
+        self.targets = tuple(targets or profiles)
+        self.other_targets = tuple(t for t in profiles if t not in self.targets)
+        loaded = {t: Profile.from_json(p, f"the {t} profile") for t, p in profiles.items()}
+        self.predictors: dict[str, Predictor] = {t: predictor_for(p, self.space) for t, p in loaded.items()}
+        self.metrics = MetricsModel(self.net, self.space, self.info.input_shape)
+        # Per-unit params, MACs and memory come with the latency profiles; nothing to export here.
+        for profile in loaded.values():
+            for key, unit in profile.units.items():
+                if all(k in unit for k in ("params", "macs", "peak_bytes", "flash_bytes")):
+                    self.metrics.cache.setdefault(key, UnitStats(int(unit["params"]), int(unit["macs"]),
+                                                                 int(unit["peak_bytes"]), int(unit["flash_bytes"])))
+        self.objectives = tuple(default_objectives(self.targets))
+        self.metric_names = ("accuracy", *(latency_metric(t) for t in (*self.targets, *self.other_targets)),
+                             *ARCH_METRICS)
+        self.x, self.y = x, y
+
+    @classmethod
+    def from_files(cls, checkpoint_path: str | Path, targets: Sequence[str], with_data: bool = True,
+                   val_examples: int | None = None, roots: list[Path] | None = None) -> SupernetEvaluator:
+        path = Path(checkpoint_path)
+        if not path.is_file():
+            raise NasError(f"checkpoint {str(path)!r} does not exist")
+        data = path.read_bytes()
+        _, info = checkpoint.load_bytes(data, str(path))
+        if not targets:
+            raise NasError("a search needs at least one latency --target")
+        shape = tuple(info.input_shape)
+        profiles = {t: load_profile(t, info.space, roots, input_shape=shape)[0].to_json() for t in targets}
+        for target, name, _ in list_profiles():
+            if target not in profiles and name == profile_name(info.space, shape):
+                with contextlib.suppress(NasError):  # a stale profile of another target is skipped, not fatal
+                    profiles[target] = load_profile(target, info.space, roots, input_shape=shape)[0].to_json()
+        x = y = None
+        if with_data:
+            from nas.data import load_dataset
+
+            dataset = load_dataset(info.dataset, info.space.task.kind)
+            if tuple(dataset.input_shape) != tuple(info.input_shape):
+                raise NasError(f"dataset {info.dataset} now has input {list(dataset.input_shape)}, "
+                               f"the checkpoint expects {list(info.input_shape)}")
+            x, y = dataset.x_val[:val_examples], dataset.y_val[:val_examples]
+        return cls(data, profiles, x, y, targets=targets)
+
+    def payload(self) -> dict[str, Any]:
+        return {"checkpoint_bytes": self._checkpoint_bytes, "profiles": self._profiles, "x": self.x, "y": self.y,
+                "targets": self.targets}
+
+    @classmethod
+    def from_payload(cls, payload: dict[str, Any], threads: int | None = 1) -> SupernetEvaluator:
+        return cls(payload["checkpoint_bytes"], payload["profiles"], payload["x"], payload["y"], threads,
+                   payload["targets"])
+
+    def profiles(self) -> dict[str, dict[str, Any]]:
+        """The latency profiles this evaluator predicts with (to keep in the store)."""
+        return dict(self._profiles)
+
+    def cheap(self, arch: Arch) -> dict[str, float]:
+        if not isinstance(arch, NetArch):
+            raise NasError("the supernet evaluator takes network archs")
+        out = {latency_metric(t): float(p.predict([arch])[0]) for t, p in self.predictors.items()}
+        m = self.metrics(arch)
+        out.update(params=float(m.params), macs=float(m.macs), sram_kb=m.peak_sram_kb, flash_kb=m.flash_kb)
+        return out
+
+    def evaluate(self, arch: Arch) -> dict[str, float]:
+        from nas.supernet.train import accuracy
+
+        if self.x is None:
+            raise NasError("this evaluator was built without data")
+        return {"accuracy": accuracy(self.net, arch, self.x, self.y), **self.cheap(arch)}
+
+    def sources(self) -> dict[str, str]:
+        out = {"accuracy": "measured (inherited weights, validation split)"}
+        out.update({latency_metric(t): "predicted" for t in (*self.targets, *self.other_targets)})
+        out.update({m: "computed" for m in ARCH_METRICS})
+        return out

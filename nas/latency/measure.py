@@ -1,0 +1,135 @@
+"""Measuring ONNX graphs: warm-up, repeats, median and spread, and rejection of noisy runs.
+
+A run is *noisy* when its robust coefficient of variation (interquartile range / 1.349 /
+median) exceeds ``max_cv``; it is then measured again (up to ``retries`` times) and the
+quietest run is kept, flagged if it is still noisy. Measure with the machine otherwise idle:
+a busy neighbour core moves onnxruntime medians by tens of percent.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from nas.errors import NasError
+from nas.latency import kit_runner
+
+
+@dataclass(frozen=True)
+class Measurement:
+    median_ms: float
+    p10_ms: float
+    p90_ms: float
+    cv: float  # robust coefficient of variation of the kept run
+    runs: int
+    noisy: bool
+    probe_us: float = float("nan")  # the guard's probe around the runs: the machine's speed of the moment
+
+    def as_dict(self) -> dict[str, float]:
+        return {"median_ms": self.median_ms, "p10_ms": self.p10_ms, "p90_ms": self.p90_ms,
+                "cv": self.cv, "runs": self.runs, "noisy": self.noisy, "probe_us": self.probe_us}
+
+    def at_level(self, probe_us: float | None) -> float:
+        """The median scaled to a reference probe level (the machine at a fixed speed)."""
+        if not probe_us or not math.isfinite(self.probe_us) or self.probe_us <= 0:
+            return self.median_ms
+        return self.median_ms * probe_us / self.probe_us
+
+
+@dataclass(frozen=True)
+class MeasureConfig:
+    warmup: int = 10
+    repeats: int = 50
+    max_cv: float = 0.05
+    retries: int = 2
+    threads: int = 1
+    batch: int = 1
+    guard: bool = True  # hold measurements to the machine's fast phase
+
+
+def summarise(times_ms: np.ndarray, max_cv: float) -> Measurement:
+    median, p10, p90, cv, noisy = kit_runner.summarise(times_ms, max_cv)
+    return Measurement(median, p10, p90, cv, len(times_ms), noisy)
+
+
+def reference_level(measurements: list[Measurement]) -> float | None:
+    """The median probe level over a set of measurements (what a profile records as its level)."""
+    levels = [m.probe_us for m in measurements if math.isfinite(m.probe_us)]
+    return float(np.median(levels)) if levels else None
+
+
+def probe_graph() -> bytes:
+    """The fixed graph a :class:`kit_runner.Guard` times to tell fast from slow phases (eight 128-wide dense layers)."""
+    global _PROBE
+    if _PROBE is None:
+        import torch
+
+        from nas.supernet.to_onnx import to_onnx
+
+        torch.manual_seed(0)
+        layers = torch.nn.Sequential(*[torch.nn.Linear(128, 128) for _ in range(8)])
+        _PROBE = to_onnx(layers, torch.zeros(1, 128))
+    return _PROBE
+
+
+_PROBE: bytes | None = None
+_GUARDS: dict[int, kit_runner.Guard] = {}
+
+
+def guard(threads: int) -> kit_runner.Guard:
+    """One guard per thread count for the life of the process (its baseline only improves)."""
+    if threads not in _GUARDS:
+        _GUARDS[threads] = kit_runner.probe_guard(probe_graph(), threads)
+    return _GUARDS[threads]
+
+
+def measure_callable(run: Callable[[], object], config: MeasureConfig) -> Measurement:
+    """Time ``run`` (one inference) ``repeats`` times after ``warmup``; retry noisy runs and slow phases.
+
+    The timing loop and the guard are the kit runner's, so local builds and kits measure alike.
+    """
+    median, p10, p90, cv, noisy, runs, probe_us = kit_runner.time_runs(
+        run, config.warmup, config.repeats, config.max_cv, config.retries, guard(config.threads) if config.guard else None)
+    return Measurement(median, p10, p90, cv, runs, noisy, probe_us)
+
+
+def measure_onnx(data: bytes, config: MeasureConfig, input_shape: tuple[int, ...] | None = None) -> Measurement:
+    """Median latency of an ONNX graph in onnxruntime on this CPU (``config.threads`` threads)."""
+    from nas.graph import input_shape_of, load_model
+    from nas.supernet.to_onnx import ort_session
+
+    model = load_model(data)
+    shape = input_shape or input_shape_of(model, batch=config.batch)
+    try:
+        sess = ort_session(model.SerializeToString(), threads=config.threads)
+    except Exception as exc:
+        raise NasError(f"onnxruntime cannot load the model: {str(exc).splitlines()[0][:160]}") from None
+    name = sess.get_inputs()[0].name
+    x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    feed = {name: x}
+    try:
+        sess.run(None, feed)
+    except Exception as exc:
+        raise NasError(f"onnxruntime cannot run the model on input {list(shape)}: {str(exc).splitlines()[0][:160]}") from None
+    return measure_callable(lambda: sess.run(None, feed), config)
+
+
+def cpu_model() -> str:
+    return kit_runner.device_name()
+
+
+def host_description(threads: int) -> dict[str, str]:
+    import onnxruntime
+
+    return {
+        "cpu": cpu_model(),
+        "cores": str(os.cpu_count()),
+        "threads": str(threads),
+        "platform": platform.platform(),
+        "runtime": f"onnxruntime {onnxruntime.__version__} (CPUExecutionProvider)",
+    }

@@ -1,0 +1,63 @@
+"""Predicting one model or arch for the CLI: an ONNX file or an arch string, any target."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from nas.errors import NasError
+from nas.graph import analyze, load_model
+from nas.latency.build import load_predictor, mcu_model
+from nas.latency.profile import list_profiles
+from nas.latency.targets import get_target
+from nas.space import Arch, SearchSpace, load, shipped_spaces
+
+
+def find_space(arch_text: str, target: str) -> tuple[SearchSpace, Arch]:
+    """The one space (shipped, or with a profile for ``target``) that accepts ``arch_text``."""
+    names = sorted(set(shipped_spaces()) | {s.split("@")[0] for t, s, _ in list_profiles() if t == target})
+    matches = []
+    for name in names:
+        try:
+            space = load(name)
+            matches.append((space, space.parse(arch_text)))
+        except NasError:
+            continue
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        Arch.from_str(arch_text)  # a syntax error gets its own message
+        raise NasError(f"no known space accepts this arch ({', '.join(names)}); pass --space")
+    raise NasError(f"several spaces accept this arch ({', '.join(s.name for s, _ in matches)}); pass --space")
+
+
+def predict_one(model_or_arch: str, target: str, space_name: str | None = None) -> dict[str, Any]:
+    t = get_target(target)
+    path = Path(model_or_arch)
+    if model_or_arch.endswith(".onnx") or path.is_file():
+        model = load_model(path)
+        meta = {p.key: p.value for p in model.metadata_props}
+        if t.kind == "mcu":
+            est = mcu_model(target).estimate(analyze(model))
+            return {"target": target, "source": "cost model on the ONNX graph", "latency_ms": round(est.latency_ms, 4),
+                    "peak_sram_kb": round(est.peak_sram_kb, 3), "flash_kb": round(est.flash_kb, 3),
+                    "fits": est.fits, "cycles": round(est.cycles)}
+        if "nas.arch" in meta:
+            model_or_arch, space_name = meta["nas.arch"], space_name or meta.get("nas.space")
+        elif t.name == "cpu":
+            from nas.latency.measure import MeasureConfig, measure_onnx
+
+            m = measure_onnx(model.SerializeToString(), MeasureConfig())
+            return {"target": target, "source": "measured on this CPU (the model names no arch)",
+                    "latency_ms": round(m.median_ms, 5), "cv": round(m.cv, 4)}
+        else:
+            raise NasError(f"{path.name} holds no nas arch in its metadata, so the {target} model cannot predict it")
+    if space_name:
+        space = load(space_name)
+        arch = space.parse(model_or_arch)
+    else:
+        space, arch = find_space(model_or_arch, target)
+    metrics = load_predictor(target, space).predict_metrics([arch])
+    out: dict[str, Any] = {"target": target, "space": space.name, "arch": arch.to_str(), "source": "latency model"}
+    out.update({k: round(float(v[0]), 5) for k, v in metrics.items()})
+    return out

@@ -1,0 +1,224 @@
+"""Latency predictors: one small interface, three implementations.
+
+- :class:`UnitPredictor` (measured targets: cpu, gpu, an imported device): the measured
+  median of every unit, summed over the arch's units, then corrected for what summing misses
+  (per-graph overhead, fusions across unit boundaries) by a linear model learned from a few
+  whole-subnet measurements: ``latency = a * sum(units) + b * n_units + c`` (nn-Meter's
+  kernel-level idea, applied to our blocks). Units missing from the table fall back to a
+  per-kind linear model of their MACs and activation elements, fitted on the measured units.
+- :class:`McuPredictor` (mcu-m7, mcu-m4): the calibrated cost model's instructions per
+  unit, summed, and peak SRAM (largest unit peak) and flash (sum) alongside.
+- :class:`TablePredictor` (any space, plain-choice ones too): a random forest on the space's
+  flat parameters, fitted on a user's table of (arch, latency).
+
+All predict a batch of archs at once and cost microseconds per arch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+from scipy.optimize import nnls
+
+from nas.errors import NasError
+from nas.space import Arch, NetArch, NetSpace, SearchSpace
+from nas.supernet.units import Unit, arch_units
+
+
+class Predictor(Protocol):
+    target: str
+
+    def predict(self, archs: Sequence[Arch]) -> np.ndarray:
+        """Latency in milliseconds for each arch."""
+
+    def predict_metrics(self, archs: Sequence[Arch]) -> dict[str, np.ndarray]:
+        """``latency_ms`` and, where the target models them, ``peak_sram_kb`` and ``flash_kb``."""
+
+
+def unit_family(unit: Unit) -> str:
+    """The group a unit's fallback model is fitted within: conv, attention, ssm, mlp, moe, stem, down, head."""
+    if unit.kind in ("mixer", "ffn"):
+        op = unit.op
+        for prefix, family in (("conv", "conv"), ("attn", "attention"), ("ssm", "ssm"), ("mlp", "mlp"), ("moe", "moe")):
+            if op.startswith(prefix):
+                return family
+    return unit.kind
+
+
+class _UnitCache:
+    """Arch -> its unit keys, cached: the same archs are predicted again and again in a search."""
+
+    def __init__(self, space: NetSpace, input_shape: tuple[int, ...]) -> None:
+        self.space, self.input_shape = space, input_shape
+        self._cache: dict[NetArch, list[Unit]] = {}
+
+    def units(self, arch: Arch) -> list[Unit]:
+        if not isinstance(arch, NetArch):
+            raise NasError("unit-based latency models need network archs; use a table model for plain spaces")
+        units = self._cache.get(arch)
+        if units is None:
+            units = arch_units(self.space, arch, self.input_shape)
+            if len(self._cache) < 200_000:
+                self._cache[arch] = units
+        return units
+
+
+@dataclass
+class FamilyModel:
+    """``ms = c0 + c1 * MACs + c2 * elements`` with non-negative coefficients, per unit family."""
+
+    coefficients: dict[str, list[float]] = field(default_factory=dict)
+
+    @staticmethod
+    def features(stats: dict[str, float]) -> np.ndarray:
+        return np.array([1.0, stats["macs"] / 1e6, stats["elements"] / 1e6])
+
+    @classmethod
+    def fit(cls, rows: list[tuple[str, dict[str, float], float]]) -> FamilyModel:
+        coefficients = {}
+        for family in sorted({r[0] for r in rows}):
+            mine = [r for r in rows if r[0] == family]
+            a = np.stack([cls.features(s) for _, s, _ in mine])
+            y = np.array([ms for _, _, ms in mine])
+            coef, _ = nnls(a / y[:, None], np.ones(len(y)))  # relative error
+            coefficients[family] = [float(c) for c in coef]
+        return cls(coefficients)
+
+    def predict(self, family: str, stats: dict[str, float]) -> float:
+        if family not in self.coefficients:
+            raise NasError(f"the latency profile has no measurements of {family} units")
+        return float(self.features(stats) @ np.array(self.coefficients[family]))
+
+
+class UnitPredictor:
+    """Sum of measured unit latencies, corrected by a learned whole-network overhead."""
+
+    def __init__(
+        self,
+        target: str,
+        space: NetSpace,
+        input_shape: tuple[int, ...],
+        unit_ms: dict[str, float],
+        overhead: tuple[float, float, float] = (1.0, 0.0, 0.0),
+        families: FamilyModel | None = None,
+        unit_stats: dict[str, dict[str, float]] | None = None,
+    ) -> None:
+        self.target = target
+        self.space = space
+        self.unit_ms = dict(unit_ms)
+        self.overhead = overhead
+        self.families = families or FamilyModel()
+        self.unit_stats = unit_stats or {}
+        self._units = _UnitCache(space, input_shape)
+
+    def unit_latency(self, unit: Unit) -> float:
+        ms = self.unit_ms.get(unit.key)
+        if ms is None:
+            if unit.key not in self.unit_stats:
+                raise NasError(f"the latency profile has no measurement for unit {unit.key}; rebuild it")
+            ms = self.families.predict(unit_family(unit), self.unit_stats[unit.key])
+            self.unit_ms[unit.key] = ms
+        return ms
+
+    def unit_sums(self, archs: Sequence[Arch]) -> tuple[np.ndarray, np.ndarray]:
+        sums = np.empty(len(archs))
+        counts = np.empty(len(archs))
+        for i, arch in enumerate(archs):
+            units = self._units.units(arch)
+            sums[i] = sum(self.unit_latency(u) for u in units)
+            counts[i] = len(units)
+        return sums, counts
+
+    def predict(self, archs: Sequence[Arch]) -> np.ndarray:
+        sums, counts = self.unit_sums(archs)
+        a, b, c = self.overhead
+        return a * sums + b * counts + c
+
+    def predict_metrics(self, archs: Sequence[Arch]) -> dict[str, np.ndarray]:
+        return {"latency_ms": self.predict(archs)}
+
+    def fit_overhead(self, archs: Sequence[Arch], measured_ms: Sequence[float]) -> tuple[float, float, float]:
+        """Fit ``a * sum + b * n + c`` to whole-subnet measurements, in relative error.
+
+        A soft-L1 loss keeps one disturbed measurement (a busy machine slows a whole run
+        evenly, which no per-run spread reveals) from dragging the fit.
+        """
+        from scipy.optimize import least_squares
+
+        sums, counts = self.unit_sums(archs)
+        y = np.asarray(measured_ms, dtype=float)
+        design = np.stack([sums, counts, np.ones_like(sums)], axis=1) / y[:, None]
+        start, *_ = np.linalg.lstsq(design, np.ones_like(y), rcond=None)
+        fit = least_squares(lambda c: design @ c - 1.0, start, loss="soft_l1", f_scale=0.05)
+        self.overhead = (float(fit.x[0]), float(fit.x[1]), float(fit.x[2]))
+        return self.overhead
+
+
+class McuPredictor:
+    """The MCU cost model composed over units: latency and peak SRAM and flash per arch."""
+
+    def __init__(self, target: str, space: NetSpace, input_shape: tuple[int, ...], cpi: float, clock_mhz: float,
+                 unit_counts: dict[str, dict[str, float]]) -> None:
+        self.target = target
+        self.space = space
+        self.cpi, self.clock_mhz = cpi, clock_mhz
+        self.unit_counts = unit_counts
+        self._units = _UnitCache(space, input_shape)
+
+    def predict_metrics(self, archs: Sequence[Arch]) -> dict[str, np.ndarray]:
+        lat, sram, flash = np.empty(len(archs)), np.empty(len(archs)), np.empty(len(archs))
+        for i, arch in enumerate(archs):
+            try:
+                counts = [self.unit_counts[u.key] for u in self._units.units(arch)]
+            except KeyError as exc:
+                raise NasError(f"the {self.target} profile has no unit {exc}; rebuild it") from None
+            lat[i] = self.cpi * sum(c["instructions"] for c in counts) / (self.clock_mhz * 1e3)
+            sram[i] = max(c["peak_bytes"] for c in counts) / 1024
+            flash[i] = sum(c["flash_bytes"] for c in counts) / 1024
+        return {"latency_ms": lat, "peak_sram_kb": sram, "flash_kb": flash}
+
+    def predict(self, archs: Sequence[Arch]) -> np.ndarray:
+        return self.predict_metrics(archs)["latency_ms"]
+
+
+class TablePredictor:
+    """A random forest on the space's flat parameters, fitted on measured (arch, latency) rows."""
+
+    def __init__(self, target: str, space: SearchSpace, rows: Sequence[tuple[Arch, float]]) -> None:
+        from sklearn.ensemble import RandomForestRegressor
+
+        if len(rows) < 5:
+            raise NasError(f"a latency table needs at least 5 measured archs, got {len(rows)}")
+        self.target = target
+        self.space = space
+        self.rows = [(space.validate(a), float(ms)) for a, ms in rows]
+        self._columns = self._feature_columns()
+        x = self.features([a for a, _ in self.rows])
+        y = np.log([ms for _, ms in self.rows])
+        self.model = RandomForestRegressor(n_estimators=200, min_samples_leaf=1, random_state=0, n_jobs=1).fit(x, y)
+
+    def _feature_columns(self) -> list[tuple[str, Any]]:
+        columns: list[tuple[str, Any]] = []
+        for p in self.space.params():
+            if p.kind == "int":
+                columns.append((p.name, None))
+            else:
+                columns += [(p.name, c) for c in p.choices]
+        return columns
+
+    def features(self, archs: Sequence[Arch]) -> np.ndarray:
+        out = np.zeros((len(archs), len(self._columns)))
+        for i, arch in enumerate(archs):
+            values = self.space.encode(arch)
+            for j, (name, choice) in enumerate(self._columns):
+                out[i, j] = float(values[name]) if choice is None else float(values[name] == choice)
+        return out
+
+    def predict(self, archs: Sequence[Arch]) -> np.ndarray:
+        return np.exp(self.model.predict(self.features(list(archs))))
+
+    def predict_metrics(self, archs: Sequence[Arch]) -> dict[str, np.ndarray]:
+        return {"latency_ms": self.predict(archs)}

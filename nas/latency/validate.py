@@ -1,0 +1,191 @@
+"""Validating a latency model on held-out subnets measured end to end.
+
+Each held-out subnet is measured twice, in two separate passes over the whole set, so the
+report can say how far two honest measurements of the same subnet disagree: that is the
+floor no predictor can beat.
+
+A shared or virtual machine also drifts in speed over minutes and days (a busier host). Each
+pass therefore first re-measures ten of the subnets the build measured, and the median ratio
+of their latency now to their latency then is the machine's speed relative to the build
+(``speed_vs_build``). The figures are reported on measurements brought back to the build's
+speed, and uncorrected beside them (``*_uncorrected``); the held-out subnets play no part in
+the correction. For MCU targets nothing can be measured here; validation then
+checks the composed per-unit predictor against the cost model run on each whole graph, and
+reports the calibration's leave-one-out error.
+"""
+
+from __future__ import annotations
+
+import csv
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from scipy.stats import kendalltau
+
+from nas.errors import NasError
+from nas.graph import analyze
+from nas.latency.build import (
+    Progress,
+    _no_progress,
+    build_archs,
+    mcu_model,
+    predictor_for,
+    random_supernet,
+)
+from nas.latency.measure import MeasureConfig
+from nas.latency.profile import Profile
+from nas.latency.targets import get_target, measure_module, require_measurable
+from nas.space import NetArch, NetSpace
+from nas.supernet.to_onnx import to_onnx
+
+
+@dataclass(frozen=True)
+class Validation:
+    rows: list[dict[str, Any]]  # arch, measured_ms, predicted_ms, and the two passes
+    summary: dict[str, Any]
+
+
+def summarise(measured: np.ndarray, predicted: np.ndarray, noise_cv: float, repeat_diff: float | None) -> dict[str, Any]:
+    ape = np.abs(predicted - measured) / measured
+    tau = kendalltau(measured, predicted).statistic if len(measured) > 1 else float("nan")
+    out = {
+        "n": int(len(measured)),
+        "within_10pct": round(float(np.mean(ape <= 0.10)), 4),
+        "kendall_tau": round(float(tau), 4),
+        "mape": round(float(100 * np.mean(ape)), 3),
+        "rmse_ms": round(float(np.sqrt(np.mean((predicted - measured) ** 2))), 5),
+        "noise_cv": round(float(noise_cv), 4),
+        "p90_ape_pct": round(float(100 * np.percentile(ape, 90)), 3),
+    }
+    if repeat_diff is not None:
+        out["repeat_diff_pct"] = round(float(100 * repeat_diff), 3)
+    return out
+
+
+def held_out_archs(space: NetSpace, profile: Profile, n: int, seed: int) -> list[NetArch]:
+    built = {space.parse(r["arch"]) for r in profile.archs}
+    built |= set(build_archs(space, 2, 0))
+    return space.sample_unique(random.Random(seed), n, exclude=built)
+
+
+def validate(
+    space: NetSpace,
+    profile: Profile,
+    n: int = 100,
+    seed: int = 12345,
+    config: MeasureConfig | None = None,
+    progress: Progress = _no_progress,
+) -> Validation:
+    if n < 2:
+        raise NasError(f"-n must be at least 2, got {n}")
+    target = get_target(profile.target)
+    predictor = predictor_for(profile, space)
+    archs = held_out_archs(space, profile, n, seed)
+    predicted = predictor.predict(archs)
+    shape = tuple(profile.input_shape)
+    net = random_supernet(space, 0, shape)
+    if target.kind == "mcu":
+        model = mcu_model(target.name)
+        advance = progress(f"{target.name}: whole-graph cost model on {len(archs)} subnets", len(archs))
+        measured = []
+        for arch in archs:
+            sub = net.extract(arch, shape)
+            measured.append(model.estimate(analyze(to_onnx(sub, torch.zeros(1, *shape)))).latency_ms)
+            advance()
+        measured_arr = np.array(measured)
+        rows = [{"arch": a.to_str(), "measured_ms": m, "predicted_ms": float(p)}
+                for a, m, p in zip(archs, measured, predicted, strict=True)]
+        summary = summarise(measured_arr, predicted, 0.0, None)
+        summary["measured_by"] = "the cost model on each whole graph (no board here)"
+        summary["calibration_loo_error_pct"] = profile.model.get("loo_error_pct", {})
+        return Validation(rows, summary)
+
+    require_measurable(target)
+    config = config or MeasureConfig(threads=int(profile.meta.get("threads", 1)), batch=int(profile.meta.get("batch", 1)))
+    graphs = []
+    advance = progress(f"{target.name}: exporting {len(archs)} held-out subnets", len(archs))
+    for arch in archs:
+        sub = net.extract(arch, shape)
+        graphs.append((sub, to_onnx(sub, torch.zeros(1, *shape))))
+        advance()
+    references = reference_archs(space, profile)
+    passes: list[list] = [[], []]
+    speeds = []
+    for k in range(2):
+        advance = progress(f"{target.name}: measuring {len(archs)} held-out subnets (pass {k + 1} of 2)",
+                           len(archs) + len(references))
+        ratios = []
+        for arch, built_ms in references:
+            sub = net.extract(arch, shape)
+            ratios.append(measure_module(target, sub, (1, *shape), config).median_ms / built_ms)
+            advance()
+        speeds.append(float(np.median(ratios)) if ratios else 1.0)
+        for sub, data in graphs:
+            passes[k].append(measure_module(target, sub, (1, *shape), config, data))
+            advance()
+    raw_first = np.array([m.median_ms for m in passes[0]])
+    raw_second = np.array([m.median_ms for m in passes[1]])
+    first, second = raw_first / speeds[0], raw_second / speeds[1]
+    measured_arr = (first + second) / 2
+    noise_cv = float(np.median([m.cv for p in passes for m in p]))
+    repeat_diff = float(np.median(np.abs(first - second) / measured_arr))
+    rows = [{"arch": a.to_str(), "measured_ms": float(m), "predicted_ms": float(p), "pass1_ms": float(x),
+             "pass2_ms": float(y), "raw_pass1_ms": float(rx), "raw_pass2_ms": float(ry)}
+            for a, m, p, x, y, rx, ry in zip(archs, measured_arr, predicted, first, second, raw_first, raw_second,
+                                             strict=True)]
+    summary = summarise(measured_arr, predicted, noise_cv, repeat_diff)
+    raw = summarise((raw_first + raw_second) / 2, predicted, noise_cv, None)
+    summary.update({"speed_vs_build": round(float(np.mean(speeds)), 4),
+                    "within_10pct_uncorrected": raw["within_10pct"], "mape_uncorrected": raw["mape"],
+                    "kendall_tau_uncorrected": raw["kendall_tau"]})
+    return Validation(rows, summary)
+
+
+def reference_archs(space: NetSpace, profile: Profile, n: int = 10) -> list[tuple[NetArch, float]]:
+    """``n`` of the build's own measured subnets, spread over its latency range."""
+    built = sorted(((space.parse(r["arch"]), float(r["median_ms"])) for r in profile.archs), key=lambda t: t[1])
+    if len(built) <= n:
+        return built
+    return [built[round(i * (len(built) - 1) / (n - 1))] for i in range(n)]
+
+
+def write_validation(validation: Validation, csv_path: Path, png_path: Path | None, title: str) -> None:
+    csv_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(csv_path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(validation.rows[0]))
+        writer.writeheader()
+        writer.writerows(validation.rows)
+    if png_path is not None:
+        plot_validation(validation, png_path, title)
+
+
+def plot_validation(validation: Validation, path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    measured = np.array([r["measured_ms"] for r in validation.rows])
+    predicted = np.array([r["predicted_ms"] for r in validation.rows])
+    lo, hi = float(min(measured.min(), predicted.min())) * 0.9, float(max(measured.max(), predicted.max())) * 1.1
+    fig, ax = plt.subplots(figsize=(5, 5), dpi=110)
+    line = np.linspace(lo, hi, 50)
+    ax.fill_between(line, line * 0.9, line * 1.1, color="#dde8f5", label="within 10%")
+    ax.plot(line, line, color="#4a6fa5", lw=1)
+    ax.scatter(measured, predicted, s=14, color="#c0392b", zorder=3)
+    s = validation.summary
+    ax.set_xlabel("measured latency (ms)")
+    ax.set_ylabel("predicted latency (ms)")
+    ax.set_title(f"{title}\nn={s['n']}  within 10%: {100 * s['within_10pct']:.0f}%  "
+                 f"tau={s['kendall_tau']:.3f}  MAPE={s['mape']:.1f}%", fontsize=9)
+    ax.set_xlim(lo, hi)
+    ax.set_ylim(lo, hi)
+    ax.legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)

@@ -1,0 +1,89 @@
+"""Objectives (metric + direction) and constraints (``cpu_ms<=2``), as strategies see them."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from nas.errors import NasError
+
+# Metrics every network evaluation reports besides accuracy and one ``<target>_ms`` per target.
+ARCH_METRICS = ("params", "macs", "sram_kb", "flash_kb")
+_CONSTRAINT = re.compile(r"^\s*([A-Za-z][\w.-]*)\s*(<=|>=|<|>)\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*$")
+
+
+@dataclass(frozen=True)
+class Objective:
+    name: str
+    direction: str  # "max" or "min"
+
+    def __post_init__(self) -> None:
+        if self.direction not in ("max", "min"):
+            raise NasError(f"objective {self.name!r}: direction must be max or min, got {self.direction!r}")
+
+    def as_dict(self) -> dict[str, str]:
+        return {"name": self.name, "direction": self.direction}
+
+
+@dataclass(frozen=True)
+class Constraint:
+    metric: str
+    op: str
+    bound: float
+
+    @property
+    def text(self) -> str:
+        return f"{self.metric}{self.op}{self.bound:g}"
+
+    def met(self, metrics: Mapping[str, float]) -> bool:
+        value = metrics.get(self.metric)
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            return False
+        return {"<=": value <= self.bound, "<": value < self.bound,
+                ">=": value >= self.bound, ">": value > self.bound}[self.op]
+
+    def slack(self, metrics: Mapping[str, float]) -> float:
+        """Signed distance to the bound relative to it: negative inside, positive outside (Optuna's convention)."""
+        value = metrics.get(self.metric)
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            return math.inf
+        scale = abs(self.bound) if self.bound else 1.0
+        signed = (value - self.bound) if self.op in ("<=", "<") else (self.bound - value)
+        if not self.met(metrics):
+            return max(signed / scale, 1e-9)
+        return min(signed / scale, 0.0) if signed / scale < 0 else 0.0
+
+    def violation(self, metrics: Mapping[str, float]) -> float:
+        """How far ``metrics`` is from meeting the constraint, relative to the bound (0 when met)."""
+        return max(self.slack(metrics), 0.0)
+
+
+def latency_metric(target: str) -> str:
+    return f"{target}_ms"
+
+
+def parse_constraint(text: str, known: Sequence[str] | None) -> Constraint:
+    """``"cpu_ms<=2"`` -> Constraint; the metric must be one the evaluation produces (``known``;
+    ``None`` checks the syntax only)."""
+    m = _CONSTRAINT.match(text)
+    if not m:
+        raise NasError(f"constraint {text!r} does not parse: expected METRIC<=NUMBER or METRIC>=NUMBER "
+                       "(for example cpu_ms<=2 or sram_kb<=320)")
+    metric, op, bound = m.group(1), m.group(2), float(m.group(3))
+    if metric == "peak_sram_kb":
+        metric = "sram_kb"
+    if known is not None and metric not in known:
+        raise NasError(f"constraint {text!r}: unknown metric {metric!r} (this search reports: {', '.join(known)})")
+    if not math.isfinite(bound):
+        raise NasError(f"constraint {text!r}: the bound must be a finite number")
+    return Constraint(metric, op, bound)
+
+
+def total_violation(constraints: Sequence[Constraint], metrics: Mapping[str, float]) -> float:
+    return float(sum(c.violation(metrics) for c in constraints))
+
+
+def default_objectives(targets: Sequence[str]) -> list[Objective]:
+    return [Objective("accuracy", "max")] + [Objective(latency_metric(t), "min") for t in targets]

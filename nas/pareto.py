@@ -1,0 +1,157 @@
+"""Pareto fronts and hypervolume over objectives with directions (pure numpy, no torch).
+
+Points are rows of an (n, m) array; ``directions`` says per column ``"max"`` or ``"min"``.
+Internally everything is turned into minimisation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+
+def _to_min(points: np.ndarray, directions: Sequence[str]) -> np.ndarray:
+    signs = np.array([-1.0 if d == "max" else 1.0 for d in directions])
+    return np.asarray(points, dtype=float) * signs
+
+
+def dominates(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether ``a`` dominates ``b`` (both already in minimisation form)."""
+    return bool(np.all(a <= b) and np.any(a < b))
+
+
+def pareto_mask(points: np.ndarray, directions: Sequence[str]) -> np.ndarray:
+    """True for the non-dominated rows (duplicates of a front point are all kept)."""
+    p = _to_min(points, directions)
+    n = len(p)
+    if n == 0:
+        return np.zeros(0, dtype=bool)
+    if p.shape[1] == 2:
+        # Sort by the first objective, then the second; sweep keeping the running best second.
+        order = np.lexsort((p[:, 1], p[:, 0]))
+        mask = np.zeros(n, dtype=bool)
+        best = np.inf
+        last = None
+        for i in order:
+            if p[i, 1] < best:
+                mask[i], best, last = True, p[i, 1], p[i]
+            elif last is not None and np.array_equal(p[i], last):
+                mask[i] = True
+        return mask
+    mask = np.ones(n, dtype=bool)
+    for i in range(n):
+        if mask[i]:
+            dominated = np.all(p[i] <= p, axis=1) & np.any(p[i] < p, axis=1)
+            mask &= ~dominated
+    return mask
+
+
+def nondominated_ranks(points: np.ndarray, directions: Sequence[str], violation: np.ndarray | None = None) -> np.ndarray:
+    """Front index of every row (0 = Pareto front), with Deb's constrained domination:
+    feasible rows come before infeasible ones, which are ordered by total violation."""
+    n = len(points)
+    ranks = np.full(n, -1, dtype=int)
+    violation = np.zeros(n) if violation is None else np.asarray(violation, dtype=float)
+    feasible = violation <= 0
+    rank = 0
+    remaining = np.flatnonzero(feasible)
+    while len(remaining):
+        front = remaining[pareto_mask(points[remaining], directions)]
+        ranks[front] = rank
+        rank += 1
+        remaining = np.setdiff1d(remaining, front)
+    for i in np.flatnonzero(~feasible)[np.argsort(violation[~feasible], kind="stable")]:
+        ranks[i] = rank
+        rank += 1
+    return ranks
+
+
+def crowding_distance(points: np.ndarray) -> np.ndarray:
+    """NSGA-II crowding distance within one front (larger = more isolated)."""
+    n, m = points.shape
+    dist = np.zeros(n)
+    if n <= 2:
+        return np.full(n, np.inf)
+    for j in range(m):
+        order = np.argsort(points[:, j])
+        span = points[order[-1], j] - points[order[0], j]
+        dist[order[0]] = dist[order[-1]] = np.inf
+        if span > 0:
+            dist[order[1:-1]] += (points[order[2:], j] - points[order[:-2], j]) / span
+    return dist
+
+
+def hypervolume(points: np.ndarray, reference: Sequence[float], directions: Sequence[str]) -> float:
+    """Volume dominated by ``points`` and bounded by ``reference`` (exact; 2-D sweep, N-D slicing)."""
+    p = _to_min(np.asarray(points, dtype=float).reshape(-1, len(directions)), directions)
+    ref = _to_min(np.asarray(reference, dtype=float)[None, :], directions)[0]
+    p = p[np.all(p < ref, axis=1)]
+    if len(p) == 0:
+        return 0.0
+    p = p[pareto_mask(p, ["min"] * p.shape[1])]
+    return float(_hv(np.unique(p, axis=0), ref))
+
+
+def _hv(p: np.ndarray, ref: np.ndarray) -> float:
+    if p.shape[1] == 1:
+        return float(ref[0] - p[:, 0].min())
+    if p.shape[1] == 2:
+        order = np.argsort(p[:, 0])
+        xs, ys = p[order, 0], p[order, 1]
+        volume, best_y = 0.0, ref[1]
+        for k in range(len(xs)):
+            if ys[k] < best_y:
+                next_x = ref[0]
+                volume += (next_x - xs[k]) * (best_y - ys[k])
+                best_y = ys[k]
+        return volume
+    # Slice along the last objective: between consecutive levels, the dominated region is the
+    # (m-1)-dimensional hypervolume of the points at or below that level.
+    order = np.argsort(p[:, -1])
+    p = p[order]
+    levels = list(p[:, -1]) + [ref[-1]]
+    volume = 0.0
+    for k in range(len(p)):
+        height = levels[k + 1] - levels[k]
+        if height > 0:
+            sub = p[: k + 1, :-1]
+            sub = sub[pareto_mask(sub, ["min"] * sub.shape[1])]
+            volume += height * _hv(sub, ref[:-1])
+    return volume
+
+
+def hypervolume_curve(points: np.ndarray, reference: Sequence[float], directions: Sequence[str],
+                      feasible: np.ndarray | None = None) -> np.ndarray:
+    """Hypervolume after each of the first 1..n points (in order), counting feasible ones only."""
+    points = np.asarray(points, dtype=float)
+    feasible = np.ones(len(points), dtype=bool) if feasible is None else np.asarray(feasible, dtype=bool)
+    out = np.zeros(len(points))
+    front = np.zeros((0, points.shape[1])) if points.ndim == 2 else np.zeros((0, len(directions)))
+    current = 0.0
+    for i in range(len(points)):
+        if feasible[i] and np.all(np.isfinite(points[i])):
+            front = np.vstack([front, points[i]])
+            front = front[pareto_mask(front, directions)]
+            current = hypervolume(front, reference, directions)
+        out[i] = current
+    return out
+
+
+def front_rows(rows: Sequence[Mapping[str, Any]], objectives: Sequence[Mapping[str, str]]) -> list[Mapping[str, Any]]:
+    """The feasible rows (``status`` ok, ``feasible`` true) on the Pareto front of ``objectives``
+    (``[{"name": ..., "direction": "max"|"min"}, ...]``), best first by the first objective."""
+    names = [o["name"] for o in objectives]
+
+    def usable(row: Mapping[str, Any]) -> bool:
+        return (row.get("status", "ok") == "ok" and bool(row.get("feasible", True))
+                and all(isinstance(row.get(n), (int, float)) and np.isfinite(row.get(n)) for n in names))
+
+    ok = [r for r in rows if usable(r)]
+    if not ok:
+        return []
+    points = np.array([[r[n] for n in names] for r in ok], dtype=float)
+    front = [r for r, m in zip(ok, pareto_mask(points, [o["direction"] for o in objectives]), strict=True) if m]
+    first = objectives[0]
+    return sorted(front, key=lambda r: -r[first["name"]] if first["direction"] == "max" else r[first["name"]])

@@ -1,0 +1,249 @@
+"""Ray actors that evaluate archs: each loads its evaluator once and keeps it.
+
+Local Ray is the embedded default (all listeners on 127.0.0.1, temp files under the run
+folder); ``address`` joins an existing cluster. A worker that dies is replaced by a fresh
+actor and its in-flight work is resubmitted once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from nas.errors import NasError
+from nas.evaluate import Evaluator
+
+_LOCAL_ENV = {
+    "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",  # seen to keep every listener on 127.0.0.1
+    "RAY_USAGE_STATS_ENABLED": "0",
+    "RAY_DEDUP_LOGS": "0",
+    "RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO": "0",
+}
+
+
+def start_ray(workers: int, address: str | None, temp_dir: str | None = None) -> bool:
+    """Connect to ``address`` or start a local Ray; True when this call started it."""
+    import ray
+
+    for key, value in _LOCAL_ENV.items():
+        os.environ.setdefault(key, value)
+    if ray.is_initialized():
+        return False
+    try:
+        if address:
+            ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
+        else:
+            kwargs: dict[str, Any] = {}
+            if temp_dir:
+                kwargs["_temp_dir"] = temp_dir
+            ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False, configure_logging=False,
+                     _node_ip_address="127.0.0.1", **kwargs)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        where = f"the Ray cluster at {address}" if address else "a local Ray"
+        raise NasError(f"cannot start or join {where}: {str(exc).splitlines()[0][:200]}") from None
+    return True
+
+
+def stop_ray() -> None:
+    import ray
+
+    if ray.is_initialized():
+        ray.shutdown()
+
+
+def _worker_class():
+    import ray
+
+    @ray.remote(num_cpus=1, max_restarts=0)
+    class EvaluationWorker:
+        """Holds one evaluator for its whole life; evaluates one arch per call."""
+
+        def __init__(self, factory: Callable[..., Evaluator], threads: int, payload: Any = None) -> None:
+            try:
+                import torch
+
+                torch.set_num_threads(threads)
+            except ImportError:  # a plain-space evaluator may not need torch
+                pass
+            self.evaluator = factory() if payload is None else factory(payload)
+            self.name = f"{socket.gethostname()}:{os.getpid()}"
+            self.node = ray.get_runtime_context().get_node_id()
+
+        def evaluate(self, arch_text: str) -> dict[str, Any]:
+            arch = self.evaluator.space.parse(arch_text)
+            started = time.time()
+            metrics = self.evaluator.evaluate(arch)
+            return {"metrics": metrics, "seconds": time.time() - started, "started": started,
+                    "worker": self.name, "node": self.node}
+
+        def identity(self) -> dict[str, str]:
+            return {"worker": self.name, "node": self.node}
+
+    return EvaluationWorker
+
+
+@dataclass
+class Job:
+    arch_text: str
+    trial: int
+    attempts: int = 0  # times a worker died while running it
+    actor: int = -1
+    seq: int = -1  # submission order, which is the order an actor runs its calls in
+
+
+@dataclass
+class Pool:
+    """``workers`` actors with up to ``depth`` jobs queued on each."""
+
+    factory: Callable[..., Evaluator]
+    workers: int
+    depth: int = 2
+    threads: int = 1
+    payload: Any = None  # put into the object store once; each actor builds its evaluator from it
+    actors: list[Any] = field(default_factory=list)
+    inflight: dict[Any, Job] = field(default_factory=dict)
+    replaced: int = 0
+
+    def __post_init__(self) -> None:
+        import ray
+
+        self._cls = _worker_class()
+        self._seq = itertools.count()
+        self._payload_ref = ray.put(self.payload) if self.payload is not None else None
+        self.actors = [self._new_actor() for _ in range(self.workers)]
+
+    def _new_actor(self):
+        return self._cls.remote(self.factory, self.threads, self._payload_ref)
+
+    def load(self, index: int) -> int:
+        return sum(1 for job in self.inflight.values() if job.actor == index)
+
+    def free_slots(self) -> int:
+        return sum(max(0, self.depth - self.load(i)) for i in range(len(self.actors)))
+
+    def submit(self, job: Job) -> None:
+        index = min(range(len(self.actors)), key=self.load)
+        job.actor = index
+        job.seq = next(self._seq)
+        self.inflight[self.actors[index].evaluate.remote(job.arch_text)] = job
+
+    def wait(self, timeout: float | None = None) -> list[tuple[Job, dict[str, Any] | None, str | None]]:
+        """Finished jobs as (job, result, error); a dead worker's jobs come back resubmitted or failed."""
+        import ray
+        from ray.exceptions import RayActorError, RayTaskError
+
+        if not self.inflight:
+            return []
+        ready, _ = ray.wait(list(self.inflight), num_returns=1, timeout=timeout)
+        out = []
+        for ref in ready:
+            job = self.inflight.pop(ref)
+            try:
+                out.append((job, ray.get(ref), None))
+            except RayTaskError as exc:  # the evaluation itself raised: not retried
+                cause = exc.cause if getattr(exc, "cause", None) is not None else exc
+                out.append((job, None, f"{type(cause).__name__}: {str(cause).splitlines()[0][:200]}"))
+            except RayActorError:  # the worker died (ActorDiedError, ActorUnavailableError)
+                out.extend(self._replace(job))
+        return out
+
+    def _replace(self, job: Job) -> list[tuple[Job, dict[str, Any] | None, str | None]]:
+        """Replace the dead actor and resubmit its unfinished jobs. Only the job it was running is
+        charged an attempt (an actor runs its calls in submission order, so that is the earliest
+        unfinished one); a job charged twice is reported as failed. Jobs queued behind it never ran,
+        so an innocent arch never fails for its neighbour's crash."""
+        import ray
+
+        dead = job.actor
+        with contextlib.suppress(Exception):  # it is gone already
+            ray.kill(self.actors[dead], no_restart=True)
+        self.actors[dead] = self._new_actor()
+        self.replaced += 1
+        orphans = [job]
+        for ref, other in list(self.inflight.items()):
+            if other.actor == dead and not self._finished_before_death(ref):
+                orphans.append(self.inflight.pop(ref))
+        orphans.sort(key=lambda j: j.seq)
+        running = orphans[0]
+        running.attempts += 1
+        failed = []
+        if running.attempts > 1:
+            failed.append((orphans.pop(0), None, "the worker died twice while evaluating it"))
+        for orphan in orphans:
+            self.submit(orphan)
+        return failed
+
+    @staticmethod
+    def _finished_before_death(ref: Any) -> bool:
+        """A result (or an evaluation's own error) the dead actor delivered before it died is kept,
+        to be collected as usual."""
+        import ray
+        from ray.exceptions import RayActorError
+
+        if not ray.wait([ref], timeout=0)[0]:
+            return False
+        try:
+            ray.get(ref)
+        except RayActorError:  # ActorDiedError and ActorUnavailableError are kinds of it
+            return False
+        except Exception:  # noqa: BLE001 - the evaluation's own error: it ran
+            return True
+        return True
+
+    def nodes(self) -> list[str]:
+        import ray
+
+        return [i["node"] for i in ray.get([a.identity.remote() for a in self.actors])]
+
+    def shutdown(self) -> None:
+        import ray
+
+        for actor in self.actors:
+            with contextlib.suppress(Exception):
+                ray.kill(actor, no_restart=True)
+        self.actors.clear()
+        self.inflight.clear()
+
+
+class LocalPool:
+    """The :class:`Pool` interface without Ray: evaluates one job at a time in this process
+    (``--workers 0``; for notebooks, debugging and benchmarks of the strategies alone)."""
+
+    def __init__(self, evaluator: Evaluator) -> None:
+        self.evaluator = evaluator
+        self.inflight: dict[int, Job] = {}
+        self.replaced = 0
+        self._next = 0
+
+    def free_slots(self) -> int:
+        return 0 if self.inflight else 1
+
+    def submit(self, job: Job) -> None:
+        self.inflight[self._next] = job
+        self._next += 1
+
+    def wait(self, timeout: float | None = None) -> list[tuple[Job, dict[str, Any] | None, str | None]]:
+        out = []
+        for key in list(self.inflight):
+            job = self.inflight.pop(key)
+            started = time.time()
+            try:
+                metrics = self.evaluator.evaluate(self.evaluator.space.parse(job.arch_text))
+            except Exception as exc:  # noqa: BLE001 - stored as a failed evaluation, as with Ray
+                out.append((job, None, f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"))
+                continue
+            out.append((job, {"metrics": metrics, "seconds": time.time() - started, "started": started,
+                              "worker": f"{socket.gethostname()}:{os.getpid()}", "node": "local"}, None))
+        return out
+
+    def nodes(self) -> list[str]:
+        return ["local"]
+
+    def shutdown(self) -> None:
+        self.inflight.clear()

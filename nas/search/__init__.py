@@ -1,0 +1,61 @@
+"""Search strategies behind one ask/tell interface, and objectives and constraints.
+
+>>> strategy = make_strategy("nsga2", space, default_objectives(["cpu"]), [], seed=0)  # doctest: +SKIP
+>>> arch = strategy.ask(); strategy.tell(arch, {"accuracy": 0.9, "cpu_ms": 0.4})     # doctest: +SKIP
+
+Add a strategy by writing a ``Strategy`` subclass in its own module and listing it here; the
+contract tests in ``tests/search/test_strategies.py`` then run over it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from nas.errors import NasError
+from nas.objectives import (
+    ARCH_METRICS,
+    Constraint,
+    Objective,
+    default_objectives,
+    latency_metric,
+    parse_constraint,
+    total_violation,
+)
+from nas.search._base import Strategy
+from nas.space import SearchSpace
+
+
+def _registry() -> dict[str, type[Strategy]]:
+    # Imported on use: the Optuna-backed modules pull in optuna.
+    from nas.search.evolution import RegularizedEvolution
+    from nas.search.gp import GaussianProcess
+    from nas.search.nsga2 import Nsga2
+    from nas.search.random_search import RandomSearch
+    from nas.search.tpe import Tpe
+
+    return {cls.name: cls for cls in (RandomSearch, RegularizedEvolution, Nsga2, Tpe, GaussianProcess)}
+
+
+STRATEGIES = ("random", "evolution", "nsga2", "tpe", "gp")
+
+
+def make_strategy(name: str, space: SearchSpace, objectives: Sequence[Objective],
+                  constraints: Sequence[Constraint] = (), seed: int = 0) -> Strategy:
+    registry = _registry()
+    if name not in registry:
+        raise NasError(f"unknown strategy {name!r} (known: {', '.join(STRATEGIES)})")
+    return registry[name](space, objectives, constraints, seed)
+
+
+__all__ = [
+    "ARCH_METRICS",
+    "STRATEGIES",
+    "Constraint",
+    "Objective",
+    "Strategy",
+    "default_objectives",
+    "latency_metric",
+    "make_strategy",
+    "parse_constraint",
+    "total_violation",
+]

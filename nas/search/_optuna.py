@@ -1,0 +1,74 @@
+"""Adapter from our ask/tell interface to Optuna samplers (one in-memory study per search).
+
+The study sees the space's fixed-length flat parameters (``SearchSpace.params()``: integer
+ranges and categoricals, one pair of mixer/ffn choices per layer slot), so every sampler can
+model every parameter jointly. Results come back as objective values plus constraint slacks
+(``<= 0`` is feasible), set on each trial with Optuna's ``set_constraint``. Resuming replays the stored history into
+the study with ``add_trial``; our SQL store is the persistent record, not Optuna's.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+
+import optuna
+from optuna.distributions import BaseDistribution, CategoricalDistribution, IntDistribution
+from optuna.trial import Trial, TrialState
+
+from nas.search._base import Strategy
+from nas.space import Arch
+
+optuna.logging.set_verbosity(logging.WARNING)
+_MISSING = 1e6  # the slack of a constraint whose metric is missing (Optuna refuses NaN)
+
+
+class OptunaStrategy(Strategy):
+    """Base of the Optuna-backed strategies; subclasses only build their sampler."""
+
+    def make_sampler(self) -> optuna.samplers.BaseSampler:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.distributions: dict[str, BaseDistribution] = {}
+        for p in self.space.params():
+            if p.kind == "int":
+                self.distributions[p.name] = IntDistribution(p.low, p.high, step=p.step)
+            else:
+                self.distributions[p.name] = CategoricalDistribution(list(p.choices))
+        sampler = self.make_sampler()
+        directions = ["maximize" if d == "max" else "minimize" for d in self.directions]
+        self.study = optuna.create_study(directions=directions, sampler=sampler)
+        self.pending: dict[Arch, list[Trial]] = {}
+
+    def ask(self) -> Arch:
+        trial = self.study.ask(self.distributions)
+        arch = self.space.decode(trial.params)
+        self.pending.setdefault(arch, []).append(trial)
+        return arch
+
+    def _slacks(self, metrics: Mapping[str, float]) -> dict[str, float] | None:
+        if not self.constraints:
+            return None
+        return {c.text: min(c.slack(metrics), _MISSING) for c in self.constraints}
+
+    def tell(self, arch: Arch, metrics: Mapping[str, float]) -> None:
+        values = self.values(metrics)
+        trials = self.pending.pop(arch, [])
+        for trial in trials:
+            for key, value in (self._slacks(metrics) or {}).items():
+                trial.set_constraint(key, value)
+            self.study.tell(trial, values, state=TrialState.COMPLETE)
+        if not trials:  # a result the study did not ask for (history, or another strategy's arch)
+            self._add(arch, values, metrics)
+
+    def _add(self, arch: Arch, values: list[float], metrics: Mapping[str, float]) -> None:
+        self.study.add_trial(optuna.trial.create_trial(
+            params=self.space.encode(arch), distributions=self.distributions, values=values,
+            constraints=self._slacks(metrics), state=TrialState.COMPLETE,
+        ))
+
+    def warm_start(self, history) -> None:
+        for arch, metrics in history:
+            self._add(arch, self.values(metrics), metrics)

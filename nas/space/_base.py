@@ -1,0 +1,112 @@
+"""The interface every search space offers, and the flat parameter view that samplers use."""
+
+from __future__ import annotations
+
+import random
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any
+
+from nas.errors import NasError
+from nas.space._arch import Arch
+
+
+@dataclass(frozen=True)
+class Param:
+    """One flat parameter of a space: an integer range with a step, or a categorical list."""
+
+    name: str
+    choices: tuple[Any, ...]
+    kind: str  # "int" (choices form an arithmetic progression) or "categorical"
+
+    @property
+    def low(self) -> int:
+        return int(self.choices[0])
+
+    @property
+    def high(self) -> int:
+        return int(self.choices[-1])
+
+    @property
+    def step(self) -> int:
+        return int(self.choices[1] - self.choices[0]) if len(self.choices) > 1 else 1
+
+    @staticmethod
+    def of(name: str, choices: tuple[Any, ...]) -> Param:
+        ints = all(isinstance(c, int) and not isinstance(c, bool) for c in choices)
+        if ints and len(choices) > 1:
+            steps = {b - a for a, b in zip(choices, choices[1:], strict=False)}
+            if len(steps) == 1 and steps.pop() > 0:
+                return Param(name, tuple(choices), "int")
+        return Param(name, tuple(choices), "categorical")
+
+
+class SearchSpace(ABC):
+    """A named set of architectures: parse and validate, sample, mutate, cross over, encode.
+
+    Strategies see a space only through this interface, so a plain-choice space (a user's own
+    evaluator) and a network space (the supernet) search, store and display the same way.
+    """
+
+    name: str
+    description: str
+    kind: str
+    source_text: str  # the YAML the space was loaded from (stored with experiments)
+
+    @abstractmethod
+    def validate(self, arch: Arch) -> Arch:
+        """Return the arch in canonical form, or raise NasError naming the field and allowed values."""
+
+    def parse(self, text: str) -> Arch:
+        """Parse an arch string or JSON text and validate it against this space."""
+        return self.validate(Arch.from_str(text))
+
+    @abstractmethod
+    def sample(self, rng: random.Random) -> Arch: ...
+
+    @abstractmethod
+    def mutate(self, arch: Arch, rng: random.Random, prob: float = 0.3) -> Arch:
+        """A neighbour of ``arch`` that differs from it in at least one choice."""
+
+    @abstractmethod
+    def crossover(self, a: Arch, b: Arch, rng: random.Random) -> Arch: ...
+
+    @abstractmethod
+    def size(self) -> int:
+        """The number of distinct architectures."""
+
+    @abstractmethod
+    def params(self) -> list[Param]:
+        """The flat, fixed-length parameter view used by Optuna samplers."""
+
+    @abstractmethod
+    def encode(self, arch: Arch) -> dict[str, Any]: ...
+
+    @abstractmethod
+    def decode(self, values: dict[str, Any]) -> Arch: ...
+
+    @abstractmethod
+    def describe(self) -> list[tuple[str, str]]:
+        """(field, allowed values) rows for ``nas space show``."""
+
+    def sample_unique(self, rng: random.Random, n: int, exclude: set[Arch] | None = None) -> list[Arch]:
+        """Up to ``n`` distinct random archs not in ``exclude`` (fewer if the space is that small)."""
+        seen = set(exclude or ())
+        out: list[Arch] = []
+        tries = 0
+        while len(out) < n and tries < 50 * n + 100:
+            tries += 1
+            a = self.sample(rng)
+            if a not in seen:
+                seen.add(a)
+                out.append(a)
+        return out
+
+
+def allowed(values: tuple[Any, ...] | list[Any]) -> str:
+    return ", ".join(str(v) for v in values)
+
+
+def check_in(field: str, value: Any, choices: tuple[Any, ...] | list[Any]) -> None:
+    if value not in choices:
+        raise NasError(f"{field}: {value!r} is not allowed (allowed: {allowed(choices)})")

@@ -1,0 +1,266 @@
+"""Reading search spaces from YAML, with errors that name the file, the field and what is allowed."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from nas.errors import NasError
+from nas.space._arch import Ffn, Mixer
+from nas.space._base import SearchSpace, allowed
+from nas.space._choice import ChoiceSpace
+from nas.space._net import BlockSettings, NetSpace, StageSpec, Task
+
+_PACKAGE_DIR = Path(__file__).resolve().parent.parent
+
+
+def spaces_dir() -> Path:
+    """Where the shipped spaces live: inside the wheel, or ``search_spaces/`` of a source tree."""
+    for candidate in (_PACKAGE_DIR / "_data" / "search_spaces", _PACKAGE_DIR.parent / "search_spaces"):
+        if candidate.is_dir():
+            return candidate
+    raise NasError("the shipped search spaces are missing from this installation")
+
+
+def shipped_spaces() -> list[str]:
+    return sorted(p.stem for p in spaces_dir().glob("*.yaml"))
+
+
+def load(name_or_path: str | Path) -> SearchSpace:
+    """Load a shipped space by name (``hybrid-vision``) or any space from a YAML path."""
+    text_name = str(name_or_path)
+    path = Path(text_name)
+    if not (path.suffix in (".yaml", ".yml") or path.exists()):
+        path = spaces_dir() / f"{text_name}.yaml"
+        if not path.exists():
+            raise NasError(
+                f"unknown search space {text_name!r} (shipped: {allowed(shipped_spaces())}; or give a path to a YAML file)"
+            )
+    if not path.is_file():
+        raise NasError(f"search space file {str(path)!r} does not exist")
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise NasError(f"cannot read search space file {str(path)!r}: {exc}") from None
+    return loads(text, source=str(path))
+
+
+def loads(text: str, source: str = "<string>") -> SearchSpace:
+    """Build a space from YAML text; ``source`` names it in error messages."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise NasError(f"{source}{where}: YAML syntax error: {problem}") from None
+    return _Reader(source).space(data, text)
+
+
+class _Reader:
+    """Walks the YAML tree, keeping the path of the field in hand for error messages."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def fail(self, field: str, message: str) -> NasError:
+        return NasError(f"{self.source}: field {field!r}: {message}")
+
+    def mapping(self, data: Any, field: str, allowed_keys: tuple[str, ...], required: tuple[str, ...] = ()) -> dict:
+        if not isinstance(data, dict):
+            raise self.fail(field, f"expected a mapping with keys {allowed(allowed_keys)}")
+        for key in data:
+            if key not in allowed_keys:
+                raise self.fail(f"{field}.{key}" if field else str(key), f"unknown key (allowed: {allowed(allowed_keys)})")
+        for key in required:
+            if key not in data:
+                raise self.fail(f"{field}.{key}" if field else key, "is required")
+        return data
+
+    def int_list(self, data: Any, field: str, minimum: int = 1) -> tuple[int, ...]:
+        values = data if isinstance(data, list) else [data]
+        if not values or not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+            raise self.fail(field, f"expected an integer or a list of integers, got {data!r}")
+        if any(v < minimum for v in values):
+            raise self.fail(field, f"values must be at least {minimum}, got {data!r}")
+        if len(set(values)) != len(values):
+            raise self.fail(field, f"values repeat: {data!r}")
+        return tuple(sorted(values))
+
+    def positive_int(self, data: Any, field: str) -> int:
+        if not isinstance(data, int) or isinstance(data, bool) or data < 1:
+            raise self.fail(field, f"expected a positive integer, got {data!r}")
+        return data
+
+    def space(self, data: Any, text: str) -> SearchSpace:
+        if not isinstance(data, dict):
+            raise NasError(f"{self.source}: a search space must be a YAML mapping")
+        kind = data.get("kind", "net")
+        if kind == "choice":
+            return self.choice_space(data, text)
+        if kind != "net":
+            raise self.fail("kind", f"{kind!r} is not allowed (allowed: net, choice)")
+        return self.net_space(data, text)
+
+    def name(self, data: dict) -> str:
+        name = data.get("name")
+        if not isinstance(name, str) or not name or any(c in name for c in "/ \t\n"):
+            raise self.fail("name", f"expected a name without spaces or slashes, got {name!r}")
+        return name
+
+    def choice_space(self, data: dict, text: str) -> ChoiceSpace:
+        self.mapping(data, "", ("name", "kind", "description", "choices"), required=("name", "choices"))
+        choices_data = data["choices"]
+        if not isinstance(choices_data, dict) or not choices_data:
+            raise self.fail("choices", "expected a non-empty mapping of NAME: [values] or NAME: {low, high, step}")
+        choices: dict[str, tuple[Any, ...]] = {}
+        for key, spec in choices_data.items():
+            field = f"choices.{key}"
+            if not isinstance(key, str) or not key.isidentifier():
+                raise self.fail(field, "choice names must be identifiers")
+            if isinstance(spec, dict):
+                self.mapping(spec, field, ("low", "high", "step"), required=("low", "high"))
+                low, high = spec["low"], spec["high"]
+                step = spec.get("step", 1)
+                for f, v in (("low", low), ("high", high)):
+                    if not isinstance(v, int) or isinstance(v, bool):
+                        raise self.fail(f"{field}.{f}", f"expected an integer, got {v!r}")
+                step = self.positive_int(step, f"{field}.step")
+                if high < low:
+                    raise self.fail(field, f"high ({high}) is below low ({low})")
+                choices[key] = tuple(range(low, high + 1, step))
+            elif isinstance(spec, list) and spec:
+                for v in spec:
+                    if not isinstance(v, (str, int, float, bool)) or any(c in str(v) for c in ",="):
+                        raise self.fail(field, f"values must be scalars without ',' or '=', got {v!r}")
+                if len({str(v) for v in spec}) != len(spec):
+                    raise self.fail(field, f"values repeat: {spec!r}")
+                choices[key] = tuple(spec)
+            else:
+                raise self.fail(field, "expected a non-empty list of values or {low, high, step}")
+        return ChoiceSpace(self.name(data), choices, str(data.get("description", "")), text)
+
+    def net_space(self, data: dict, text: str) -> NetSpace:
+        self.mapping(
+            data,
+            "",
+            ("name", "kind", "description", "task", "stem", "blocks", "mixers", "ffns", "stages"),
+            required=("name", "task", "stages"),
+        )
+        task = self.task(data["task"])
+        settings = self.settings(data.get("stem", {}), data.get("blocks", {}))
+        default_mixers = data.get("mixers", {"conv": {"kernel": [3]}})
+        default_ffns = data.get("ffns", {"mlp": {"ratio": [2]}})
+        stages_data = data["stages"]
+        if not isinstance(stages_data, list) or not stages_data:
+            raise self.fail("stages", "expected a non-empty list of stages")
+        stages = []
+        for i, sd in enumerate(stages_data):
+            field = f"stages[{i}]"
+            self.mapping(sd, field, ("depth", "width", "mixers", "ffns", "downsample"), required=("depth", "width"))
+            downsample = sd.get("downsample", i > 0)
+            if not isinstance(downsample, bool):
+                raise self.fail(f"{field}.downsample", f"expected true or false, got {downsample!r}")
+            stage = StageSpec(
+                depths=self.int_list(sd["depth"], f"{field}.depth"),
+                widths=self.int_list(sd["width"], f"{field}.width"),
+                mixers=self.mixers(sd.get("mixers", default_mixers), f"{field}.mixers" if "mixers" in sd else "mixers"),
+                ffns=self.ffns(sd.get("ffns", default_ffns), f"{field}.ffns" if "ffns" in sd else "ffns"),
+                downsample=downsample,
+            )
+            for w in stage.widths:
+                for m in stage.mixers:
+                    if m.kind == "ssm" and (m.expand * w) % settings.ssm_head_dim:
+                        raise self.fail(
+                            f"{field}.width",
+                            f"width {w} x ssm expand {m.expand} is not a multiple of blocks.ssm_head_dim "
+                            f"({settings.ssm_head_dim})",
+                        )
+            stages.append(stage)
+        return NetSpace(self.name(data), task, tuple(stages), settings, str(data.get("description", "")), text)
+
+    def task(self, data: Any) -> Task:
+        self.mapping(data, "task", ("kind", "dataset", "input_shape", "num_classes"),
+                     required=("kind", "dataset", "input_shape", "num_classes"))
+        kind = data["kind"]
+        if kind not in ("image", "sequence"):
+            raise self.fail("task.kind", f"{kind!r} is not allowed (allowed: image, sequence)")
+        shape = data["input_shape"]
+        want = 3 if kind == "image" else 2
+        if (
+            not isinstance(shape, list)
+            or len(shape) != want
+            or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in shape)
+        ):
+            form = "[C, H, W]" if kind == "image" else "[C, L]"
+            raise self.fail("task.input_shape", f"expected {form} of positive integers, got {shape!r}")
+        if not isinstance(data["dataset"], str):
+            raise self.fail("task.dataset", f"expected a dataset name, got {data['dataset']!r}")
+        classes = self.positive_int(data["num_classes"], "task.num_classes")
+        if classes < 2:
+            raise self.fail("task.num_classes", "needs at least 2 classes")
+        return Task(kind, data["dataset"], tuple(shape), classes)
+
+    def settings(self, stem: Any, blocks: Any) -> BlockSettings:
+        self.mapping(stem, "stem", ("channels", "strides"))
+        self.mapping(blocks, "blocks", ("attention_head_dim", "ssm_head_dim", "ssm_conv", "moe_ratio", "moe_capacity"))
+        d = BlockSettings()
+        strides = stem.get("strides", list(d.stem_strides))
+        if not isinstance(strides, list) or len(strides) != 2 or not all(s in (1, 2, 4) for s in strides):
+            raise self.fail("stem.strides", f"expected two strides from 1, 2, 4, got {strides!r}")
+        return BlockSettings(
+            attention_head_dim=self.positive_int(blocks.get("attention_head_dim", d.attention_head_dim), "blocks.attention_head_dim"),
+            ssm_head_dim=self.positive_int(blocks.get("ssm_head_dim", d.ssm_head_dim), "blocks.ssm_head_dim"),
+            ssm_conv=self.positive_int(blocks.get("ssm_conv", d.ssm_conv), "blocks.ssm_conv"),
+            moe_ratio=self.positive_int(blocks.get("moe_ratio", d.moe_ratio), "blocks.moe_ratio"),
+            moe_capacity=self.capacity(blocks.get("moe_capacity", d.moe_capacity)),
+            stem_channels=self.positive_int(stem.get("channels", d.stem_channels), "stem.channels"),
+            stem_strides=tuple(strides),
+        )
+
+    def capacity(self, value: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 16:
+            raise self.fail("blocks.moe_capacity", f"expected a capacity factor in (0, 16], got {value!r}")
+        return float(value)
+
+    def mixers(self, data: Any, field: str) -> tuple[Mixer, ...]:
+        self.mapping(data, field, ("conv", "attention", "ssm"))
+        if not data:
+            raise self.fail(field, "needs at least one of conv, attention, ssm")
+        out: list[Mixer] = []
+        if "conv" in data:
+            d = self.mapping(data["conv"], f"{field}.conv", ("kernel",), required=("kernel",))
+            kernels = self.int_list(d["kernel"], f"{field}.conv.kernel")
+            if any(k % 2 == 0 for k in kernels):
+                raise self.fail(f"{field}.conv.kernel", f"kernels must be odd, got {list(kernels)}")
+            out += [Mixer("conv", kernel=k) for k in kernels]
+        if "attention" in data:
+            d = self.mapping(data["attention"], f"{field}.attention", ("heads",), required=("heads",))
+            out += [Mixer("attention", heads=h) for h in self.int_list(d["heads"], f"{field}.attention.heads")]
+        if "ssm" in data:
+            d = self.mapping(data["ssm"], f"{field}.ssm", ("state", "expand"), required=("state", "expand"))
+            states = self.int_list(d["state"], f"{field}.ssm.state")
+            expands = self.int_list(d["expand"], f"{field}.ssm.expand")
+            out += [Mixer("ssm", state=n, expand=e) for n, e in itertools.product(states, expands)]
+        return tuple(out)
+
+    def ffns(self, data: Any, field: str) -> tuple[Ffn, ...]:
+        self.mapping(data, field, ("mlp", "moe"))
+        if not data:
+            raise self.fail(field, "needs at least one of mlp, moe")
+        out: list[Ffn] = []
+        if "mlp" in data:
+            d = self.mapping(data["mlp"], f"{field}.mlp", ("ratio",), required=("ratio",))
+            out += [Ffn("mlp", ratio=r) for r in self.int_list(d["ratio"], f"{field}.mlp.ratio")]
+        if "moe" in data:
+            d = self.mapping(data["moe"], f"{field}.moe", ("experts", "top_k"), required=("experts", "top_k"))
+            experts = self.int_list(d["experts"], f"{field}.moe.experts", minimum=2)
+            top_ks = self.int_list(d["top_k"], f"{field}.moe.top_k")
+            pairs = [(e, k) for e, k in itertools.product(experts, top_ks) if k <= e]
+            if not pairs:
+                raise self.fail(f"{field}.moe.top_k", "every top_k is larger than every expert count")
+            out += [Ffn("moe", experts=e, top_k=k) for e, k in pairs]
+        return tuple(out)

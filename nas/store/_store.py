@@ -1,0 +1,485 @@
+"""The store's repository: every read and write of the schema goes through :class:`Store`.
+
+Writers (searches, latency builds, exports) open it with ``Store(url)``: the schema is
+created or migrated (Alembic) under a lock, and each evaluation is committed on its own as it
+arrives. Readers (the dashboard, ``nas results``) open it with ``Store(url, readonly=True)``:
+nothing is created, the database must already be a nas store, and the connection itself is
+read-only (SQLite ``mode=ro``; PostgreSQL ``default_transaction_read_only``).
+
+Transient failures (a database restarting, a locked SQLite file) are retried with backoff;
+when the store stays unreachable the error is one line, and no partial row is left behind
+because every write is a single transaction.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import (
+    ArgumentError,
+    DBAPIError,
+    IntegrityError,
+    NoSuchModuleError,
+    OperationalError,
+)
+from sqlalchemy.orm import Session, sessionmaker
+
+from nas.errors import NasError
+from nas.store.models import (
+    ArchitectureRow,
+    EvaluationRow,
+    ExperimentRow,
+    ExportRow,
+    MeasurementRow,
+    ProfileRow,
+    SpaceRow,
+    utcnow,
+)
+from nas.store.records import EvaluationRecord, ExperimentRecord, NewEvaluation
+
+T = TypeVar("T")
+DEFAULT_URL = "sqlite:///nas.db"
+VERSION_TABLE = "nas_alembic_version"
+STATUSES = ("created", "running", "finished", "interrupted", "failed")
+
+
+def resolve_url(db: str | None = None) -> str:
+    """``--db`` or ``$NAS_DB_URL`` or ``./nas.db``; a plain path means a SQLite file."""
+    url = db or os.environ.get("NAS_DB_URL") or DEFAULT_URL
+    if "://" not in url:
+        url = f"sqlite:///{url}"
+    try:
+        parsed = make_url(url)
+        parsed.port  # noqa: B018 - a malformed port only fails when read
+    except (ArgumentError, ValueError):
+        raise NasError(f"{_redact(url)!r} is not a database URL (use sqlite:///PATH or postgresql://USER@HOST/DB)") from None
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    if not (parsed.drivername.startswith("sqlite") or parsed.drivername.startswith("postgresql")):
+        raise NasError(f"unsupported database {parsed.drivername!r} (supported: sqlite, postgresql)")
+    return parsed.render_as_string(hide_password=False)
+
+
+def _redact(url: str) -> str:
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except (ArgumentError, ValueError):
+        return url
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return text.splitlines()[0][:200] if text else type(exc).__name__
+
+
+class Store:
+    """A nas store at ``url`` (see :func:`resolve_url`)."""
+
+    retries = 6  # transient failures are retried with exponential backoff: about 13 s in all
+    backoff_s = 0.25
+    sqlite_busy_ms = 30_000  # how long a SQLite writer waits for another one's lock
+
+    def __init__(self, url: str | None = None, readonly: bool = False) -> None:
+        self.url = resolve_url(url)
+        self.readonly = readonly
+        self.display_url = _redact(self.url)
+        parsed = make_url(self.url)
+        self.dialect = "sqlite" if parsed.drivername.startswith("sqlite") else "postgresql"
+        self.engine = self._engine(parsed)
+        self._session = sessionmaker(self.engine, expire_on_commit=False)
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(sa.text("SELECT 1"))
+        except (OperationalError, DBAPIError) as exc:
+            self.engine.dispose()
+            raise NasError(f"cannot reach the store {self.display_url}: {_first_line(exc)}") from None
+        if readonly:
+            self._check_ours()
+        else:
+            self._migrate()
+
+    # -- connection ---------------------------------------------------------------------------
+    def _engine(self, parsed) -> Engine:
+        try:
+            if self.dialect == "sqlite":
+                database = parsed.database or ""
+                if database in ("", ":memory:"):
+                    raise NasError("an in-memory SQLite store cannot be shared with workers; give a file path")
+                path = Path(database)
+                if self.readonly:
+                    if not path.is_file():
+                        raise NasError(f"store file {database!r} does not exist")
+                    url = f"sqlite:///file:{path.resolve()}?mode=ro&uri=true"
+                else:
+                    if not path.parent.exists() and str(path.parent) not in ("", "."):
+                        raise NasError(f"cannot create the store: folder {str(path.parent)!r} does not exist")
+                    url = self.url
+                busy = int(self.sqlite_busy_ms)
+                engine = sa.create_engine(url, connect_args={"timeout": busy / 1000})
+                readonly = self.readonly
+
+                @event.listens_for(engine, "connect")
+                def _pragmas(dbapi_conn, _record) -> None:  # noqa: ANN001
+                    cur = dbapi_conn.cursor()
+                    cur.execute(f"PRAGMA busy_timeout={busy}")
+                    cur.execute("PRAGMA foreign_keys=ON")
+                    if not readonly:
+                        cur.execute("PRAGMA journal_mode=WAL")
+                        cur.execute("PRAGMA synchronous=NORMAL")
+                    cur.close()
+
+                return engine
+            connect_args: dict[str, Any] = {"connect_timeout": 5}
+            if self.readonly:
+                connect_args["options"] = "-c default_transaction_read_only=on"
+            return sa.create_engine(self.url, pool_pre_ping=True, connect_args=connect_args)
+        except NoSuchModuleError as exc:
+            raise NasError(f"no database driver for {self.display_url}: {exc}") from None
+
+    def _check_ours(self) -> None:
+        try:
+            names = set(sa.inspect(self.engine).get_table_names())
+        except (OperationalError, DBAPIError) as exc:
+            raise NasError(f"{self.display_url} is not a readable database: {_first_line(exc)}") from None
+        if VERSION_TABLE not in names or "nas_experiments" not in names:
+            raise NasError(f"{self.display_url} is not a nas store (no nas tables in it)")
+        from alembic.script import ScriptDirectory
+
+        head = ScriptDirectory.from_config(self._alembic_config()).get_current_head()
+        with self.engine.connect() as conn:
+            current = conn.execute(sa.text(f"SELECT version_num FROM {VERSION_TABLE}")).scalar()
+        if current != head:
+            raise NasError(f"{self.display_url} has store schema {current}, this nas reads {head}: "
+                           "run any writing command (nas search ...) with a matching version to migrate")
+
+    def _alembic_config(self):
+        from alembic.config import Config
+
+        cfg = Config()
+        cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+        return cfg
+
+    def _migrate(self) -> None:
+        from alembic import command
+
+        cfg = self._alembic_config()
+        try:
+            with self.engine.begin() as conn:
+                if self.dialect == "postgresql":
+                    conn.execute(sa.text("SELECT pg_advisory_xact_lock(74613)"))  # one migrator at a time
+                else:
+                    names = set(sa.inspect(conn).get_table_names())
+                    foreign = names - {t for t in names if t.startswith("nas_")} - {"sqlite_sequence"}
+                    if foreign and "nas_experiments" not in names:
+                        raise NasError(f"{self.display_url} is a database of something else ({', '.join(sorted(foreign)[:3])}); "
+                                       "give nas its own file")
+                cfg.attributes["connection"] = conn
+                command.upgrade(cfg, "head")
+        except NasError:
+            raise
+        except (OperationalError, DBAPIError) as exc:
+            raise NasError(f"cannot prepare the store {self.display_url}: {_first_line(exc)}") from None
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- transactions with retries ----------------------------------------------------------------
+    def _retrying(self, work: Callable[[Session], T], what: str) -> T:
+        delay = self.backoff_s
+        for attempt in range(self.retries + 1):
+            try:
+                with self._session.begin() as session:
+                    return work(session)
+            except IntegrityError:
+                raise
+            except (OperationalError, DBAPIError) as exc:
+                text = str(exc).lower()
+                if "read-only" in text or "readonly" in text:
+                    raise NasError(f"the store {self.display_url} is read-only: cannot {what}") from None
+                if _is_permanent(exc):
+                    raise NasError(f"cannot {what} in {self.display_url}: {_first_line(exc)}") from None
+                if attempt == self.retries:
+                    raise NasError(f"the store {self.display_url} stayed unreachable while trying to {what} "
+                                   f"({self.retries + 1} tries): {_first_line(exc)}") from None
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
+        raise AssertionError("unreachable")
+
+    @contextmanager
+    def _read(self) -> Iterator[Session]:
+        try:
+            with self._session() as session:
+                yield session
+        except (OperationalError, DBAPIError) as exc:
+            raise NasError(f"cannot read the store {self.display_url}: {_first_line(exc)}") from None
+
+    # -- spaces and architectures ------------------------------------------------------------------
+    def ensure_space(self, name: str, space_hash: str, kind: str, yaml_text: str) -> int:
+        def work(s: Session) -> int:
+            row = s.scalar(sa.select(SpaceRow).where(SpaceRow.hash == space_hash))
+            if row is None:
+                row = SpaceRow(name=name, hash=space_hash, kind=kind, yaml=yaml_text)
+                s.add(row)
+                s.flush()
+            return row.id
+
+        try:
+            return self._retrying(work, "record the space")
+        except IntegrityError:  # another writer added it first
+            return self._retrying(work, "record the space")
+
+    def _arch_id(self, s: Session, space_id: int, arch: str, arch_hash: str, features: dict[str, Any]) -> int:
+        table = ArchitectureRow.__table__
+        values = {"space_id": space_id, "hash": arch_hash, "arch": arch, "features": features}
+        if self.dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert
+        s.execute(insert(table).values(**values).on_conflict_do_nothing(index_elements=["space_id", "hash"]))
+        return s.scalar(sa.select(ArchitectureRow.id).where(ArchitectureRow.space_id == space_id,
+                                                             ArchitectureRow.hash == arch_hash))
+
+    # -- experiments ---------------------------------------------------------------------------------
+    def create_experiment(self, name: str, space_id: int, strategy: str, targets: list[str],
+                          objectives: list[dict[str, str]], constraints: list[str], budget: int, seed: int,
+                          config: dict[str, Any], reference: dict[str, Any]) -> ExperimentRecord:
+        def work(s: Session) -> None:
+            s.add(ExperimentRow(name=name, space_id=space_id, strategy=strategy, targets=targets, objectives=objectives,
+                                constraints=constraints, budget=budget, seed=seed, status="created", config=config,
+                                reference=reference))
+
+        try:
+            self._retrying(work, "create the experiment")
+        except IntegrityError:
+            raise NasError(f"experiment {name!r} already exists in {self.display_url}: pass --resume to continue it, "
+                           "or choose another --experiment") from None
+        return self.experiment(name)
+
+    def experiment(self, name: str) -> ExperimentRecord:
+        for record in self.experiments(name):
+            return record
+        known = [e.name for e in self.experiments()]
+        hint = f" (experiments: {', '.join(known[:8])}{', ...' if len(known) > 8 else ''})" if known else " (the store is empty)"
+        raise NasError(f"no experiment {name!r} in {self.display_url}{hint}")
+
+    def experiments(self, name: str | None = None) -> list[ExperimentRecord]:
+        counts = (sa.select(EvaluationRow.experiment_id, sa.func.count().label("n"),
+                            sa.func.max(EvaluationRow.finished_at).label("last"))
+                  .group_by(EvaluationRow.experiment_id).subquery())
+        query = (sa.select(ExperimentRow, SpaceRow, counts.c.n, counts.c.last)
+                 .join(SpaceRow, SpaceRow.id == ExperimentRow.space_id)
+                 .outerjoin(counts, counts.c.experiment_id == ExperimentRow.id)
+                 .order_by(ExperimentRow.created_at.desc(), ExperimentRow.id.desc()))
+        if name is not None:
+            query = query.where(ExperimentRow.name == name)
+        with self._read() as s:
+            return [ExperimentRecord.from_rows(e, sp, n or 0, last) for e, sp, n, last in s.execute(query)]
+
+    def set_status(self, name: str, status: str) -> None:
+        if status not in STATUSES:
+            raise ValueError(status)
+
+        def work(s: Session) -> None:
+            row = s.scalar(sa.select(ExperimentRow).where(ExperimentRow.name == name))
+            row.status = status
+            row.updated_at = utcnow()
+            row.finished_at = utcnow() if status == "finished" else None
+
+        self._retrying(work, "update the experiment")
+
+    def set_budget(self, name: str, budget: int) -> None:
+        def work(s: Session) -> None:
+            row = s.scalar(sa.select(ExperimentRow).where(ExperimentRow.name == name))
+            row.budget = budget
+
+        self._retrying(work, "update the experiment")
+
+    def update_config(self, name: str, **changes: Any) -> None:
+        def work(s: Session) -> None:
+            row = s.scalar(sa.select(ExperimentRow).where(ExperimentRow.name == name))
+            row.config = {**row.config, **changes}
+
+        self._retrying(work, "update the experiment")
+
+    # -- evaluations -----------------------------------------------------------------------------------
+    def add_evaluation(self, experiment_id: int, space_id: int, new: NewEvaluation) -> bool:
+        """Commit one finished evaluation; False when this experiment already holds that arch."""
+
+        def work(s: Session) -> bool:
+            arch_id = self._arch_id(s, space_id, new.arch, new.arch_hash, new.features)
+            exists = s.scalar(sa.select(EvaluationRow.id).where(EvaluationRow.experiment_id == experiment_id,
+                                                                EvaluationRow.architecture_id == arch_id))
+            if exists is not None:
+                return False
+            s.add(EvaluationRow(experiment_id=experiment_id, architecture_id=arch_id, trial=new.trial,
+                                status=new.status, feasible=new.feasible, accuracy=new.metrics.get("accuracy"),
+                                metrics=_finite(new.metrics), sources=new.sources, worker=new.worker,
+                                started_at=new.started_at, finished_at=new.finished_at))
+            return True
+
+        try:
+            return self._retrying(work, "store an evaluation")
+        except IntegrityError:  # a concurrent writer stored the same arch first
+            return False
+
+    def add_evaluations(self, experiment_id: int, space_id: int, batch: list[NewEvaluation]) -> int:
+        """Commit many evaluations in one transaction (imports, seeding); returns how many were new."""
+        if self.dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert
+
+        def work(s: Session) -> int:
+            archs = [{"space_id": space_id, "hash": e.arch_hash, "arch": e.arch, "features": e.features} for e in batch]
+            for chunk in range(0, len(archs), 5000):
+                s.execute(insert(ArchitectureRow.__table__).values(archs[chunk:chunk + 5000])
+                          .on_conflict_do_nothing(index_elements=["space_id", "hash"]))
+            ids = dict(s.execute(sa.select(ArchitectureRow.hash, ArchitectureRow.id)
+                                 .where(ArchitectureRow.space_id == space_id)).all())
+            rows = [{"experiment_id": experiment_id, "architecture_id": ids[e.arch_hash], "trial": e.trial,
+                     "status": e.status, "feasible": e.feasible, "accuracy": e.metrics.get("accuracy"),
+                     "metrics": _finite(e.metrics), "sources": e.sources, "worker": e.worker,
+                     "started_at": e.started_at, "finished_at": e.finished_at} for e in batch]
+            before = s.scalar(sa.select(sa.func.count()).select_from(EvaluationRow)
+                              .where(EvaluationRow.experiment_id == experiment_id)) or 0
+            for chunk in range(0, len(rows), 5000):
+                s.execute(insert(EvaluationRow.__table__).values(rows[chunk:chunk + 5000])
+                          .on_conflict_do_nothing(index_elements=["experiment_id", "architecture_id"]))
+            after = s.scalar(sa.select(sa.func.count()).select_from(EvaluationRow)
+                             .where(EvaluationRow.experiment_id == experiment_id)) or 0
+            return after - before
+
+        return self._retrying(work, "store evaluations")
+
+    def evaluations(self, experiment: str, limit: int | None = None) -> list[EvaluationRecord]:
+        exp = self.experiment(experiment)
+        query = (sa.select(EvaluationRow, ArchitectureRow)
+                 .join(ArchitectureRow, ArchitectureRow.id == EvaluationRow.architecture_id)
+                 .where(EvaluationRow.experiment_id == exp.id)
+                 .order_by(EvaluationRow.trial, EvaluationRow.id))
+        if limit is not None:
+            query = query.limit(limit)
+        with self._read() as s:
+            return [EvaluationRecord.from_rows(e, a) for e, a in s.execute(query)]
+
+    def evaluation_count(self, experiment_id: int) -> int:
+        with self._read() as s:
+            return s.scalar(sa.select(sa.func.count()).select_from(EvaluationRow)
+                            .where(EvaluationRow.experiment_id == experiment_id)) or 0
+
+    def evaluation_rows(self, experiment: str) -> list[dict[str, Any]]:
+        """Flat rows (one per evaluation, every metric a key) for tables and data frames."""
+        exp = self.experiment(experiment)
+        query = (sa.select(EvaluationRow.trial, EvaluationRow.status, EvaluationRow.feasible, EvaluationRow.metrics,
+                           EvaluationRow.sources, EvaluationRow.worker, EvaluationRow.started_at,
+                           EvaluationRow.finished_at, ArchitectureRow.arch, ArchitectureRow.hash,
+                           ArchitectureRow.features)
+                 .join(ArchitectureRow, ArchitectureRow.id == EvaluationRow.architecture_id)
+                 .where(EvaluationRow.experiment_id == exp.id)
+                 .order_by(EvaluationRow.trial, EvaluationRow.id))
+        out = []
+        with self._read() as s:
+            for trial, status, feasible, metrics, sources, worker, started, finished, arch, h, features in s.execute(query):
+                out.append({"trial": trial, "arch": arch, "hash": h, "status": status, "feasible": feasible,
+                            **(metrics or {}), **{f"mix_{k}": v for k, v in (features or {}).items()},
+                            "worker": worker, "started_at": started, "finished_at": finished,
+                            "sources": sources})
+        return out
+
+    # -- latency profiles ---------------------------------------------------------------------------------
+    def save_profile(self, profile: dict[str, Any]) -> int:
+        """Store a latency profile (as :class:`nas.latency.Profile.to_json` gives it), replacing an older one."""
+
+        def work(s: Session) -> int:
+            old = s.scalar(sa.select(ProfileRow).where(ProfileRow.target == profile["target"],
+                                                       ProfileRow.space_hash == profile["space_hash"]))
+            if old is not None:
+                s.execute(sa.delete(MeasurementRow).where(MeasurementRow.profile_id == old.id))
+                s.delete(old)
+                s.flush()
+            row = ProfileRow(target=profile["target"], space_name=profile["space"], space_hash=profile["space_hash"],
+                             kind=profile["kind"], meta=profile.get("meta", {}),
+                             model={k: profile[k] for k in ("model", "input_shape", "archs") if k in profile},
+                             validation=profile.get("validation") or {})
+            s.add(row)
+            s.flush()
+            rows = [MeasurementRow(profile_id=row.id, kind="unit", key=k, median_ms=u["median_ms"],
+                                   p10_ms=u.get("p10_ms"), p90_ms=u.get("p90_ms"), cv=u.get("cv"))
+                    for k, u in profile.get("units", {}).items() if u.get("median_ms") is not None]
+            rows += [MeasurementRow(profile_id=row.id, kind="arch", key=a["arch"], median_ms=a["median_ms"],
+                                    p10_ms=a.get("p10_ms"), p90_ms=a.get("p90_ms"), cv=a.get("cv"))
+                     for a in profile.get("archs", [])]
+            rows += [MeasurementRow(profile_id=row.id, kind="validation", key=v["arch"], median_ms=v["measured_ms"],
+                                    predicted_ms=v["predicted_ms"])
+                     for v in profile.get("validation_rows", [])]
+            s.add_all(rows)
+            return row.id
+
+        return self._retrying(work, "store the latency profile")
+
+    def profiles(self) -> list[dict[str, Any]]:
+        with self._read() as s:
+            rows = s.scalars(sa.select(ProfileRow).order_by(ProfileRow.target, ProfileRow.space_name)).all()
+            return [{"id": r.id, "target": r.target, "space": r.space_name, "space_hash": r.space_hash, "kind": r.kind,
+                     "meta": r.meta, "validation": r.validation, "created_at": r.created_at} for r in rows]
+
+    def validation_points(self, profile_id: int) -> list[dict[str, Any]]:
+        with self._read() as s:
+            rows = s.scalars(sa.select(MeasurementRow).where(MeasurementRow.profile_id == profile_id,
+                                                             MeasurementRow.kind == "validation")).all()
+            return [{"arch": r.key, "measured_ms": r.median_ms, "predicted_ms": r.predicted_ms} for r in rows]
+
+    # -- exports ---------------------------------------------------------------------------------------------
+    def add_export(self, space_id: int, arch: str, arch_hash: str, features: dict[str, Any], path: str,
+                   max_abs_error: float, opset: int, experiment: str | None = None) -> None:
+        exp_id = self.experiment(experiment).id if experiment else None
+
+        def work(s: Session) -> None:
+            arch_id = self._arch_id(s, space_id, arch, arch_hash, features)
+            s.add(ExportRow(experiment_id=exp_id, architecture_id=arch_id, path=path, max_abs_error=max_abs_error,
+                            opset=opset))
+
+        self._retrying(work, "record the export")
+
+    def row_counts(self) -> dict[str, int]:
+        """Rows per table (tests use it to show a failed command changed nothing)."""
+        from nas.store.models import Base
+
+        with self._read() as s:
+            return {t.name: s.scalar(sa.select(sa.func.count()).select_from(t)) or 0
+                    for t in Base.metadata.sorted_tables}
+
+
+def _is_permanent(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    permanent = ("disk i/o error", "database or disk is full", "no space left", "attempt to write a readonly database",
+                 "file is not a database", "permission denied", "does not exist", "authentication failed")
+    return any(p in text for p in permanent)
+
+
+def _finite(metrics: dict[str, Any]) -> dict[str, Any]:
+    """JSON has no NaN or infinity: store them as null."""
+    out = {}
+    for k, v in metrics.items():
+        out[k] = None if isinstance(v, float) and (v != v or v in (float("inf"), float("-inf"))) else v
+    return json.loads(json.dumps(out, default=float))
+
+
+def now() -> dt.datetime:
+    return utcnow()

@@ -1,0 +1,126 @@
+"""Supernet checkpoints: plain tensors and primitives only, so they load with ``weights_only=True``.
+
+A checkpoint carries its space's YAML text and the dataset's shape and normalisation, so a
+checkpoint alone is enough to rebuild the supernet, evaluate, extract and export subnets.
+"""
+
+from __future__ import annotations
+
+import pickle
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from nas.atomic import atomic_path
+from nas.errors import NasError
+from nas.space import NetSpace, loads
+from nas.supernet.model import Supernet, SupernetConfig
+
+FORMAT = "nas-supernet"
+VERSION = 1
+
+
+@dataclass
+class Checkpoint:
+    """What a checkpoint holds besides the weights."""
+
+    space: NetSpace
+    dataset: str
+    input_shape: tuple[int, ...]
+    num_classes: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    epoch: int = 0
+    step: int = 0
+    train_config: dict[str, Any] = field(default_factory=dict)
+    history: list[dict[str, Any]] = field(default_factory=list)
+    final: dict[str, Any] = field(default_factory=dict)
+    optimizer: dict[str, Any] | None = None
+    scheduler: dict[str, Any] | None = None
+    rng: dict[str, Any] | None = None
+
+    def build(self) -> Supernet:
+        return Supernet(SupernetConfig.from_space(self.space, self.num_classes, self.input_shape[0]))
+
+
+def save(path: str | Path, net: Supernet, info: Checkpoint) -> None:
+    """Write atomically (a temporary file, then rename), so a kill never leaves half a checkpoint."""
+    path = Path(path)
+    payload = {
+        "format": FORMAT,
+        "version": VERSION,
+        "space_name": info.space.name,
+        "space_yaml": info.space.source_text,
+        "dataset": info.dataset,
+        "input_shape": list(info.input_shape),
+        "num_classes": info.num_classes,
+        "mean": list(info.mean),
+        "std": list(info.std),
+        "epoch": info.epoch,
+        "step": info.step,
+        "train_config": info.train_config,
+        "history": info.history,
+        "final": info.final,
+        "model": net.state_dict(),
+        "optimizer": info.optimizer,
+        "scheduler": info.scheduler,
+        "rng": info.rng,
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def load(path: str | Path) -> tuple[Supernet, Checkpoint]:
+    """Load a checkpoint (``weights_only=True``) and rebuild its supernet; NasError on anything wrong."""
+    path = Path(path)
+    if not path.is_file():
+        raise NasError(f"checkpoint {str(path)!r} does not exist")
+    return _load(path, path)
+
+
+def load_bytes(data: bytes, name: str = "checkpoint") -> tuple[Supernet, Checkpoint]:
+    """:func:`load` from the file's bytes (what the search driver ships to its workers)."""
+    import io
+
+    return _load(io.BytesIO(data), Path(name))
+
+
+def _load(source, path: Path) -> tuple[Supernet, Checkpoint]:
+    try:
+        payload = torch.load(source, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError, ValueError, OSError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise NasError(f"checkpoint {str(path)!r} is corrupted or not a supernet checkpoint ({first[:120]})") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise NasError(f"checkpoint {str(path)!r} is not a nas supernet checkpoint")
+    if payload.get("version") != VERSION:
+        raise NasError(f"checkpoint {str(path)!r} has format version {payload.get('version')}, expected {VERSION}")
+    space = loads(payload["space_yaml"], source=f"{path} (embedded space)")
+    if not isinstance(space, NetSpace):
+        raise NasError(f"checkpoint {str(path)!r} embeds a space without a supernet")
+    info = Checkpoint(
+        space=space,
+        dataset=payload["dataset"],
+        input_shape=tuple(payload["input_shape"]),
+        num_classes=int(payload["num_classes"]),
+        mean=tuple(payload["mean"]),
+        std=tuple(payload["std"]),
+        epoch=int(payload["epoch"]),
+        step=int(payload["step"]),
+        train_config=payload["train_config"],
+        history=payload["history"],
+        final=payload["final"],
+        optimizer=payload["optimizer"],
+        scheduler=payload["scheduler"],
+        rng=payload["rng"],
+    )
+    net = info.build()
+    try:
+        net.load_state_dict(payload["model"])
+    except RuntimeError as exc:
+        raise NasError(f"checkpoint {str(path)!r} does not match its space: {str(exc).splitlines()[0]}") from None
+    return net, info

@@ -1,0 +1,310 @@
+"""The weight-sharing supernet: a config from the space, then stem, stages and head.
+
+``Supernet(config).forward(x, arch)`` runs any subnet of the space: elastic depth keeps the
+first ``d`` layers of a stage, every block slices its largest weights to the arch's sizes.
+``Supernet.extract(arch)`` builds a standalone :class:`Subnet` holding only the chosen ops
+with copied weights; it runs the very same forward code at exact sizes, so its output
+equals the supernet's for that arch.
+
+Tokens flow as (batch, length, channels); ``grid`` is the spatial shape, (H, W) for images
+or (L,) for sequences, always plain Python ints so that exported graphs have fixed shapes.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from nas.blocks import AttentionMixer, ConvMixer, MlpFfn, MoeFfn, SsmMixer
+from nas.blocks._slice import ElasticLayerNorm, ElasticLinear, lead
+from nas.errors import NasError
+from nas.space import BlockSettings, Ffn, Layer, Mixer, NetArch, NetSpace
+
+# ----------------------------------------------------------------------------- config
+
+_MIXER_DIMS = ("kernel", "heads", "state", "expand")
+_FFN_DIMS = ("ratio", "experts", "top_k")
+
+
+@dataclass(frozen=True)
+class LayerConfig:
+    """The ops one layer holds: per kind, the largest option (a supernet) or the one chosen (a subnet)."""
+
+    mixers: tuple[Mixer, ...]
+    ffns: tuple[Ffn, ...]
+
+
+@dataclass(frozen=True)
+class StageConfig:
+    width: int  # the largest width
+    downsample: bool
+    layers: tuple[LayerConfig, ...]
+
+
+@dataclass(frozen=True)
+class SupernetConfig:
+    task_kind: str  # "image" or "sequence"
+    in_channels: int
+    num_classes: int
+    settings: BlockSettings
+    stages: tuple[StageConfig, ...]
+
+    @property
+    def spatial_dims(self) -> int:
+        return 2 if self.task_kind == "image" else 1
+
+    @classmethod
+    def from_space(cls, space: NetSpace, num_classes: int | None = None, in_channels: int | None = None) -> SupernetConfig:
+        stages = []
+        for spec in space.stages:
+            # Per kind, the largest size in every elastic dimension (fields a kind does not use are 0).
+            largest_mixers = tuple(
+                Mixer(k, *(max(getattr(m, f) for m in spec.mixers if m.kind == k) for f in _MIXER_DIMS))
+                for k in spec.mixer_kinds()
+            )
+            largest_ffns = tuple(
+                Ffn(k, *(max(getattr(f, d) for f in spec.ffns if f.kind == k) for d in _FFN_DIMS))
+                for k in spec.ffn_kinds()
+            )
+            layer = LayerConfig(largest_mixers, largest_ffns)
+            stages.append(StageConfig(spec.max_width, spec.downsample, (layer,) * spec.max_depth))
+        return cls(
+            task_kind=space.task.kind,
+            in_channels=in_channels or space.task.input_shape[0],
+            num_classes=num_classes or space.task.num_classes,
+            settings=space.settings,
+            stages=tuple(stages),
+        )
+
+    def for_arch(self, arch: NetArch) -> SupernetConfig:
+        """The config of the standalone subnet for ``arch``: exact widths, depths and ops."""
+        stages = tuple(
+            StageConfig(
+                s.width,
+                sc.downsample,
+                tuple(LayerConfig((la.mixer,), (la.ffn,)) for la in s.layers),
+            )
+            for s, sc in zip(arch.stages, self.stages, strict=True)
+        )
+        return replace(self, stages=stages)
+
+
+def downsampled(grid: tuple[int, ...], stride: int) -> tuple[int, ...]:
+    """The grid after a k3/p1 conv of this stride (ceil division)."""
+    return tuple(-(-g // stride) for g in grid)
+
+
+# ----------------------------------------------------------------------------- modules
+
+
+class ElasticConv(nn.Module):
+    """A dense conv (k3, padding 1) whose in and out channels are elastic leading slices."""
+
+    def __init__(self, max_in: int, max_out: int, stride: int, spatial_dims: int) -> None:
+        super().__init__()
+        self.stride, self.spatial_dims = stride, spatial_dims
+        self.weight = nn.Parameter(torch.empty((max_out, max_in) + (3,) * spatial_dims))
+        self.bias = nn.Parameter(torch.zeros(max_out))
+        nn.init.kaiming_uniform_(self.weight, a=5**0.5)
+
+    def forward(self, x: torch.Tensor, in_channels: int, out_channels: int) -> torch.Tensor:
+        conv = F.conv2d if self.spatial_dims == 2 else F.conv1d
+        w = lead(self.weight, out_channels, in_channels)
+        return conv(x, w, lead(self.bias, out_channels), stride=self.stride, padding=1)
+
+    def extract(self, in_channels: int, out_channels: int) -> ElasticConv:
+        new = ElasticConv(in_channels, out_channels, self.stride, self.spatial_dims)
+        with torch.no_grad():
+            new.weight.copy_(self.weight[:out_channels, :in_channels])
+            new.bias.copy_(self.bias[:out_channels])
+        return new
+
+
+class Stem(nn.Module):
+    """conv3 (fixed channels) -> GELU -> conv3 to the first stage's width; returns tokens."""
+
+    def __init__(self, in_channels: int, channels: int, max_width: int, strides: tuple[int, ...], spatial_dims: int) -> None:
+        super().__init__()
+        self.in_channels, self.channels = in_channels, channels
+        self.conv1 = ElasticConv(in_channels, channels, strides[0], spatial_dims)
+        self.conv2 = ElasticConv(channels, max_width, strides[1], spatial_dims)
+
+    def forward(self, x: torch.Tensor, width: int) -> torch.Tensor:
+        h = F.gelu(self.conv1(x, self.in_channels, self.channels))
+        h = self.conv2(h, self.channels, width)
+        return h.flatten(2).transpose(1, 2)
+
+    def extract(self, width: int) -> Stem:
+        new = Stem.__new__(Stem)
+        nn.Module.__init__(new)
+        new.in_channels, new.channels = self.in_channels, self.channels
+        new.conv1 = self.conv1.extract(self.in_channels, self.channels)
+        new.conv2 = self.conv2.extract(self.channels, width)
+        return new
+
+
+class Downsample(nn.Module):
+    """Between stages: LayerNorm, then a stride-2 conv3 from the previous width to this one."""
+
+    def __init__(self, max_in: int, max_out: int, spatial_dims: int) -> None:
+        super().__init__()
+        self.norm = ElasticLayerNorm(max_in)
+        self.conv = ElasticConv(max_in, max_out, 2, spatial_dims)
+
+    def forward(self, x: torch.Tensor, grid: tuple[int, ...], in_width: int, out_width: int) -> torch.Tensor:
+        h = self.norm(x, in_width).transpose(1, 2).reshape(-1, in_width, *grid)
+        return self.conv(h, in_width, out_width).flatten(2).transpose(1, 2)
+
+    def extract(self, in_width: int, out_width: int) -> Downsample:
+        new = Downsample(in_width, out_width, self.conv.spatial_dims)
+        new.norm = self.norm.extract(in_width)
+        new.conv = self.conv.extract(in_width, out_width)
+        return new
+
+
+def make_mixer(m: Mixer, width: int, settings: BlockSettings, spatial_dims: int) -> nn.Module:
+    if m.kind == "conv":
+        return ConvMixer(width, m.kernel, spatial_dims)
+    if m.kind == "attention":
+        return AttentionMixer(width, m.heads, settings.attention_head_dim)
+    return SsmMixer(width, m.state, m.expand, settings.ssm_head_dim, settings.ssm_conv)
+
+
+def make_ffn(f: Ffn, width: int, settings: BlockSettings) -> nn.Module:
+    if f.kind == "mlp":
+        return MlpFfn(width, f.ratio)
+    return MoeFfn(width, f.experts, settings.moe_ratio, settings.moe_capacity)
+
+
+class SuperLayer(nn.Module):
+    """One layer: ``x + mixer(x)`` then ``x + ffn(x)``, with one module per kind it can choose."""
+
+    def __init__(self, config: LayerConfig, width: int, settings: BlockSettings, spatial_dims: int) -> None:
+        super().__init__()
+        self.mixers = nn.ModuleDict({m.kind: make_mixer(m, width, settings, spatial_dims) for m in config.mixers})
+        self.ffns = nn.ModuleDict({f.kind: make_ffn(f, width, settings) for f in config.ffns})
+
+    def forward(
+        self, x: torch.Tensor, grid: tuple[int, ...], width: int, layer: Layer, aux: list[torch.Tensor] | None
+    ) -> torch.Tensor:
+        x = x + self.mixers[layer.mixer.kind](x, grid, width, layer.mixer)
+        return x + self.ffns[layer.ffn.kind](x, grid, width, layer.ffn, aux)
+
+    def extract(self, width: int, layer: Layer) -> SuperLayer:
+        new = SuperLayer.__new__(SuperLayer)
+        nn.Module.__init__(new)
+        new.mixers = nn.ModuleDict({layer.mixer.kind: self.mixers[layer.mixer.kind].extract(width, layer.mixer)})
+        new.ffns = nn.ModuleDict({layer.ffn.kind: self.ffns[layer.ffn.kind].extract(width, layer.ffn)})
+        return new
+
+
+class Head(nn.Module):
+    """LayerNorm, mean over tokens, linear classifier (elastic input width)."""
+
+    def __init__(self, max_width: int, num_classes: int) -> None:
+        super().__init__()
+        self.num_classes = num_classes
+        self.norm = ElasticLayerNorm(max_width)
+        self.fc = ElasticLinear(max_width, num_classes)
+
+    def forward(self, x: torch.Tensor, width: int) -> torch.Tensor:
+        return self.fc(self.norm(x, width).mean(dim=1), width, self.num_classes)
+
+    def extract(self, width: int) -> Head:
+        new = Head(width, self.num_classes)
+        new.norm = self.norm.extract(width)
+        new.fc = self.fc.extract(width, self.num_classes)
+        return new
+
+
+class Supernet(nn.Module):
+    """All subnets of a space in one set of weights; ``forward(x, arch)`` runs one of them."""
+
+    def __init__(self, config: SupernetConfig) -> None:
+        super().__init__()
+        self.config = config
+        s, dims = config.settings, config.spatial_dims
+        self.stem = Stem(config.in_channels, s.stem_channels, config.stages[0].width, s.stem_strides, dims)
+        self.downsamples = nn.ModuleList(
+            Downsample(prev.width, sc.width, dims) if sc.downsample else nn.Identity()
+            for prev, sc in zip(config.stages, config.stages[1:], strict=False)
+        )
+        self.stages = nn.ModuleList(
+            nn.ModuleList(SuperLayer(lc, sc.width, s, dims) for lc in sc.layers) for sc in config.stages
+        )
+        self.head = Head(config.stages[-1].width, config.num_classes)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        arch: NetArch,
+        grid: tuple[int, ...] | None = None,
+        aux: list[torch.Tensor] | None = None,
+    ) -> torch.Tensor:
+        """Logits of ``arch`` on ``x`` (B, C, H, W) or (B, C, L).
+
+        ``grid`` is the input's spatial shape (taken from ``x`` when not given; exported
+        subnets pass it so the graph has fixed shapes). ``aux`` receives MoE balance losses.
+        """
+        grid = tuple(int(g) for g in x.shape[2:]) if grid is None else grid
+        for stride in self.config.settings.stem_strides:
+            grid = downsampled(grid, stride)
+        h = self.stem(x, arch.stages[0].width)
+        for i, stage in enumerate(arch.stages):
+            if i > 0 and self.config.stages[i].downsample:
+                h = self.downsamples[i - 1](h, grid, arch.stages[i - 1].width, stage.width)
+                grid = downsampled(grid, 2)
+            elif i > 0 and stage.width != arch.stages[i - 1].width:
+                raise NasError(f"stage {i} changes width without downsampling")
+            for layer_module, layer in zip(self.stages[i], stage.layers, strict=False):
+                h = layer_module(h, grid, stage.width, layer, aux)
+        return self.head(h, arch.stages[-1].width)
+
+    def extract(self, arch: NetArch, input_shape: tuple[int, ...]) -> Subnet:
+        """A standalone module for ``arch`` with copied weights (no reference to this supernet)."""
+        net = Supernet.__new__(Supernet)
+        nn.Module.__init__(net)
+        net.config = self.config.for_arch(arch)
+        net.stem = self.stem.extract(arch.stages[0].width)
+        net.downsamples = nn.ModuleList(
+            ds.extract(arch.stages[i].width, arch.stages[i + 1].width) if isinstance(ds, Downsample) else nn.Identity()
+            for i, ds in enumerate(self.downsamples)
+        )
+        net.stages = nn.ModuleList(
+            nn.ModuleList(module.extract(stage.width, layer) for module, layer in zip(self.stages[i], stage.layers, strict=False))
+            for i, stage in enumerate(arch.stages)
+        )
+        net.head = self.head.extract(arch.stages[-1].width)
+        return Subnet(net, arch, input_shape)
+
+
+class Subnet(nn.Module):
+    """One extracted architecture with a fixed input shape: ``forward(x)`` only."""
+
+    def __init__(self, net: Supernet, arch: NetArch, input_shape: tuple[int, ...]) -> None:
+        super().__init__()
+        self.net = net
+        self.arch = arch
+        self.input_shape = tuple(input_shape)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x, self.arch, grid=self.input_shape[1:])
+
+    def num_params(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+
+def count_tokens(input_shape: tuple[int, ...], settings: BlockSettings, stages: int) -> list[int]:
+    """Tokens per stage for an input shape (used by latency models to name block shapes)."""
+    grid = tuple(input_shape[1:])
+    for stride in settings.stem_strides:
+        grid = downsampled(grid, stride)
+    out = [math.prod(grid)]
+    for _ in range(stages - 1):
+        grid = downsampled(grid, 2)
+        out.append(math.prod(grid))
+    return out

@@ -1,0 +1,118 @@
+"""A subnet as a sequence of *units*: the stem, each layer's mixer and ffn (with their residual
+adds), the downsamplings and the head.
+
+A unit's cost depends only on its op, widths and token grid, not on where it sits, so the
+latency models measure units once and sum them, and metrics compose over them. Every unit
+exports to ONNX on its own (:func:`unit_module`), from the same code the subnet runs.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from nas.space import NetArch, NetSpace, parse_ffn_or_mixer
+from nas.supernet.model import Supernet, downsampled
+
+
+@dataclass(frozen=True)
+class Unit:
+    kind: str  # stem, down, mixer, ffn, head
+    op: str  # mixer or ffn token (conv5, moe4k2, ...); "" for stem, down and head
+    width: int  # output width
+    in_width: int  # input width (differs from width only for down)
+    grid: tuple[int, ...]  # the token grid the unit reads (the input image grid for stem)
+    stage: int  # where to find its weights in the supernet
+
+    @property
+    def key(self) -> str:
+        grid = "x".join(map(str, self.grid))
+        if self.kind == "down":
+            return f"down/{self.in_width}>{self.width}/{grid}"
+        if self.kind in ("stem", "head"):
+            return f"{self.kind}/{self.width}/{grid}"
+        return f"{self.kind}/{self.op}/{self.width}/{grid}"
+
+    @property
+    def tokens(self) -> int:
+        return math.prod(self.grid)
+
+
+def arch_units(space: NetSpace, arch: NetArch, input_shape: tuple[int, ...] | None = None) -> list[Unit]:
+    """The units of ``arch`` in execution order, for inputs of ``input_shape`` (the task's by default)."""
+    shape = tuple(input_shape or space.task.input_shape)
+    grid = tuple(shape[1:])
+    units = [Unit("stem", "", arch.stages[0].width, shape[0], grid, 0)]
+    for stride in space.settings.stem_strides:
+        grid = downsampled(grid, stride)
+    for i, stage in enumerate(arch.stages):
+        if i > 0 and space.stages[i].downsample:
+            units.append(Unit("down", "", stage.width, arch.stages[i - 1].width, grid, i))
+            grid = downsampled(grid, 2)
+        for layer in stage.layers:
+            units.append(Unit("mixer", layer.mixer.token, stage.width, stage.width, grid, i))
+            units.append(Unit("ffn", layer.ffn.token, stage.width, stage.width, grid, i))
+    units.append(Unit("head", "", arch.stages[-1].width, arch.stages[-1].width, grid, len(arch.stages) - 1))
+    return units
+
+
+class _Residual(nn.Module):
+    """``x + block(x)`` at a fixed grid, width and option: one layer's mixer or ffn half."""
+
+    def __init__(self, block: nn.Module, grid: tuple[int, ...], width: int, option) -> None:
+        super().__init__()
+        self.block, self.grid, self.width, self.option = block, grid, width, option
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.block(x, self.grid, self.width, self.option)
+
+
+class _Call(nn.Module):
+    def __init__(self, block: nn.Module, *args) -> None:
+        super().__init__()
+        self.block, self.args = block, args
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.block(x, *self.args)
+
+
+def unit_module(net: Supernet, unit: Unit) -> tuple[nn.Module, tuple[int, ...]]:
+    """A standalone module for ``unit`` with weights from ``net``, and its input shape (batch 1)."""
+    tokens_shape = (1, unit.tokens, unit.in_width)
+    if unit.kind == "stem":
+        return _Call(net.stem.extract(unit.width), unit.width), (1, unit.in_width, *unit.grid)
+    if unit.kind == "down":
+        block = net.downsamples[unit.stage - 1].extract(unit.in_width, unit.width)
+        return _Call(block, unit.grid, unit.in_width, unit.width), tokens_shape
+    if unit.kind == "head":
+        return _Call(net.head.extract(unit.width), unit.width), tokens_shape
+    option = parse_ffn_or_mixer(unit.op)
+    layer = net.stages[unit.stage][0]
+    table = layer.mixers if unit.kind == "mixer" else layer.ffns
+    block = table[option.kind].extract(unit.width, option)
+    return _Residual(block, unit.grid, unit.width, option), tokens_shape
+
+
+def all_units(space: NetSpace, input_shape: tuple[int, ...] | None = None) -> list[Unit]:
+    """Every distinct unit any subnet of ``space`` can contain (what a latency build measures)."""
+    shape = tuple(input_shape or space.task.input_shape)
+    grid = tuple(shape[1:])
+    units = [Unit("stem", "", w, shape[0], grid, 0) for w in space.stages[0].widths]
+    for stride in space.settings.stem_strides:
+        grid = downsampled(grid, stride)
+    for i, spec in enumerate(space.stages):
+        if i > 0 and spec.downsample:
+            units += [Unit("down", "", w, p, grid, i) for p in space.stages[i - 1].widths for w in spec.widths]
+            grid = downsampled(grid, 2)
+        for w in spec.widths:
+            units += [Unit("mixer", m.token, w, w, grid, i) for m in spec.mixers]
+            units += [Unit("ffn", f.token, w, w, grid, i) for f in spec.ffns]
+    last = len(space.stages) - 1
+    units += [Unit("head", "", w, w, grid, last) for w in space.stages[last].widths]
+    seen: dict[str, Unit] = {}
+    for u in units:
+        seen.setdefault(u.key, u)
+    return list(seen.values())

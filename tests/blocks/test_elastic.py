@@ -1,0 +1,124 @@
+"""Elastic blocks: weight sharing is by leading slices, and extraction copies exactly those."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from nas.blocks import AttentionMixer, ConvMixer, MlpFfn, MoeFfn, SsmMixer
+from nas.blocks._slice import lead
+from nas.blocks.conv import centre_crop
+from nas.space import Ffn, Mixer
+
+CASES = [
+    (lambda: ConvMixer(32, 7, 2), Mixer("conv", kernel=5)),
+    (lambda: ConvMixer(32, 9, 1), Mixer("conv", kernel=3)),
+    (lambda: AttentionMixer(32, 4, 8), Mixer("attention", heads=2)),
+    (lambda: SsmMixer(32, 16, 2, 8, 4), Mixer("ssm", state=8, expand=1)),
+    (lambda: MlpFfn(32, 4), Ffn("mlp", ratio=2)),
+    (lambda: MoeFfn(32, 4, 2), Ffn("moe", experts=2, top_k=1)),
+    (lambda: MoeFfn(32, 4, 2), Ffn("moe", experts=4, top_k=2)),
+]
+
+
+@pytest.mark.parametrize("make, option", CASES)
+@pytest.mark.parametrize("width", [16, 32])
+def test_extracted_block_equals_the_elastic_one(make, option, width):
+    torch.manual_seed(0)
+    block = make().eval()
+    grid = (5, 5) if getattr(block, "spatial_dims", 2) == 2 else (25,)
+    x = torch.randn(3, 25, width)
+    small = block.extract(width, option).eval()
+    with torch.no_grad():
+        assert torch.equal(block(x, grid, width, option), small(x, grid, width, option))
+    assert sum(p.numel() for p in small.parameters()) < sum(p.numel() for p in block.parameters()) or width == 32
+
+
+def test_lead_is_a_view_of_the_same_storage():
+    w = torch.randn(48, 48)
+    assert lead(w, 32, 32).data_ptr() == w.data_ptr()
+    assert lead(w, 48, 48) is w
+
+
+def test_two_widths_read_the_same_leading_slice_of_one_parameter():
+    """Weight sharing is real: narrower subnets train exactly the leading slice of the widest weights."""
+    from nas.space import load
+    from nas.supernet import Supernet, SupernetConfig
+
+    space = load("hybrid-vision")
+    net = Supernet(SupernetConfig.from_space(space))
+    narrow = space.parse("32:conv3+mlp2/48:conv3+mlp2/64:conv3+mlp2")
+    wide = space.parse("48:conv3+mlp2/48:conv3+mlp2/64:conv3+mlp2")
+    weight = net.stages[0][0].ffns["mlp"].fc1.weight  # (4 * 48, 48)
+    x = torch.randn(2, 1, 28, 28)
+
+    seen = []
+    hook = weight.register_hook(lambda g: seen.append(g.clone()))
+    net(x, narrow).sum().backward()
+    net.zero_grad()
+    net(x, wide).sum().backward()
+    hook.remove()
+    g_narrow, g_wide = seen
+    # The narrow subnet touches only rows [:2*32] and columns [:32] of the one shared tensor ...
+    assert g_narrow[: 2 * 32, :32].abs().sum() > 0
+    assert g_narrow[2 * 32 :].abs().sum() == 0 and g_narrow[:, 32:].abs().sum() == 0
+    # ... which the wide subnet reads too, as part of its larger leading slice.
+    assert g_wide[: 2 * 32, :32].abs().sum() > 0 and g_wide[: 2 * 48, 32:48].abs().sum() > 0
+    # Extraction copies exactly that slice.
+    sub = net.extract(narrow, (1, 28, 28))
+    assert torch.equal(sub.net.stages[0][0].ffns["mlp"].fc1.weight, weight[: 2 * 32, :32])
+
+
+def test_smaller_kernel_is_the_centre_of_the_largest():
+    w = torch.arange(49.0).reshape(1, 1, 7, 7)
+    assert torch.equal(centre_crop(w, 3), w[..., 2:5, 2:5])
+    assert torch.equal(centre_crop(torch.arange(9.0).reshape(1, 1, 9), 5), torch.arange(2.0, 7.0).reshape(1, 1, 5))
+
+
+def test_moe_experts_run_on_their_capacity_only():
+    torch.manual_seed(0)
+    moe = MoeFfn(8, 4, 2).eval()
+    rows = []
+    original = torch.nn.functional.linear
+
+    def counting(x, w, b=None):
+        rows.append(x.shape[-2])
+        return original(x, w, b)
+
+    torch.nn.functional.linear = counting
+    try:
+        moe(torch.randn(1, 10, 8), (10,), 8, Ffn("moe", experts=4, top_k=1))
+    finally:
+        torch.nn.functional.linear = original
+    # The router sees 10 tokens; each of the 4 experts' two layers sees ceil(1.25 * 10 * 1 / 4) = 4 slots.
+    assert moe.capacity(10, 4, 1) == 4
+    assert rows[0] == 10 and rows[1:] == [4] * 8
+
+
+def test_moe_is_per_sample_and_drops_only_beyond_capacity():
+    torch.manual_seed(0)
+    moe = MoeFfn(8, 4, 2).eval()
+    option = Ffn("moe", experts=2, top_k=2)  # capacity = all tokens: nothing is dropped
+    x = torch.randn(3, 6, 8)
+    with torch.no_grad():
+        together = moe(x, (6,), 8, option)
+        alone = torch.cat([moe(x[i : i + 1], (6,), 8, option) for i in range(3)])
+    assert torch.allclose(together, alone, atol=1e-6)
+    # With every token going to both experts, the output is the dense gated sum.
+    with torch.no_grad():
+        h = moe.norm(x, 8)
+        probs = torch.softmax(moe.router(h, 8, 2), -1)
+        dense = sum(
+            probs[..., e : e + 1]
+            * torch.nn.functional.linear(torch.nn.functional.gelu(torch.nn.functional.linear(h, moe.w1[e, :16, :8], moe.b1[e, :16])),
+                                         moe.w2[e, :8, :16], moe.b2[e, :8])
+            for e in range(2)
+        )
+    assert torch.allclose(together, dense, atol=1e-5)
+
+
+def test_moe_balance_loss_is_reported():
+    moe = MoeFfn(8, 4, 2)
+    aux: list[torch.Tensor] = []
+    moe(torch.randn(2, 6, 8), (6,), 8, Ffn("moe", experts=4, top_k=2), aux)
+    assert len(aux) == 1 and aux[0].item() > 0

@@ -1,0 +1,123 @@
+"""Contract tests every strategy must pass; a new strategy is added to STRATEGIES and runs here."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+
+from nas.errors import NasError
+from nas.objectives import Objective, parse_constraint
+from nas.pareto import hypervolume
+from nas.search import STRATEGIES, make_strategy
+from nas.space import load
+
+OBJECTIVES = [Objective("score", "max"), Objective("cost", "min")]
+
+
+def toy_metrics(arch) -> dict[str, float]:
+    """A smooth two-objective problem on the plain toy space: bigger nets score more and cost more."""
+    v = arch.as_dict()
+    size = v["layers"] * v["units"]
+    act = {"relu": 0.0, "gelu": 0.05, "tanh": -0.05}[v["activation"]]
+    score = 1 - np.exp(-size / 150) + act - 0.3 * v["dropout"]
+    cost = 0.1 + size / 100 + (0.2 if v["activation"] == "gelu" else 0.0)
+    return {"score": float(score), "cost": float(cost)}
+
+
+def net_metrics(arch) -> dict[str, float]:
+    """A network-space problem: accuracy grows with depth x width, latency with MACs-ish cost."""
+    depth = sum(arch.depths)
+    width = sum(arch.widths)
+    attn = arch.block_mix()["attention"]
+    return {"accuracy": float(1 - np.exp(-depth * width / 300) + 0.02 * attn), "cpu_ms": float(0.1 + depth * width / 500)}
+
+
+def run(strategy, metrics_fn, n: int) -> list:
+    seen = {}
+    for _ in range(n):
+        arch = strategy.ask()
+        strategy.space.validate(arch)
+        if arch not in seen:
+            seen[arch] = metrics_fn(arch)
+        strategy.tell(arch, seen[arch])
+    return list(seen.items())
+
+
+@pytest.mark.parametrize("name", STRATEGIES)
+def test_asks_valid_archs_and_learns(name):
+    space = load("toy-choice")
+    strategy = make_strategy(name, space, OBJECTIVES, seed=0)
+    results = run(strategy, toy_metrics, 40)
+    assert len(results) >= 10
+    points = np.array([[m["score"], m["cost"]] for _, m in results])
+    assert hypervolume(points, [0, 10], ["max", "min"]) > 0
+
+
+@pytest.mark.parametrize("name", STRATEGIES)
+def test_works_on_a_network_space(name):
+    space = load("mcu-vision")
+    strategy = make_strategy(name, space, [Objective("accuracy", "max"), Objective("cpu_ms", "min")], seed=1)
+    results = run(strategy, net_metrics, 30)
+    assert len(results) >= 15
+
+
+@pytest.mark.parametrize("name", STRATEGIES)
+def test_same_seed_same_proposals(name):
+    space = load("toy-choice")
+    first = [a for a, _ in run(make_strategy(name, space, OBJECTIVES, seed=7), toy_metrics, 25)]
+    second = [a for a, _ in run(make_strategy(name, space, OBJECTIVES, seed=7), toy_metrics, 25)]
+    assert first == second
+
+
+@pytest.mark.parametrize("name", STRATEGIES)
+def test_constraints_steer_towards_feasible(name):
+    space = load("toy-choice")
+    constraint = parse_constraint("cost<=1.5", ["score", "cost"])
+    strategy = make_strategy(name, space, OBJECTIVES, [constraint], seed=3)
+    results = run(strategy, toy_metrics, 60)
+    feasible = [m for _, m in results if m["cost"] <= 1.5]
+    assert feasible, "no feasible point found"
+    # Later proposals are feasible at least as often as the first ones (random: about equally).
+    half = len(results) // 2
+    early = np.mean([m["cost"] <= 1.5 for _, m in results[:half]])
+    late = np.mean([m["cost"] <= 1.5 for _, m in results[half:]])
+    assert late >= early - 0.25
+
+
+@pytest.mark.parametrize("name", STRATEGIES)
+def test_warm_start_accepts_history(name):
+    space = load("toy-choice")
+    rng = random.Random(0)
+    history = [(a, toy_metrics(a)) for a in space.sample_unique(rng, 30)]
+    strategy = make_strategy(name, space, OBJECTIVES, seed=0)
+    strategy.warm_start(history)
+    arch = strategy.ask()
+    strategy.tell(arch, toy_metrics(arch))
+
+
+def test_screened_candidates_without_objectives_are_accepted():
+    space = load("toy-choice")
+    for name in STRATEGIES:
+        strategy = make_strategy(name, space, OBJECTIVES, [parse_constraint("cost<=0.5", ["score", "cost"])], seed=0)
+        arch = strategy.ask()
+        strategy.tell(arch, {"cost": 9.0})  # no score: screened out before evaluation
+
+
+def test_unknown_strategy_and_bad_constraints():
+    with pytest.raises(NasError, match="unknown strategy 'annealing'"):
+        make_strategy("annealing", load("toy-choice"), OBJECTIVES)
+    for text, needle in [("cpu_ms<<2", "does not parse"), ("cpu_ms<=fast", "does not parse"),
+                         ("gpu_ms<=2", "unknown metric 'gpu_ms'"), ("<=2", "does not parse"), ("cpu_ms=2", "does not parse")]:
+        with pytest.raises(NasError, match=needle):
+            parse_constraint(text, ["accuracy", "cpu_ms"])
+
+
+def test_constraint_slack_and_violation():
+    c = parse_constraint("sram_kb<=320", ["sram_kb"])
+    assert c.violation({"sram_kb": 300}) == 0 and c.slack({"sram_kb": 300}) < 0
+    assert c.violation({"sram_kb": 352}) == pytest.approx(0.1)
+    assert c.violation({}) == float("inf")
+    low = parse_constraint("accuracy>=0.8", ["accuracy"])
+    assert low.violation({"accuracy": 0.9}) == 0 and low.violation({"accuracy": 0.6}) == pytest.approx(0.25)

@@ -1,0 +1,143 @@
+"""The dashboard with Streamlit's AppTest: every page, on a store seeded by a real search and on odd stores."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+APP = Path(__file__).parent.parent / "dashboard"
+PAGES = ["experiments", "explorer", "arch", "targets"]
+
+
+def run_page(page: str, url: str, monkeypatch, timeout: float = 60, **session):
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("NAS_DB_URL", url)
+    at = AppTest.from_file(str(APP / "app_pages" / f"{page}.py"), default_timeout=timeout)
+    for key, value in session.items():
+        at.session_state[key] = value
+    return at.run()
+
+
+def plotly_specs(at) -> list[dict]:
+    return [json.loads(el.proto.spec) for el in at.get("plotly_chart")]
+
+
+def values(array) -> list:
+    """A trace's data array as a list: Plotly sends numeric arrays as base64 ``{"dtype", "bdata"}``."""
+    if isinstance(array, dict) and "bdata" in array:
+        flat = np.frombuffer(base64.b64decode(array["bdata"]), dtype=np.dtype(array["dtype"]))
+        return flat.reshape(array["shape"]).tolist() if "shape" in array else flat.tolist()
+    return list(array)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_renders_a_real_search(seeded_store, monkeypatch, page):
+    at = run_page(page, seeded_store, monkeypatch)
+    assert not at.exception, at.exception
+    assert not at.error
+
+
+@pytest.mark.slow
+def test_explorer_draws_evaluations_and_front_and_filters(seeded_store, monkeypatch):
+    at = run_page("explorer", seeded_store, monkeypatch)
+    spec = plotly_specs(at)[0]
+    names = [trace.get("name") for trace in spec["data"]]
+    assert names[0] == "evaluations"
+    evaluations = spec["data"][0]
+    assert len(values(evaluations["x"])) == len(values(evaluations["y"])) == 12
+    assert len(evaluations["customdata"]) == 12  # hover shows the arch
+    assert "Pareto front" in names
+    front = spec["data"][names.index("Pareto front")]
+    assert all(arch for arch, _ in front["customdata"])
+    captions = " ".join(c.value for c in at.caption)
+    assert "12 of 12 evaluations within the limits" in captions
+    slider = at.slider(key="limit_mcu-m7_ms")
+    low, high = slider.min, slider.max
+    slider.set_value(low + (high - low) / 2).run()
+    captions = " ".join(c.value for c in at.caption)
+    assert "12 of 12" not in captions and "of 12 evaluations within the limits" in captions
+    assert not at.exception
+
+
+@pytest.mark.slow
+def test_arch_detail_shows_diagram_and_metrics(seeded_store, monkeypatch):
+    from nas.store import Store
+
+    arch = Store(seeded_store, readonly=True).evaluations("seeded")[0].arch
+    at = run_page("arch", seeded_store, monkeypatch, arch=arch)
+    assert not at.exception
+    assert at.selectbox(key="arch_select").value == arch
+    dot = at.get("graphviz_chart")[0].proto.spec
+    assert "stage 0" in dot and "head" in dot
+    table = at.dataframe[0].value
+    assert {"accuracy", "mcu-m7_ms", "sram_kb", "flash_kb"} <= set(table["metric"])
+    assert at.button(key="arch_export")
+
+
+@pytest.mark.slow
+def test_targets_page_plots_validation(seeded_store, monkeypatch):
+    at = run_page("targets", seeded_store, monkeypatch)
+    assert not at.exception
+    spec = plotly_specs(at)[0]
+    assert any(t.get("name") == "held-out subnets" for t in spec["data"])
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_pages_render_on_an_empty_store(tmp_path, monkeypatch, page):
+    from nas.store import Store
+
+    db = str(tmp_path / "empty.db")
+    Store(db).close()
+    at = run_page(page, db, monkeypatch)
+    assert not at.exception and not at.error
+    assert any("No experiments" in i.value for i in at.info)
+
+
+@pytest.mark.parametrize("page", ["explorer", "arch", "targets"])
+def test_pages_render_without_finished_evaluations(tmp_path, monkeypatch, page):
+    from nas.store import Store
+
+    db = str(tmp_path / "pending.db")
+    store = Store(db)
+    space_id = store.ensure_space("toy-choice", "h", "choice", "name: toy-choice")
+    store.create_experiment("pending", space_id, "random", ["cpu"], [{"name": "accuracy", "direction": "max"},
+                            {"name": "cpu_ms", "direction": "min"}], [], 10, 0, {}, {})
+    at = run_page(page, db, monkeypatch)
+    assert not at.exception and not at.error
+    assert at.info
+
+
+@pytest.mark.parametrize("make", ["missing", "junk", "foreign"])
+def test_a_store_that_is_not_ours_is_one_line_on_the_page(tmp_path, monkeypatch, make):
+    import sqlite3
+
+    path = tmp_path / f"{make}.db"
+    if make == "junk":
+        path.write_bytes(b"certainly not sqlite" * 50)
+    elif make == "foreign":
+        with sqlite3.connect(path) as conn:
+            conn.execute("CREATE TABLE invoices (id INTEGER)")
+    at = run_page("explorer", str(path), monkeypatch)
+    assert not at.exception
+    assert len(at.error) == 1 and "\n" not in at.error[0].value
+    assert "Traceback" not in at.error[0].value
+
+
+@pytest.mark.slow
+def test_a_hundred_thousand_evaluations_render(tmp_path, monkeypatch):
+    from experiments.dashboard_render import synthetic_store
+
+    db = str(tmp_path / "big.db")
+    synthetic_store(db, 100_000)
+    at = run_page("explorer", db, monkeypatch, timeout=120)
+    assert not at.exception
+    spec = plotly_specs(at)[0]
+    drawn = len(values(spec["data"][0]["x"]))
+    assert 20_000 <= drawn <= 20_000 + 1000  # the dominated points are sampled; the front is drawn whole
+    assert any("of 100,000 points" in c.value for c in at.caption)

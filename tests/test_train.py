@@ -1,0 +1,91 @@
+"""Supernet training: sandwich rule, fairness, checkpoints that resume and load weights-only."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+
+import pytest
+import torch
+
+from nas.errors import NasError
+from nas.space import load
+from nas.supernet import checkpoint
+from nas.supernet.train import TrainConfig, accuracy, fair_subnet, sandwich, train
+
+
+def test_sandwich_has_largest_smallest_and_random():
+    space = load("hybrid-vision")
+    archs = sandwich(space, random.Random(0), step=0, n_random=2)
+    assert archs[0] == space.largest() and archs[1] == space.smallest() and len(archs) == 4
+
+
+def test_fair_sampling_gives_each_kind_equal_updates_per_position():
+    space = load("hybrid-vision")
+    rng = random.Random(0)
+    counts: Counter = Counter()
+    for slot in range(600):
+        arch = fair_subnet(space, rng, slot)
+        for i, j, layer in arch.layers():
+            if (i, j) == (0, 0):
+                counts[layer.mixer.kind] += 1
+                counts[layer.ffn.kind] += 1
+    assert counts["conv"] == counts["attention"] == counts["ssm"] == 200
+    assert counts["mlp"] == counts["moe"] == 300
+
+
+def test_checkpoint_loads_weights_only_and_learns(digits_ckpt, digits):
+    payload = torch.load(digits_ckpt, weights_only=True)
+    assert payload["format"] == "nas-supernet" and payload["epoch"] == 1
+    net, info = checkpoint.load(digits_ckpt)
+    assert info.space.name == "hybrid-vision" and info.dataset == "digits"
+    # One epoch on 1,295 digits: far above the 10% of chance for both extremes.
+    assert accuracy(net, info.space.largest(), digits.x_test, digits.y_test) > 0.5
+    assert accuracy(net, info.space.smallest(), digits.x_test, digits.y_test) > 0.3
+    assert set(info.final) >= {"test_acc_largest", "test_acc_smallest"}
+
+
+def test_resume_continues_to_the_requested_epochs(tmp_path, digits):
+    space = load("hybrid-vision")
+    out = tmp_path / "r.ckpt"
+    small = digits.limit(256)
+    train(space, small, TrainConfig(epochs=1, batch_size=64), out)
+    first = checkpoint.load(out)[1]
+    info = train(space, small, TrainConfig(epochs=2, batch_size=64), out, resume=True)
+    assert info.epoch == 2 and len(info.history) == 2
+    assert info.history[0] == first.history[0]
+    assert info.step == 2 * first.step
+
+
+def test_resume_refuses_another_space(tmp_path, digits):
+    out = tmp_path / "r.ckpt"
+    train(load("hybrid-vision"), digits.limit(64), TrainConfig(epochs=1, batch_size=64), out)
+    with pytest.raises(NasError, match="trained on space 'hybrid-vision'"):
+        train(load("mcu-vision"), digits.limit(64), TrainConfig(epochs=2), out, resume=True)
+
+
+@pytest.mark.parametrize("content", [b"", b"not a checkpoint at all", b"PK\x03\x04garbage"])
+def test_corrupted_checkpoints_are_reported(tmp_path, content):
+    path = tmp_path / "bad.ckpt"
+    path.write_bytes(content)
+    with pytest.raises(NasError, match="corrupted or not a supernet checkpoint"):
+        checkpoint.load(path)
+
+
+def test_truncated_checkpoint_is_reported(tmp_path, digits_ckpt):
+    path = tmp_path / "cut.ckpt"
+    path.write_bytes(digits_ckpt.read_bytes()[:5000])
+    with pytest.raises(NasError, match="corrupted"):
+        checkpoint.load(path)
+
+
+def test_a_plain_torch_file_is_not_a_checkpoint(tmp_path):
+    path = tmp_path / "other.ckpt"
+    torch.save({"weights": torch.zeros(3)}, path)
+    with pytest.raises(NasError, match="not a nas supernet checkpoint"):
+        checkpoint.load(path)
+
+
+def test_bad_training_options():
+    with pytest.raises(NasError, match="epochs=0"):
+        TrainConfig(epochs=0)
