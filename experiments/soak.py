@@ -35,7 +35,8 @@ from experiments._common import (  # noqa: E402
 
 
 class Sampler(threading.Thread):
-    """Samples RSS (MB) of this process and of Ray's evaluation workers every ``every`` seconds."""
+    """Samples RSS (MB) of this process and of Ray's evaluation workers every ``every`` seconds,
+    as (wall-clock time, driver MB, [worker MB, ...])."""
 
     def __init__(self, every: float = 2.0) -> None:
         super().__init__(daemon=True)
@@ -45,14 +46,13 @@ class Sampler(threading.Thread):
         import psutil
 
         me = psutil.Process()
-        started = time.time()
         while not self.stop.is_set():
             workers = [p for p in psutil.process_iter(["cmdline"]) if "EvaluationWorker" in " ".join(p.info["cmdline"] or [])]
             try:
                 rss = [w.memory_info().rss / 2**20 for w in workers]
             except psutil.Error:
                 rss = []
-            self.samples.append((time.time() - started, me.memory_info().rss / 2**20, rss))
+            self.samples.append((time.time(), me.memory_info().rss / 2**20, rss))
             self.stop.wait(self.every)
 
 
@@ -95,14 +95,15 @@ def run(ckpt: str, n: int, workers: int, val_examples: int, db: str) -> Path:
             page_ok = "Traceback" not in page.content()
             browser.close()
     wall = time.time() - started
-    times = np.array(counter.times) - counter.times[0]
+    times = np.array(counter.times)  # wall-clock time of each stored evaluation
     k = max(2, len(times) // 10)
     rate_start = (k - 1) / (times[k - 1] - times[0])
     rate_end = (k - 1) / (times[-1] - times[-k])
-    t = np.array([s[0] for s in sampler.samples])
+    at = np.array([s[0] for s in sampler.samples])
+    t = at - started
     driver = np.array([s[1] for s in sampler.samples])
     worker_total = np.array([sum(s[2]) for s in sampler.samples])
-    evals_at = np.interp(t, times - times[0] + (t[0] if len(t) else 0), np.arange(1, len(times) + 1))
+    evals_at = np.interp(at, times, np.arange(1, len(times) + 1), left=0)  # evaluations stored by each sample
     tail = evals_at > 0.1 * n  # after warm-up (imports, first allocations)
     slope_driver = np.polyfit(evals_at[tail], driver[tail], 1)[0] * 1000 if tail.sum() > 3 else float("nan")
     slope_workers = np.polyfit(evals_at[tail], worker_total[tail], 1)[0] * 1000 if tail.sum() > 3 else float("nan")

@@ -10,6 +10,7 @@ import pytest
 import torch
 from onnx import TensorProto, helper, numpy_helper
 
+from nas.blocks import MlpFfn
 from nas.graph import analyze
 from nas.space import Ffn, load
 from nas.supernet import Supernet, SupernetConfig
@@ -59,7 +60,7 @@ def test_hand_counted_mlp_unit():
     from nas.supernet.to_onnx import to_onnx
     from nas.supernet.units import _Residual
 
-    block = __import__("nas.blocks", fromlist=["MlpFfn"]).MlpFfn(4, 2)
+    block = MlpFfn(4, 2)
     module = _Residual(block, (3,), 4, Ffn("mlp", ratio=2))
     stats = analyze(to_onnx(module, torch.randn(1, 3, 4)))
     assert stats.macs == 3 * 4 * 8 + 3 * 8 * 4

@@ -16,7 +16,7 @@ def overview() -> None:
         st.info(f"No experiments in this store yet: run `nas search ... --db {url}`.")
         return
     st.dataframe(
-        df, hide_index=True, use_container_width=True,
+        df, hide_index=True, width="stretch",
         column_config={"progress": st.column_config.ProgressColumn("done of budget", min_value=0.0, max_value=1.0,
                                                                    format="percent")},
     )
@@ -36,4 +36,4 @@ if name:
     if curve.empty or curve["hypervolume"].max() == 0:
         st.info("No finished feasible evaluation yet.")
     else:
-        st.plotly_chart(charts.hypervolume_figure(curve, f"Hypervolume of {name}"), use_container_width=True)
+        st.plotly_chart(charts.hypervolume_figure(curve, f"Hypervolume of {name}"), width="stretch")

@@ -54,7 +54,7 @@ if len(shown) > MAX_POINTS:
 st.caption(f"{len(shown):,} of {len(ok):,} evaluations within the limits; {len(front)} on their front. "
            "Diamonds have at least one MoE layer. Select points (box or lasso) to see their detail.")
 event = st.plotly_chart(charts.pareto_scatter(plotted, x, y, colour_mode, front, f"{name}: {y} vs {x}"),
-                        use_container_width=True, on_select="rerun", selection_mode=("points", "box", "lasso"),
+                        width="stretch", on_select="rerun", selection_mode=("points", "box", "lasso"),
                         key="explorer_chart")
 
 selected = [p["customdata"][0] for p in (event.selection.points if event and event.selection else [])
@@ -62,7 +62,7 @@ selected = [p["customdata"][0] for p in (event.selection.points if event and eve
 table = front if not selected else shown[shown["arch"].isin(selected)]
 st.subheader("Selected points" if selected else "Pareto front")
 columns = [c for c in ["trial", *objective_names, *[c for c in numeric if c not in objective_names], "arch"] if c in table.columns]
-st.dataframe(table[columns], hide_index=True, use_container_width=True)
+st.dataframe(table[columns], hide_index=True, width="stretch")
 if not table.empty:
     choice = st.selectbox("Open the detail of", list(table["arch"]), key="explorer_detail")
     if st.button("Open arch detail", key="explorer_open"):

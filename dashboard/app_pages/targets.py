@@ -13,7 +13,7 @@ st.subheader("Latency models")
 if profiles.empty:
     st.info("No latency profiles in this store yet (a search stores the ones it uses).")
 else:
-    st.dataframe(profiles.drop(columns=["id"]), hide_index=True, use_container_width=True)
+    st.dataframe(profiles.drop(columns=["id"]), hide_index=True, width="stretch")
     validated = profiles[profiles["n"].notna()]
     if validated.empty:
         st.info("No profile here has been validated (nas latency validate SPACE --target T).")
@@ -27,7 +27,7 @@ else:
         else:
             title = (f"{pick}: {100 * chosen['within 10%']:.0f}% within 10%, tau {chosen['Kendall tau']:.3f}, "
                      f"MAPE {chosen['MAPE %']:.2f}%")
-            st.plotly_chart(charts.predicted_vs_measured(points, title), use_container_width=True)
+            st.plotly_chart(charts.predicted_vs_measured(points, title), width="stretch")
 
 st.subheader("The same archs on every target")
 name = data.pick_experiment(url, "targets_pick")
@@ -40,6 +40,6 @@ if name:
     else:
         front = ok[ok["pareto"]]
         st.caption(f"{len(columns)} targets; the Pareto front of {name} first, then every evaluation.")
-        st.dataframe(front[["trial", "accuracy", *columns, "arch"]], hide_index=True, use_container_width=True)
+        st.dataframe(front[["trial", "accuracy", *columns, "arch"]], hide_index=True, width="stretch")
         st.plotly_chart(charts.targets_parallel(ok, ["accuracy", *columns] if "accuracy" in ok else columns),
-                        use_container_width=True)
+                        width="stretch")

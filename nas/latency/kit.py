@@ -15,6 +15,7 @@ import datetime as _dt
 import io
 import json
 import math
+import random
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -67,7 +68,7 @@ def write_kit(space: SearchSpace, out: str | Path, n_fit: int = 30, n_validate: 
     shape = space.task.input_shape
     units = all_units(space)
     fit = build_archs(space, n_fit, seed)
-    held = space.sample_unique(__import__("random").Random(seed + 1), n_validate, exclude=set(fit))
+    held = space.sample_unique(random.Random(seed + 1), n_validate, exclude=set(fit))
     manifest: dict[str, Any] = {
         "space": space.name, "space_hash": space_hash(space), "input_shape": list(shape),
         "created": _dt.date.today().isoformat(), "versions": versions(), "units": [], "archs": [],

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import math
+import random
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -102,8 +103,6 @@ def reference_point(objectives: Sequence[Objective], cheap: Callable[[Arch], dic
                     space: SearchSpace, seed: int) -> dict[str, float]:
     """Hypervolume reference, fixed per experiment: accuracy 0, and 1.1 x the worst predicted
     value of each other objective over the largest subnet and 64 random ones."""
-    import random
-
     archs = space.sample_unique(random.Random(seed + 99), 64)
     if hasattr(space, "largest"):
         archs.append(space.largest())
@@ -220,7 +219,7 @@ def _run(config: SearchConfig, store: Store, space: SearchSpace, screener: Evalu
     reference = [exp.reference.get(n, math.nan) for n in names]
     points = [[e.metrics.get(n, math.nan) for n in names] for e in history
               if e.status == "ok" and total_violation(constraints, e.metrics) == 0]
-    cheap_metrics = set(screener.cheap(space.sample(__import__("random").Random(0))))
+    cheap_metrics = set(screener.cheap(space.sample(random.Random(0))))
     screenable = [c for c in constraints if c.metric in cheap_metrics]
     store.set_status(exp.name, "running")
     if progress:
