@@ -100,7 +100,8 @@ def build_cmd(
         console.print(f"{target}: CPI {m['cpi']:.3f}; calibration leave-one-out error: {loo}")
     else:
         console.print(f"{target} on {profile.meta['device']}: {len(profile.units)} units, {len(profile.archs)} subnets; "
-                      f"overhead a={m['overhead'][0]:.3f} b={m['overhead'][1] * 1000:.1f}us/unit c={m['overhead'][2] * 1000:.1f}us; "
+                      f"overhead a={m['overhead'][0]:.3f} b={m['overhead'][1] * 1000:.1f}us/unit c={m['overhead'][2] * 1000:.1f}us"
+                      f"{' + size terms' if len(m['overhead']) > 3 else ''}; "
                       f"fit MAPE {m['fit_mape_pct']:.2f}%, {m['noisy_units']} noisy units")
     console.print(f"profile: {path}")
 

@@ -127,7 +127,7 @@ def build_profile(
 
     families = FamilyModel.fit([(r["family"], r, r["median_ms"]) for r in records.values()])
     predictor = UnitPredictor(target.name, space, shape, {k: r["median_ms"] for k, r in records.items()},
-                              families=families)
+                              families=families, unit_stats=records)
     overhead = predictor.fit_overhead(archs, [r["median_ms"] for r in arch_rows])
     fitted = predictor.predict(archs)
     measured = np.array([r["median_ms"] for r in arch_rows])

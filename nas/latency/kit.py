@@ -83,8 +83,7 @@ def write_kit(space: SearchSpace, out: str | Path, n_fit: int = 30, n_validate: 
             data = to_onnx(module, torch.zeros(example))
             z.writestr(name, data)
             record = unit_record(unit, module, data)
-            manifest["units"].append({"file": name, "key": unit.key, "family": record["family"],
-                                      "macs": record["macs"], "elements": record["elements"]})
+            manifest["units"].append({"file": name, "key": unit.key, **{k: record[k] for k in kit_runner.UNIT_STATS}})
             advance()
         for role, archs in (("fit", fit), ("validate", held)):
             for j, arch in enumerate(archs):
@@ -195,8 +194,9 @@ def _import_kit(rows: list[dict[str, str]], source: str, target: str, space: Sea
             if row["key"] not in known:
                 raise NasError(f"{source} line {i}: unit {row['key']!r} is not a unit of space {space.name!r}")
             units[row["key"]] = {"median_ms": ms, "cv": float(row.get("cv") or 0), "noisy": row.get("noisy") == "1"}
-            if row.get("macs") and row.get("elements") and row.get("family"):
-                units[row["key"]].update(family=row["family"], macs=int(row["macs"]), elements=int(row["elements"]))
+            family, *sizes = kit_runner.UNIT_STATS
+            if row.get(family) and all(_finite_number(row.get(k)) for k in sizes):
+                units[row["key"]].update({family: row[family], **{k: int(float(row[k])) for k in sizes}})
         elif row["kind"] == "arch":
             try:
                 arch = space.parse(row["key"])
@@ -210,13 +210,13 @@ def _import_kit(rows: list[dict[str, str]], source: str, target: str, space: Sea
     # Units the CSV lacks (or lacks statistics for) are analysed here; the family model
     # then estimates the missing ones' latency.
     missing = [k for k in known if k not in units]
-    need_stats = missing + [k for k, r in units.items() if "macs" not in r]
+    need_stats = missing + [k for k, r in units.items() if "params" not in r]
     if need_stats:
         net = random_supernet(space)
         for key in need_stats:
             module, example = unit_module(net, known[key])
             record = unit_record(known[key], module, to_onnx(module, torch.zeros(example)))
-            units.setdefault(key, {}).update(family=record["family"], macs=record["macs"], elements=record["elements"])
+            units.setdefault(key, {}).update({k: record[k] for k in kit_runner.UNIT_STATS})
     measured = [(r["family"], r, r["median_ms"]) for r in units.values() if "median_ms" in r]
     families = FamilyModel.fit(measured)
     shape = space.task.input_shape

@@ -24,8 +24,9 @@ import time
 
 import numpy as np
 
+UNIT_STATS = ("family", "macs", "elements", "params")  # copied from the manifest for each unit
 COLUMNS = ["space", "kind", "key", "role", "file", "median_ms", "p10_ms", "p90_ms", "cv", "runs", "noisy",
-           "probe_us", "device", "runtime", "family", "macs", "elements"]
+           "probe_us", "device", "runtime", *UNIT_STATS]
 
 
 def summarise(times_ms, max_cv):
@@ -190,9 +191,8 @@ def run_kit(folder, out, threads=1, warmup=10, repeats=50, max_cv=0.05, retries=
 
     with open(os.path.join(folder, "manifest.json")) as f:
         manifest = json.load(f)
-    entries = [("unit", u["key"], "", u["file"], [u.get("family", ""), u.get("macs", ""), u.get("elements", "")])
-               for u in manifest["units"]]
-    entries += [("arch", a["arch"], a["role"], a["file"], ["", "", ""]) for a in manifest["archs"]]
+    entries = [("unit", u["key"], "", u["file"], [u.get(k, "") for k in UNIT_STATS]) for u in manifest["units"]]
+    entries += [("arch", a["arch"], a["role"], a["file"], [""] * len(UNIT_STATS)) for a in manifest["archs"]]
     device = device_name()
     runtime = f"onnxruntime {ort.__version__} CPUExecutionProvider threads={threads}"
     guard = probe_guard(os.path.join(folder, "probe.onnx"), threads)

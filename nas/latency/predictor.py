@@ -2,10 +2,15 @@
 
 - :class:`UnitPredictor` (measured targets: cpu, gpu, an imported device): the measured
   median of every unit, summed over the arch's units, then corrected for what summing misses
-  (per-graph overhead, fusions across unit boundaries) by a linear model learned from a few
-  whole-subnet measurements: ``latency = a * sum(units) + b * n_units + c`` (nn-Meter's
-  kernel-level idea, applied to our blocks). Units missing from the table fall back to a
-  per-kind linear model of their MACs and activation elements, fitted on the measured units.
+  by a linear model learned from a few whole-subnet measurements (nn-Meter's kernel-level
+  idea, applied to our blocks): ``latency = a * sum(units) + b * n_units + c + d * params
+  + e * MACs + f * elements``. The first three terms carry per-graph overhead and fusions
+  across unit boundaries; the last three the memory traffic a unit timed alone never pays: in
+  a loop over one unit its weights and activations stay in cache, in a whole network they
+  compete for it (on a 2-core Xeon VM, ``nas latency validate hybrid-vision --target cpu -n 100``
+  found 11% of held-out subnets more than 10% off with the three-term model, 1% with the
+  six-term one). With fewer than ``2 * 6`` whole subnets only the first three are fitted. Units missing from the table fall back to a per-kind linear model of
+  their MACs and activation elements, fitted on the measured units.
 - :class:`McuPredictor` (mcu-m7, mcu-m4): the calibrated cost model's instructions per
   unit, summed, and peak SRAM (largest unit peak) and flash (sum) alongside.
 - :class:`TablePredictor` (any space, plain-choice ones too): a random forest on the space's
@@ -46,6 +51,9 @@ def unit_family(unit: Unit) -> str:
             if op.startswith(prefix):
                 return family
     return unit.kind
+
+
+_NO_WORK = (float("nan"),) * 3
 
 
 class _UnitCache:
@@ -102,17 +110,19 @@ class UnitPredictor:
         space: NetSpace,
         input_shape: tuple[int, ...],
         unit_ms: dict[str, float],
-        overhead: tuple[float, float, float] = (1.0, 0.0, 0.0),
+        overhead: Sequence[float] = (1.0, 0.0, 0.0),
         families: FamilyModel | None = None,
         unit_stats: dict[str, dict[str, float]] | None = None,
     ) -> None:
         self.target = target
         self.space = space
         self.unit_ms = dict(unit_ms)
-        self.overhead = overhead
+        self.overhead = tuple(float(c) for c in overhead)
         self.families = families or FamilyModel()
         self.unit_stats = unit_stats or {}
         self._units = _UnitCache(space, input_shape)
+        self._rows: dict[Arch, tuple[float, ...]] = {}
+        self._vectors: dict[str, tuple[float, float, float, float]] = {}
 
     def unit_latency(self, unit: Unit) -> float:
         ms = self.unit_ms.get(unit.key)
@@ -123,37 +133,62 @@ class UnitPredictor:
             self.unit_ms[unit.key] = ms
         return ms
 
-    def unit_sums(self, archs: Sequence[Arch]) -> tuple[np.ndarray, np.ndarray]:
-        sums = np.empty(len(archs))
-        counts = np.empty(len(archs))
+    def _unit_vector(self, unit: Unit) -> tuple[float, float, float, float]:
+        """(latency, params, MACs, elements) of one unit; NaN sizes where the profile lacks them."""
+        vector = self._vectors.get(unit.key)
+        if vector is None:
+            stats = self.unit_stats.get(unit.key, {})
+            work = (stats["params"] / 1e6, stats["macs"] / 1e6, stats["elements"] / 1e6) if "params" in stats else _NO_WORK
+            vector = self._vectors[unit.key] = (self.unit_latency(unit), *work)
+        return vector
+
+    def _full_design(self, archs: Sequence[Arch]) -> np.ndarray:
+        """All six terms per arch, NaN in the size terms where the profile lacks a unit's statistics."""
+        out = np.empty((len(archs), 6))
         for i, arch in enumerate(archs):
-            units = self._units.units(arch)
-            sums[i] = sum(self.unit_latency(u) for u in units)
-            counts[i] = len(units)
-        return sums, counts
+            row = self._rows.get(arch)
+            if row is None:
+                units = self._units.units(arch)
+                ms = params = macs = elements = 0.0
+                for unit in units:
+                    a, b, c, d = self._unit_vector(unit)
+                    ms, params, macs, elements = ms + a, params + b, macs + c, elements + d
+                row = (ms, len(units), 1.0, params, macs, elements)
+                if len(self._rows) < 200_000:
+                    self._rows[arch] = row
+            out[i] = row
+        return out
+
+    def design(self, archs: Sequence[Arch], terms: int | None = None) -> np.ndarray:
+        """One row per arch: the terms of the overhead model (see the module's docstring)."""
+        out = self._full_design(archs)[:, :terms or len(self.overhead)]
+        if np.isnan(out).any():
+            raise NasError("the latency profile lacks size statistics for some units; rebuild it")
+        return out
 
     def predict(self, archs: Sequence[Arch]) -> np.ndarray:
-        sums, counts = self.unit_sums(archs)
-        a, b, c = self.overhead
-        return a * sums + b * counts + c
+        return self.design(archs) @ np.asarray(self.overhead)
 
     def predict_metrics(self, archs: Sequence[Arch]) -> dict[str, np.ndarray]:
         return {"latency_ms": self.predict(archs)}
 
-    def fit_overhead(self, archs: Sequence[Arch], measured_ms: Sequence[float]) -> tuple[float, float, float]:
-        """Fit ``a * sum + b * n + c`` to whole-subnet measurements, in relative error.
+    def fit_overhead(self, archs: Sequence[Arch], measured_ms: Sequence[float]) -> tuple[float, ...]:
+        """Fit the overhead model to whole-subnet measurements, in relative error.
 
-        A soft-L1 loss keeps one disturbed measurement (a busy machine slows a whole run
-        evenly, which no per-run spread reveals) from dragging the fit.
+        All six terms when there are at least twice as many subnets (and size statistics for
+        every unit), else the first three. A soft-L1 loss keeps one disturbed measurement (a
+        busy machine slows a whole run evenly, which no per-run spread reveals) from dragging
+        the fit.
         """
         from scipy.optimize import least_squares
 
-        sums, counts = self.unit_sums(archs)
+        full = self._full_design(archs)
+        terms = 6 if len(archs) >= 2 * 6 and not np.isnan(full).any() else 3
         y = np.asarray(measured_ms, dtype=float)
-        design = np.stack([sums, counts, np.ones_like(sums)], axis=1) / y[:, None]
+        design = full[:, :terms] / y[:, None]
         start, *_ = np.linalg.lstsq(design, np.ones_like(y), rcond=None)
         fit = least_squares(lambda c: design @ c - 1.0, start, loss="soft_l1", f_scale=0.05)
-        self.overhead = (float(fit.x[0]), float(fit.x[1]), float(fit.x[2]))
+        self.overhead = tuple(float(c) for c in fit.x)
         return self.overhead
 
 

@@ -113,3 +113,26 @@ def test_a_stale_profile_is_refused(tmp_path, tiny_cpu_profile):
     edited.source_text += "\n# edited: widths changed\n"
     with pytest.raises(NasError, match="another version of space"):
         load_profile("cpu", edited, [tmp_path])
+
+
+def test_the_overhead_model_learns_size_terms_given_enough_subnets(tiny_cpu_profile):
+    """Whole networks pay for memory traffic that units timed alone do not: with at least 12
+    subnets the fit has six terms and recovers a latency that grows with params, MACs and
+    activations beyond the unit sum; with fewer it keeps the three-term model."""
+    space = load(TINY)
+    predictor = predictor_for(tiny_cpu_profile, space)
+    archs = space.sample_unique(random.Random(7), 30)
+    truth = np.array([1.2, -0.004, 0.01, 0.3, 0.002, 0.05])
+    design = predictor.design(archs, terms=6)
+    assert np.all(design[:, 3:] > 0)  # size statistics exist for every unit
+    measured = design @ truth
+    assert len(predictor.fit_overhead(archs[:20], measured[:20])) == 6
+    np.testing.assert_allclose(predictor.predict(archs[20:]), measured[20:], rtol=1e-3)
+    assert len(predictor.fit_overhead(archs[:8], measured[:8])) == 3
+    assert predictor.predict(archs).shape == (30,)
+
+
+def test_a_build_with_enough_subnets_fits_the_size_terms():
+    profile = build_profile(load(TINY), "cpu", MeasureConfig(warmup=1, repeats=5, retries=0), n_archs=12)
+    assert len(profile.model["overhead"]) == 6
+    assert len(predictor_for(profile, load(TINY)).overhead) == 6
