@@ -1,7 +1,8 @@
 """Search throughput on Ray, and hypervolume against evaluations for every strategy.
 
     python experiments/search_efficiency.py [--supernet CKPT] [--budget 120] [--seeds 5]
-                                            [--throughput 60] [--val-examples 1000]
+                                            [--throughput 150] [--val-examples 1000]
+                                            [--strategies random ... gp] [--seeds-gp N] [--reuse]
 
 Part 1 runs the same random search with 1 and then 2 Ray workers and reports evaluations per
 second in steady state (after every worker's first result) and the share of the workers'
@@ -9,12 +10,18 @@ time not spent evaluating (sampler, store, Ray, waiting). Part 2 runs every stra
 ``--budget`` evaluations over ``--seeds`` seeds, in process (so that the comparison measures
 the strategies, not the machine), and draws hypervolume against evaluations with one
 reference point for all: accuracy 0 and 1.1 x the largest subnet's predicted cpu latency.
+Each finished run's curve is appended to experiments/results/search_efficiency_curves.csv
+(keyed by the supernet's hash, budget and validation size); ``--reuse`` takes the runs found
+there instead of repeating them. ``gp`` costs seconds per ask (Optuna's GPSampler optimises its
+acquisition function over a large mixed space), so ``--seeds-gp`` can give it fewer seeds.
 Writes experiments/results/search_efficiency.md and .png.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
+import hashlib
 import sys
 import tempfile
 import time
@@ -27,6 +34,29 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from experiments._common import RESULTS, ensure_supernet, markdown_table, write_report  # noqa: E402
 
 STRATEGIES = ["random", "evolution", "nsga2", "tpe", "gp"]
+CURVES = RESULTS / "search_efficiency_curves.csv"
+
+
+def run_key(ckpt: str, budget: int, val_examples: int) -> str:
+    digest = hashlib.sha256(Path(ckpt).read_bytes()).hexdigest()[:12]
+    return f"{digest}/b{budget}/v{val_examples}"
+
+
+def cached_curves(key: str) -> dict[tuple[str, int], list[float]]:
+    if not CURVES.exists():
+        return {}
+    with open(CURVES, newline="") as f:
+        return {(r["strategy"], int(r["seed"])): [float(v) for v in r["hv"].split()]
+                for r in csv.DictReader(f) if r["key"] == key}
+
+
+def store_curve(key: str, strategy: str, seed: int, curve: np.ndarray) -> None:
+    new = not CURVES.exists()
+    with open(CURVES, "a", newline="") as f:
+        writer = csv.writer(f)
+        if new:
+            writer.writerow(["key", "strategy", "seed", "hv"])
+        writer.writerow([key, strategy, seed, " ".join(f"{v:.6f}" for v in curve)])
 
 
 def throughput(ckpt: str, n: int, val_examples: int) -> list[list[object]]:
@@ -55,7 +85,8 @@ def throughput(ckpt: str, n: int, val_examples: int) -> list[list[object]]:
     return rows
 
 
-def curves(ckpt: str, budget: int, seeds: int, val_examples: int) -> tuple[dict[str, np.ndarray], list[float]]:
+def curves(ckpt: str, budget: int, seeds: dict[str, int], val_examples: int,
+           reuse: bool) -> tuple[dict[str, np.ndarray], list[float]]:
     from nas.evaluate import SupernetEvaluator
     from nas.pareto import hypervolume_curve
     from nas.runner import SearchConfig, search
@@ -63,10 +94,16 @@ def curves(ckpt: str, budget: int, seeds: int, val_examples: int) -> tuple[dict[
 
     screener = SupernetEvaluator.from_files(ckpt, ["cpu"], with_data=False)
     reference = [0.0, 1.1 * screener.cheap(screener.space.largest())["cpu_ms"]]
+    key = run_key(ckpt, budget, val_examples)
+    cached = cached_curves(key) if reuse else {}
     out: dict[str, np.ndarray] = {}
-    for strategy in STRATEGIES:
+    for strategy, n_seeds in seeds.items():
         runs = []
-        for seed in range(seeds):
+        for seed in range(n_seeds):
+            if (strategy, seed) in cached:
+                runs.append(np.array(cached[(strategy, seed)]))
+                print(f"{strategy} seed {seed}: final HV {runs[-1][-1]:.4f} (from {CURVES.name})", flush=True)
+                continue
             with tempfile.TemporaryDirectory() as tmp:
                 db = str(Path(tmp) / "h.db")
                 started = time.time()
@@ -75,25 +112,26 @@ def curves(ckpt: str, budget: int, seeds: int, val_examples: int) -> tuple[dict[
                 rows = Store(db, readonly=True).evaluations("h")
             points = np.array([[r.metrics["accuracy"], r.metrics["cpu_ms"]] for r in rows])
             runs.append(hypervolume_curve(points, reference, ["max", "min"]))
+            store_curve(key, strategy, seed, runs[-1])
             print(f"{strategy} seed {seed}: final HV {runs[-1][-1]:.4f} ({time.time() - started:.0f} s)", flush=True)
         out[strategy] = np.array(runs)
     return out, reference
 
 
-def run(ckpt: str, budget: int, seeds: int, n_throughput: int, val_examples: int) -> Path:
+def run(ckpt: str, budget: int, seeds: dict[str, int], n_throughput: int, val_examples: int, reuse: bool) -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     speed = throughput(ckpt, n_throughput, val_examples)
-    hv, reference = curves(ckpt, budget, seeds, val_examples)
+    hv, reference = curves(ckpt, budget, seeds, val_examples, reuse)
     random_final = hv["random"][:, -1].mean()
     rows = []
     for strategy, runs in hv.items():
         mean = runs.mean(axis=0)
         reach = int(np.argmax(mean >= random_final)) + 1 if (mean >= random_final).any() else None
-        rows.append([strategy, f"{mean[-1]:.4f} ± {runs[:, -1].std():.4f}",
+        rows.append([strategy, len(runs), f"{mean[-1]:.4f} ± {runs[:, -1].std():.4f}",
                      f"{mean[budget // 3 - 1]:.4f}", reach if reach else f"> {budget}",
                      f"{reach / budget:.2f}" if reach else "-"])
     fig, ax = plt.subplots(figsize=(7, 4.2), dpi=110)
@@ -106,13 +144,13 @@ def run(ckpt: str, budget: int, seeds: int, n_throughput: int, val_examples: int
     ax.axvline(budget / 3, color="#555", lw=0.8, ls=":")
     ax.set_xlabel("evaluations")
     ax.set_ylabel("hypervolume (accuracy up, cpu latency down)")
-    ax.set_title(f"hybrid-vision, mean ± sd over {seeds} seeds; dotted: random's final HV and budget/3", fontsize=9)
+    ax.set_title("hybrid-vision, mean ± sd over the seeds; dotted: random's final HV and budget/3", fontsize=9)
     ax.legend()
     fig.tight_layout()
     fig.savefig(RESULTS / "search_efficiency.png")
-    best = min((r for r in rows if r[0] != "random" and isinstance(r[3], int)), key=lambda r: r[3], default=None)
-    verdict = (f"The best strategy, {best[0]}, reaches random's final hypervolume after {best[3]} of {budget} "
-               f"evaluations ({best[4]} of the budget)." if best else "No strategy reaches random's final hypervolume.")
+    best = min((r for r in rows if r[0] != "random" and isinstance(r[4], int)), key=lambda r: r[4], default=None)
+    verdict = (f"The best strategy, {best[0]}, reaches random's final hypervolume after {best[4]} of {budget} "
+               f"evaluations ({best[5]} of the budget)." if best else "No strategy reaches random's final hypervolume.")
     body = ("## Throughput on Ray (random search, steady state after each worker's first result)\n\n"
             + markdown_table(["workers", "evaluations", "total s (incl. Ray start)", "eval/s (whole loop)",
                               "eval/s (steady)", "s per evaluation", "worker time outside evaluation (steady)",
@@ -120,8 +158,8 @@ def run(ckpt: str, budget: int, seeds: int, n_throughput: int, val_examples: int
             + "\n\nSteady state starts at each worker's first result; before it, Ray starts the actors, which "
             "import torch and unpack the supernet, profiles and data (a fixed cost of a few seconds per search). "
             "Outside evaluation = 1 - eval/s x seconds per evaluation / workers: the sampler, the store and Ray."
-            + f"\n\n## Hypervolume against evaluations ({seeds} seeds, in process)\n\n"
-            + markdown_table(["strategy", f"HV after {budget}", f"HV after {budget // 3}",
+            + "\n\n## Hypervolume against evaluations (in process)\n\n"
+            + markdown_table(["strategy", "seeds", f"HV after {budget}", f"HV after {budget // 3}",
                               "evaluations to reach random's final HV", "share of budget"], rows)
             + f"\n\n{verdict} Reference point: accuracy 0, cpu {reference[1]:.3f} ms; accuracy on the first "
             f"{val_examples} validation images. ![hypervolume](search_efficiency.png)")
@@ -136,9 +174,15 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--throughput", type=int, default=150)
     parser.add_argument("--val-examples", type=int, default=1000)
+    parser.add_argument("--strategies", nargs="+", choices=STRATEGIES, default=STRATEGIES)
+    parser.add_argument("--seeds-gp", type=int, default=None, help="seeds for gp (default: --seeds)")
+    parser.add_argument("--reuse", action="store_true", help=f"reuse the runs stored in {CURVES.name}")
     args = parser.parse_args()
+    if "random" not in args.strategies:
+        parser.error("random is the baseline: keep it in --strategies")
     ckpt = args.supernet or str(ensure_supernet())
-    print(run(ckpt, args.budget, args.seeds, args.throughput, args.val_examples))
+    seeds = {s: (args.seeds_gp if s == "gp" and args.seeds_gp else args.seeds) for s in args.strategies}
+    print(run(ckpt, args.budget, seeds, args.throughput, args.val_examples, args.reuse))
 
 
 if __name__ == "__main__":
