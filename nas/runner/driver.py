@@ -245,7 +245,7 @@ def _run(config: SearchConfig, store: Store, space: SearchSpace, screener: Evalu
                 misses = 0
                 while len(stored) < budget:
                     # Fill every free slot, never beyond the budget.
-                    while pool.free_slots() and len(stored) + len(pool.inflight) < budget:
+                    while pool.free_slots() and len(stored) + pool.busy() < budget:
                         arch = strategy.ask()
                         if arch in stored:
                             strategy.tell(arch, stored[arch])
@@ -264,7 +264,7 @@ def _run(config: SearchConfig, store: Store, space: SearchSpace, screener: Evalu
                                 continue
                         misses += 1
                         if misses > 2000:
-                            if not pool.inflight:
+                            if not pool.busy():
                                 raise NasError(
                                     "the strategy proposed 2,000 candidates in a row that were already evaluated "
                                     "or broke a constraint: the space may be exhausted or the constraints unsatisfiable")

@@ -99,7 +99,12 @@ class Job:
 
 @dataclass
 class Pool:
-    """``workers`` actors with up to ``depth`` jobs queued on each."""
+    """``workers`` actors with up to ``depth`` jobs queued on each.
+
+    A job that was on a worker when it died runs again *alone* on an actor: nothing is queued
+    behind it until it finishes. Queued calls make a death ambiguous (a finished call's reply can
+    be lost when the call behind it kills the process), so only a death in isolation is proof
+    that the job itself kills its worker."""
 
     factory: Callable[..., Evaluator]
     workers: int
@@ -108,6 +113,7 @@ class Pool:
     payload: Any = None  # put into the object store once; each actor builds its evaluator from it
     actors: list[Any] = field(default_factory=list)
     inflight: dict[Any, Job] = field(default_factory=dict)
+    pending: list[Job] = field(default_factory=list)  # submitted, waiting for an actor that may take it
     replaced: int = 0
 
     def __post_init__(self) -> None:
@@ -124,20 +130,44 @@ class Pool:
     def load(self, index: int) -> int:
         return sum(1 for job in self.inflight.values() if job.actor == index)
 
+    def _isolating(self, index: int) -> bool:
+        return any(job.actor == index and job.attempts for job in self.inflight.values())
+
+    def _takes(self, index: int, job: Job) -> bool:
+        if job.attempts:
+            return self.load(index) == 0
+        return self.load(index) < self.depth and not self._isolating(index)
+
+    def busy(self) -> int:
+        """Jobs submitted and not yet returned by :meth:`wait`."""
+        return len(self.inflight) + len(self.pending)
+
     def free_slots(self) -> int:
-        return sum(max(0, self.depth - self.load(i)) for i in range(len(self.actors)))
+        room = sum(self.depth - self.load(i) for i in range(len(self.actors)) if not self._isolating(i))
+        return max(0, room - len(self.pending))
 
     def submit(self, job: Job) -> None:
-        index = min(range(len(self.actors)), key=self.load)
-        job.actor = index
-        job.seq = next(self._seq)
-        self.inflight[self.actors[index].evaluate.remote(job.arch_text)] = job
+        self.pending.append(job)
+        self._dispatch()
+
+    def _dispatch(self) -> None:
+        """Send each pending job, in order, to the least loaded actor that may take it."""
+        for job in list(self.pending):
+            fits = [i for i in range(len(self.actors)) if self._takes(i, job)]
+            if not fits:
+                continue
+            index = min(fits, key=self.load)
+            self.pending.remove(job)
+            job.actor = index
+            job.seq = next(self._seq)
+            self.inflight[self.actors[index].evaluate.remote(job.arch_text)] = job
 
     def wait(self, timeout: float | None = None) -> list[tuple[Job, dict[str, Any] | None, str | None]]:
         """Finished jobs as (job, result, error); a dead worker's jobs come back resubmitted or failed."""
         import ray
         from ray.exceptions import RayActorError, RayTaskError
 
+        self._dispatch()
         if not self.inflight:
             return []
         ready, _ = ray.wait(list(self.inflight), num_returns=1, timeout=timeout)
@@ -151,12 +181,13 @@ class Pool:
                 out.append((job, None, f"{type(cause).__name__}: {str(cause).splitlines()[0][:200]}"))
             except RayActorError:  # the worker died (ActorDiedError, ActorUnavailableError)
                 out.extend(self._replace(job))
+        self._dispatch()
         return out
 
     def _replace(self, job: Job) -> list[tuple[Job, dict[str, Any] | None, str | None]]:
-        """Replace the dead actor and resubmit its unfinished jobs. Only the job it was running is
-        charged an attempt (an actor runs its calls in submission order, so that is the earliest
-        unfinished one); a job charged twice is reported as failed. Jobs queued behind it never ran,
+        """Replace the dead actor and resubmit its unfinished jobs. The earliest unfinished one (an
+        actor runs its calls in submission order) is charged an attempt and retried alone; a job
+        that kills its worker while alone is reported as failed. Jobs queued behind it never ran,
         so an innocent arch never fails for its neighbour's crash."""
         import ray
 
@@ -171,13 +202,11 @@ class Pool:
                 orphans.append(self.inflight.pop(ref))
         orphans.sort(key=lambda j: j.seq)
         running = orphans[0]
+        if running.attempts and len(orphans) == 1:  # it ran alone: the death is its own
+            return [(running, None, "the worker died twice while evaluating it")]
         running.attempts += 1
-        failed = []
-        if running.attempts > 1:
-            failed.append((orphans.pop(0), None, "the worker died twice while evaluating it"))
-        for orphan in orphans:
-            self.submit(orphan)
-        return failed
+        self.pending[:0] = orphans  # ahead of newer work, in their order
+        return []
 
     @staticmethod
     def _finished_before_death(ref: Any) -> bool:
@@ -209,6 +238,7 @@ class Pool:
                 ray.kill(actor, no_restart=True)
         self.actors.clear()
         self.inflight.clear()
+        self.pending.clear()
 
 
 class LocalPool:
@@ -223,6 +253,9 @@ class LocalPool:
 
     def free_slots(self) -> int:
         return 0 if self.inflight else 1
+
+    def busy(self) -> int:
+        return len(self.inflight)
 
     def submit(self, job: Job) -> None:
         self.inflight[self._next] = job
