@@ -10,35 +10,77 @@ MIXER_COLOURS = {"conv": (214, 39, 40), "attention": (44, 160, 44), "ssm": (31, 
 COLOUR_MODES = ("block mix (red conv, green attention, blue SSM)", "conv share", "attention share", "ssm share", "moe share")
 
 
-def mix_colours(df: pd.DataFrame, mode: str) -> list[str] | np.ndarray:
-    """One colour per row: an RGB blend of the mixer shares, or one share on a colour scale."""
-    if mode == COLOUR_MODES[0]:
-        shares = np.stack([df.get(f"mix_{k}", pd.Series(0.0, index=df.index)).fillna(0).to_numpy()
-                           for k in MIXER_COLOURS], axis=1)
-        rgb = shares @ np.array(list(MIXER_COLOURS.values()), dtype=float)
-        total = shares.sum(axis=1, keepdims=True)
-        rgb = np.where(total > 0, rgb / np.maximum(total, 1e-9), 150)
-        return [f"rgb({r:.0f},{g:.0f},{b:.0f})" for r, g, b in rgb]
-    column = "mix_" + mode.split()[0]
-    return df.get(column, pd.Series(0.0, index=df.index)).fillna(0).to_numpy()
+def _share(df: pd.DataFrame, column: str) -> np.ndarray:
+    return df.get(column, pd.Series(0.0, index=df.index)).fillna(0).to_numpy(dtype=float)
+
+
+def _blend(df: pd.DataFrame, steps: int | None = None) -> np.ndarray:
+    """(n, 3) RGB of the mixer shares; with ``steps``, shares rounded to multiples of 1/steps first."""
+    shares = np.stack([_share(df, f"mix_{k}") for k in MIXER_COLOURS], axis=1)
+    total = shares.sum(axis=1, keepdims=True)
+    shares = np.where(total > 0, shares / np.maximum(total, 1e-9), np.nan)
+    if steps:
+        shares = np.round(shares * steps) / steps
+    rgb = np.nan_to_num(shares, nan=0.0) @ np.array(list(MIXER_COLOURS.values()), dtype=float)
+    return np.where(np.isnan(shares).any(axis=1, keepdims=True), 150.0, np.round(rgb))
+
+
+def thin(df: pd.DataFrame, x: str, y: str, keep: pd.Index, limit: int, cells: tuple[int, int] = (220, 80)) -> pd.DataFrame:
+    """At most ``limit`` rows that look like all of them: the rows in ``keep`` (the front) and the
+    extremes of both axes, then one row per cell of a ``cells`` grid over the plot, a cell about the
+    size of a marker on a 1,400-pixel-wide chart (so the cloud, its outline and its outliers look
+    as with every point drawn), randomly sampled down if still too many. Fewer points is what makes
+    a big store's first render fast in the browser: WebGL without a GPU draws in software."""
+    if len(df) <= limit:
+        return df
+    xy = df[[x, y]].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
+    finite = np.isfinite(xy).all(axis=1)
+    df, xy = df[finite], xy[finite]
+    must = df.index.isin(keep)
+    for column in range(2):
+        must[[xy[:, column].argmin(), xy[:, column].argmax()]] = True
+    rest, rest_xy = df[~must], xy[~must]
+    lo, span = xy.min(axis=0), np.ptp(xy, axis=0)
+    grid = np.floor((rest_xy - lo) / np.where(span > 0, span, 1) * (np.array(cells) - 1)).astype(np.int64)
+    order = np.random.default_rng(0).permutation(len(rest))
+    _, first = np.unique(grid[order, 0] * cells[1] + grid[order, 1], return_index=True)
+    picked = rest.iloc[np.sort(order[first])]
+    room = max(0, limit - int(must.sum()))
+    if len(picked) > room:
+        picked = picked.sample(room, random_state=0)
+    return pd.concat([picked, df[must]])
 
 
 def pareto_scatter(df: pd.DataFrame, x: str, y: str, colour_mode: str, front: pd.DataFrame, title: str) -> go.Figure:
-    """Every evaluation (WebGL), the Pareto front drawn on top; hover shows the arch."""
+    """Every evaluation (WebGL), the Pareto front drawn on top; hover shows the arch.
+
+    Points are drawn in one trace per (colour, MoE or not) group, each with one colour and one
+    symbol: per-point colour and symbol arrays cost Plotly a second of validation per 20,000
+    points. The block-mix blend is rounded to eighths of each mixer share for this."""
     fig = go.Figure()
-    colours = mix_colours(df, colour_mode)
-    marker: dict = {"size": 6, "opacity": 0.75, "line": {"width": 0}}
-    if colour_mode == COLOUR_MODES[0]:
-        marker["color"] = colours
+    moe = _share(df, "mix_moe") > 0
+    hover = f"%{{customdata[0]}}<br>{x}=%{{x:.4g}}<br>{y}=%{{y:.4g}}<br>trial %{{customdata[1]}}<extra></extra>"
+    blend = colour_mode == COLOUR_MODES[0]
+    if blend:
+        rgb = _blend(df, steps=4)
+        keys = (rgb @ np.array([65536.0, 256.0, 1.0])).astype(np.int64) * 2 + moe
     else:
-        marker.update(color=colours, colorscale="Viridis", cmin=0, cmax=1, showscale=True,
-                      colorbar={"title": colour_mode})
-    symbols = np.where(df.get("mix_moe", pd.Series(0.0, index=df.index)).fillna(0).to_numpy() > 0, "diamond", "circle")
-    marker["symbol"] = symbols
-    fig.add_trace(go.Scattergl(
-        x=df[x], y=df[y], mode="markers", name="evaluations", marker=marker, customdata=df[["arch", "trial"]].to_numpy(),
-        hovertemplate=f"%{{customdata[0]}}<br>{x}=%{{x:.4g}}<br>{y}=%{{y:.4g}}<br>trial %{{customdata[1]}}<extra></extra>",
-    ))
+        keys = moe.astype(np.int64)
+    first = True
+    for key in np.unique(keys):
+        rows = df[keys == key]
+        marker: dict = {"size": 6, "opacity": 0.75, "line": {"width": 0},
+                        "symbol": "diamond" if key % 2 else "circle"}
+        if blend:
+            code = int(key) // 2
+            marker["color"] = f"rgb({code >> 16},{(code >> 8) & 255},{code & 255})"
+        else:
+            marker.update(color=_share(rows, "mix_" + colour_mode.split()[0]), colorscale="Viridis", cmin=0, cmax=1,
+                          showscale=first, colorbar={"title": colour_mode})
+        fig.add_trace(go.Scattergl(x=rows[x], y=rows[y], mode="markers", name="evaluations", legendgroup="evaluations",
+                                   showlegend=first, marker=marker, customdata=rows[["arch", "trial"]].to_numpy(),
+                                   hovertemplate=hover))
+        first = False
     if not front.empty:
         ordered = front.sort_values(x)
         fig.add_trace(go.Scatter(
@@ -50,6 +92,14 @@ def pareto_scatter(df: pd.DataFrame, x: str, y: str, colour_mode: str, front: pd
         ))
     fig.update_layout(title=title, xaxis_title=x, yaxis_title=y, height=560, legend={"orientation": "h"},
                       margin={"l": 40, "r": 20, "t": 50, "b": 40}, dragmode="select")
+    return fig
+
+
+def placeholder(message: str) -> go.Figure:
+    """An empty chart the size of :func:`pareto_scatter`'s, saying what is coming."""
+    fig = go.Figure()
+    fig.update_layout(height=560, margin={"l": 40, "r": 20, "t": 50, "b": 40}, xaxis={"visible": False},
+                      yaxis={"visible": False}, annotations=[{"text": message, "showarrow": False, "font": {"size": 16}}])
     return fig
 
 

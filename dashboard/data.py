@@ -10,7 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from nas.errors import NasError
-from nas.pareto import front_rows, hypervolume_curve
+from nas.pareto import hypervolume_curve, pareto_mask
 from nas.store import Store
 
 
@@ -96,15 +96,29 @@ def _experiment_info(url: str, name: str) -> dict:
 
 @st.cache_data(ttl=5, show_spinner="reading evaluations ...")
 def _evaluations(url: str, name: str) -> pd.DataFrame:
-    rows = _store(url).evaluation_rows(name)
-    df = pd.DataFrame.from_records(rows)
+    df = _store(url).evaluation_frame(name)
     if df.empty:
         return df
-    df = df.drop(columns=["sources"], errors="ignore")
-    info = _experiment_info(url, name)
-    front = {r["arch"] for r in front_rows(rows, info["objectives"])}
-    df["pareto"] = df["arch"].isin(front)
+    df["pareto"] = df.index.isin(front_frame(df, _experiment_info(url, name)["objectives"]).index)
     return df
+
+
+def front_frame(df: pd.DataFrame, objectives: list[dict]) -> pd.DataFrame:
+    """The feasible rows (status ok, feasible) on the Pareto front of ``objectives``, best first by
+    the first one: :func:`nas.pareto.front_rows` on a DataFrame, vectorised for big stores."""
+    names = [o["name"] for o in objectives]
+    if df.empty or not all(n in df.columns for n in names):
+        return df.iloc[0:0]
+    values = df[names].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
+    usable = np.isfinite(values).all(axis=1)
+    if "status" in df.columns:
+        usable &= (df["status"] == "ok").to_numpy()
+    if "feasible" in df.columns:
+        usable &= df["feasible"].fillna(False).astype(bool).to_numpy()
+    rows = np.flatnonzero(usable)
+    on_front = rows[pareto_mask(values[rows], [o["direction"] for o in objectives])]
+    front = df.iloc[on_front]
+    return front.sort_values(names[0], ascending=objectives[0]["direction"] != "max", kind="stable")
 
 
 def latency_columns(df: pd.DataFrame) -> list[str]:

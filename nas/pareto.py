@@ -29,16 +29,16 @@ def pareto_mask(points: np.ndarray, directions: Sequence[str]) -> np.ndarray:
     if n == 0:
         return np.zeros(0, dtype=bool)
     if p.shape[1] == 2:
-        # Sort by the first objective, then the second; sweep keeping the running best second.
+        # Sort by the first objective, then the second: a row is on the front when its second
+        # objective beats every row before it; a run of identical rows shares its first row's fate.
         order = np.lexsort((p[:, 1], p[:, 0]))
+        xs, ys = p[order, 0], p[order, 1]
+        best_before = np.concatenate([[np.inf], np.minimum.accumulate(ys)[:-1]])
+        starts = np.concatenate([[True], (xs[1:] != xs[:-1]) | (ys[1:] != ys[:-1])])
+        group = np.cumsum(starts) - 1
+        on_front = (ys < best_before)[starts][group]
         mask = np.zeros(n, dtype=bool)
-        best = np.inf
-        last = None
-        for i in order:
-            if p[i, 1] < best:
-                mask[i], best, last = True, p[i, 1], p[i]
-            elif last is not None and np.array_equal(p[i], last):
-                mask[i] = True
+        mask[order] = on_front
         return mask
     mask = np.ones(n, dtype=bool)
     for i in range(n):
@@ -128,15 +128,25 @@ def hypervolume_curve(points: np.ndarray, reference: Sequence[float], directions
     points = np.asarray(points, dtype=float)
     feasible = np.ones(len(points), dtype=bool) if feasible is None else np.asarray(feasible, dtype=bool)
     out = np.zeros(len(points))
-    front = np.zeros((0, points.shape[1])) if points.ndim == 2 else np.zeros((0, len(directions)))
+    if len(points) == 0:
+        return out
+    mins = _to_min(points.reshape(len(points), -1), directions)
+    front = np.zeros((0, mins.shape[1]))  # in minimisation form
     current = 0.0
     for i in range(len(points)):
-        if feasible[i] and np.all(np.isfinite(points[i])):
-            front = np.vstack([front, points[i]])
-            front = front[pareto_mask(front, directions)]
-            current = hypervolume(front, reference, directions)
+        q = mins[i]
+        # A point the front already weakly dominates leaves the hypervolume as it was.
+        if feasible[i] and np.all(np.isfinite(q)) and not np.any(np.all(front <= q, axis=1)):
+            front = np.vstack([front[~np.all(q <= front, axis=1)], q])
+            current = _hv_min(front, reference, directions)
         out[i] = current
     return out
+
+
+def _hv_min(front: np.ndarray, reference: Sequence[float], directions: Sequence[str]) -> float:
+    ref = _to_min(np.asarray(reference, dtype=float)[None, :], directions)[0]
+    inside = front[np.all(front < ref, axis=1)]
+    return float(_hv(np.unique(inside, axis=0), ref)) if len(inside) else 0.0
 
 
 def front_rows(rows: Sequence[Mapping[str, Any]], objectives: Sequence[Mapping[str, str]]) -> list[Mapping[str, Any]]:

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 APP = Path(__file__).parent.parent / "dashboard"
@@ -49,9 +50,11 @@ def test_explorer_draws_evaluations_and_front_and_filters(seeded_store, monkeypa
     spec = plotly_specs(at)[0]
     names = [trace.get("name") for trace in spec["data"]]
     assert names[0] == "evaluations"
-    evaluations = spec["data"][0]
-    assert len(values(evaluations["x"])) == len(values(evaluations["y"])) == 12
-    assert len(evaluations["customdata"]) == 12  # hover shows the arch
+    groups = [t for t in spec["data"] if t.get("name") == "evaluations"]  # one trace per colour and symbol
+    assert sum(len(values(t["x"])) for t in groups) == sum(len(values(t["y"])) for t in groups) == 12
+    archs = [arch for t in groups for arch, _ in t["customdata"]]  # hover shows the arch
+    assert len(set(archs)) == 12 and all(archs)
+    assert all(isinstance(t["marker"]["color"], str) for t in groups)  # block-mix colours, one per trace
     assert "Pareto front" in names
     front = spec["data"][names.index("Pareto front")]
     assert all(arch for arch, _ in front["customdata"])
@@ -138,6 +141,21 @@ def test_a_hundred_thousand_evaluations_render(tmp_path, monkeypatch):
     at = run_page("explorer", db, monkeypatch, timeout=120)
     assert not at.exception
     spec = plotly_specs(at)[0]
-    drawn = len(values(spec["data"][0]["x"]))
-    assert 20_000 <= drawn <= 20_000 + 1000  # the dominated points are sampled; the front is drawn whole
+    drawn = sum(len(values(t["x"])) for t in spec["data"] if t.get("name") == "evaluations")
+    assert 1000 <= drawn <= 20_000  # thinned to one point per cell, at most MAX_POINTS
     assert any("of 100,000 points" in c.value for c in at.caption)
+
+
+def test_thinning_keeps_the_front_and_the_cloud_outline():
+    from dashboard.charts import thin
+    from dashboard.data import front_frame
+
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"cpu_ms": rng.lognormal(0, 0.5, 50_000), "status": "ok", "feasible": True})
+    df["accuracy"] = 0.9 - 0.2 * np.exp(-df["cpu_ms"]) + rng.normal(0, 0.02, len(df))
+    front = front_frame(df, [{"name": "accuracy", "direction": "max"}, {"name": "cpu_ms", "direction": "min"}])
+    kept = thin(df, "cpu_ms", "accuracy", front.index, 5_000)
+    assert len(kept) <= 5_000 and set(front.index) <= set(kept.index)
+    for column in ("cpu_ms", "accuracy"):  # the extremes of the cloud are still drawn
+        assert kept[column].min() == df[column].min() and kept[column].max() == df[column].max()
+    assert thin(df.head(100), "cpu_ms", "accuracy", front.index, 5_000).equals(df.head(100))

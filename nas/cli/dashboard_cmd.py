@@ -20,7 +20,7 @@ def dashboard_script() -> Path:
 
 
 def streamlit_command(db: str, host: str, port: int) -> list[str]:
-    return [sys.executable, "-m", "streamlit", "run", str(dashboard_script()),
+    return [sys.executable, "-m", "dashboard.serve", "run", str(dashboard_script()),
             "--server.address", host, "--server.port", str(port), "--server.headless", "true",
             "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none", "--", "--db", db]
 

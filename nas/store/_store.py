@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -46,6 +46,9 @@ from nas.store.models import (
     utcnow,
 )
 from nas.store.records import EvaluationRecord, ExperimentRecord, NewEvaluation
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 T = TypeVar("T")
 DEFAULT_URL = "sqlite:///nas.db"
@@ -385,22 +388,48 @@ class Store:
 
     def evaluation_rows(self, experiment: str) -> list[dict[str, Any]]:
         """Flat rows (one per evaluation, every metric a key) for tables and data frames."""
+        keys, fetched, (metrics, features, sources) = self._flat_evaluations(experiment, light=False)
+        rows = []
+        for row, m, f, src in zip(fetched, metrics, features, sources, strict=True):
+            out = dict(zip(keys, row, strict=False))
+            out.update(m or {})
+            out.update({f"mix_{k}": v for k, v in (f or {}).items()})
+            out["sources"] = src
+            rows.append(out)
+        return rows
+
+    def evaluation_frame(self, experiment: str) -> pd.DataFrame:
+        """:meth:`evaluation_rows` as a pandas DataFrame built column by column, without the
+        timestamps and the metrics' sources: the dashboard's view (about twice as fast on 100,000)."""
+        import pandas as pd
+
+        keys, fetched, (metrics, features) = self._flat_evaluations(experiment, light=True)
+        if not fetched:
+            return pd.DataFrame()
+        columns = [pd.DataFrame([row[:len(keys)] for row in fetched], columns=keys),
+                   pd.DataFrame([m or {} for m in metrics]),
+                   pd.DataFrame([f or {} for f in features]).add_prefix("mix_")]
+        return pd.concat(columns, axis=1)
+
+    def _flat_evaluations(self, experiment: str, light: bool) -> tuple[list[str], list[Any], list[list[Any]]]:
+        """(column names, rows of those columns, decoded JSON documents: metrics, features[, sources]).
+
+        The JSON columns come back as text and are decoded in one call per column: on 100,000
+        evaluations that is several times faster than decoding each value on its own."""
         exp = self.experiment(experiment)
-        query = (sa.select(EvaluationRow.trial, EvaluationRow.status, EvaluationRow.feasible, EvaluationRow.metrics,
-                           EvaluationRow.sources, EvaluationRow.worker, EvaluationRow.started_at,
-                           EvaluationRow.finished_at, ArchitectureRow.arch, ArchitectureRow.hash,
-                           ArchitectureRow.features)
+        plain = [EvaluationRow.trial, ArchitectureRow.arch, ArchitectureRow.hash, EvaluationRow.status,
+                 EvaluationRow.feasible, EvaluationRow.worker]
+        if not light:
+            plain += [EvaluationRow.started_at, EvaluationRow.finished_at]
+        documents = [EvaluationRow.metrics, ArchitectureRow.features] + ([] if light else [EvaluationRow.sources])
+        query = (sa.select(*plain, *(sa.cast(c, sa.Text) for c in documents))
                  .join(ArchitectureRow, ArchitectureRow.id == EvaluationRow.architecture_id)
                  .where(EvaluationRow.experiment_id == exp.id)
                  .order_by(EvaluationRow.trial, EvaluationRow.id))
-        out = []
         with self._read() as s:
-            for trial, status, feasible, metrics, sources, worker, started, finished, arch, h, features in s.execute(query):
-                out.append({"trial": trial, "arch": arch, "hash": h, "status": status, "feasible": feasible,
-                            **(metrics or {}), **{f"mix_{k}": v for k, v in (features or {}).items()},
-                            "worker": worker, "started_at": started, "finished_at": finished,
-                            "sources": sources})
-        return out
+            fetched = s.connection().execute(query).all()  # Core rows: no ORM loading per row
+        decoded = [_decode_all([row[len(plain) + i] for row in fetched]) for i in range(len(documents))]
+        return [c.key for c in plain], fetched, decoded
 
     # -- latency profiles ---------------------------------------------------------------------------------
     def save_profile(self, profile: dict[str, Any]) -> int:
@@ -483,3 +512,10 @@ def _finite(metrics: dict[str, Any]) -> dict[str, Any]:
 
 def now() -> dt.datetime:
     return utcnow()
+
+
+def _decode_all(texts: list[Any]) -> list[Any]:
+    """JSON texts (or values a driver already decoded, or NULLs) decoded in one ``json.loads``."""
+    if all(isinstance(t, str) for t in texts):
+        return json.loads("[" + ",".join(texts) + "]")
+    return [json.loads(t) if isinstance(t, str) else t for t in texts]

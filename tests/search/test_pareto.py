@@ -57,6 +57,20 @@ def test_curve_is_monotone_and_ignores_infeasible():
     assert np.all(np.diff(curve) >= 0) and curve[2] == curve[1]
 
 
+@pytest.mark.parametrize("m", [2, 3])
+def test_curve_equals_the_hypervolume_of_each_prefix(m):
+    """The curve skips points the front already dominates; it must still equal a recount at every step."""
+    rng = np.random.default_rng(10 + m)
+    directions = ["max"] + ["min"] * (m - 1)
+    reference = [-1] + [6] * (m - 1)
+    for _ in range(30):
+        points = rng.integers(0, 5, size=(20, m)).astype(float)
+        feasible = rng.random(20) > 0.2
+        expected = [hypervolume(points[: i + 1][feasible[: i + 1]], reference, directions) if feasible[: i + 1].any()
+                    else 0.0 for i in range(20)]
+        assert np.allclose(hypervolume_curve(points, reference, directions, feasible), expected)
+
+
 def test_constrained_ranks_put_feasible_first():
     points = np.array([[0.9, 1.0], [0.5, 2.0], [0.99, 0.5], [0.1, 9.0]])
     ranks = nondominated_ranks(points, ["max", "min"], violation=np.array([0, 0, 0.3, 0]))
