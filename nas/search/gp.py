@@ -3,6 +3,8 @@ hypervolume improvement; constraint-aware)."""
 
 from __future__ import annotations
 
+import warnings
+
 import optuna
 
 from nas.search._optuna import OptunaStrategy
@@ -13,5 +15,9 @@ class GaussianProcess(OptunaStrategy):
     startup_trials = 16
 
     def make_sampler(self) -> optuna.samplers.BaseSampler:
-        return optuna.samplers.GPSampler(n_startup_trials=self.startup_trials, seed=self.seed,
-                                         deterministic_objective=True)
+        # An evaluation of one arch gives one answer (inherited weights, a fixed split), so the GP
+        # models no noise. Optuna marks the argument experimental; that is not the user's concern.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.samplers.GPSampler(n_startup_trials=self.startup_trials, seed=self.seed,
+                                             deterministic_objective=True)

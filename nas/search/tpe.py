@@ -13,5 +13,6 @@ class Tpe(OptunaStrategy):
     startup_trials = 16
 
     def make_sampler(self) -> optuna.samplers.BaseSampler:
-        return optuna.samplers.TPESampler(n_startup_trials=self.startup_trials, multivariate=True, seed=self.seed,
-                                          warn_independent_sampling=False)
+        # Every trial has the same flat parameters, so multivariate TPE never falls back to
+        # independent sampling (Optuna 4.9 deprecated the switch that silenced that warning).
+        return optuna.samplers.TPESampler(n_startup_trials=self.startup_trials, multivariate=True, seed=self.seed)
