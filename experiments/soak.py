@@ -99,6 +99,10 @@ def run(ckpt: str, n: int, workers: int, val_examples: int, db: str) -> Path:
     k = max(2, len(times) // 10)
     rate_start = (k - 1) / (times[k - 1] - times[0])
     rate_end = (k - 1) / (times[-1] - times[-k])
+    # Where a change of rate comes from: the workers' own seconds per evaluation, or the rest.
+    records = sorted(Store(db, readonly=True).evaluations(name), key=lambda r: r.finished_at)
+    work = np.array([(r.finished_at - r.started_at).total_seconds() for r in records])
+    work_start, work_end = np.median(work[:k]), np.median(work[-k:])
     at = np.array([s[0] for s in sampler.samples])
     t = at - started
     driver = np.array([s[1] for s in sampler.samples])
@@ -118,6 +122,9 @@ def run(ckpt: str, n: int, workers: int, val_examples: int, db: str) -> Path:
     fig.savefig(RESULTS / "soak.png")
     rows = [["evaluations", result.total], ["wall (s)", f"{wall:.0f}"],
             ["eval/s, first 10%", f"{rate_start:.2f}"], ["eval/s, last 10%", f"{rate_end:.2f}"],
+            ["worker seconds per evaluation (median), first / last 10%", f"{work_start:.3f} / {work_end:.3f}"],
+            [f"... so {workers} busy workers could do (eval/s), first / last 10%",
+             f"{workers / work_start:.1f} / {workers / work_end:.1f}"],
             ["driver RSS start / end (MB)", f"{driver[tail][0]:.0f} / {driver[-1]:.0f}"],
             ["workers RSS start / end (MB)", f"{worker_total[tail][0]:.0f} / {worker_total[-1]:.0f}"],
             ["driver slope (MB per 1,000 evaluations, after warm-up)", f"{slope_driver:.1f}"],
