@@ -108,7 +108,9 @@ def run(ckpt: str, n: int, workers: int, val_examples: int, db: str) -> Path:
     driver = np.array([s[1] for s in sampler.samples])
     worker_total = np.array([sum(s[2]) for s in sampler.samples])
     evals_at = np.interp(at, times, np.arange(1, len(times) + 1), left=0)  # evaluations stored by each sample
-    tail = evals_at > 0.1 * n  # after warm-up (imports, first allocations)
+    # After warm-up (imports, first allocations), while the workers are alive (a last sample
+    # can fall after the search stopped them).
+    tail = (evals_at > 0.1 * n) & (worker_total > 0)
     slope_driver = np.polyfit(evals_at[tail], driver[tail], 1)[0] * 1000 if tail.sum() > 3 else float("nan")
     slope_workers = np.polyfit(evals_at[tail], worker_total[tail], 1)[0] * 1000 if tail.sum() > 3 else float("nan")
     fig, ax = plt.subplots(figsize=(7, 3.8), dpi=110)
@@ -125,8 +127,8 @@ def run(ckpt: str, n: int, workers: int, val_examples: int, db: str) -> Path:
             ["worker seconds per evaluation (median), first / last 10%", f"{work_start:.3f} / {work_end:.3f}"],
             [f"... so {workers} busy workers could do (eval/s), first / last 10%",
              f"{workers / work_start:.1f} / {workers / work_end:.1f}"],
-            ["driver RSS start / end (MB)", f"{driver[tail][0]:.0f} / {driver[-1]:.0f}"],
-            ["workers RSS start / end (MB)", f"{worker_total[tail][0]:.0f} / {worker_total[-1]:.0f}"],
+            ["driver RSS start / end (MB)", f"{driver[tail][0]:.0f} / {driver[tail][-1]:.0f}"],
+            ["workers RSS start / end (MB)", f"{worker_total[tail][0]:.0f} / {worker_total[tail][-1]:.0f}"],
             ["driver slope (MB per 1,000 evaluations, after warm-up)", f"{slope_driver:.1f}"],
             ["workers slope (MB per 1,000 evaluations, after warm-up)", f"{slope_workers:.1f}"],
             ["dashboard page without error", page_ok]]

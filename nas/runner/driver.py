@@ -217,8 +217,10 @@ def _run(config: SearchConfig, store: Store, space: SearchSpace, screener: Evalu
     directions = [o.direction for o in objectives]
     names = [o.name for o in objectives]
     reference = [exp.reference.get(n, math.nan) for n in names]
-    points = [[e.metrics.get(n, math.nan) for n in names] for e in history
-              if e.status == "ok" and total_violation(constraints, e.metrics) == 0]
+    points = _Front(directions, reference)  # the feasible results' best values and front, kept as they arrive
+    for e in history:
+        if e.status == "ok" and total_violation(constraints, e.metrics) == 0:
+            points.add([e.metrics.get(n, math.nan) for n in names])
     cheap_metrics = set(screener.cheap(space.sample(random.Random(0))))
     screenable = [c for c in constraints if c.metric in cheap_metrics]
     store.set_status(exp.name, "running")
@@ -291,10 +293,9 @@ def _run(config: SearchConfig, store: Store, space: SearchSpace, screener: Evalu
                         stored[arch] = metrics
                         strategy.tell(arch, metrics)
                         if feasible:
-                            points.append([metrics.get(n, math.nan) for n in names])
+                            points.add([metrics.get(n, math.nan) for n in names])
                         if progress:
-                            progress.result(len(stored), budget, _best(points, names, directions),
-                                            _hv(points, reference, directions))
+                            progress.result(len(stored), budget, points.best(names), points.hypervolume())
                 nodes = pool.nodes() if config.address or config.workers > 1 else []
         store.set_status(exp.name, "finished")
     except BaseException:
@@ -312,23 +313,40 @@ def _run(config: SearchConfig, store: Store, space: SearchSpace, screener: Evalu
             stop_ray()
     wall = time.time() - loop_start
     final = store.evaluations(exp.name)
-    return SearchResult(exp.name, evaluated, len(final), screened, failed, _hv(points, reference, directions),
+    return SearchResult(exp.name, evaluated, len(final), screened, failed, points.hypervolume(),
                         pareto_front(final, objectives), wall, eval_seconds, max(config.workers, 1),
                         replaced, nodes)
 
 
-def _best(points: list[list[float]], names: list[str], directions: list[str]) -> dict[str, float]:
-    if not points:
-        return {}
-    arr = np.array(points, dtype=float)
-    return {n: float(np.nanmax(arr[:, i]) if d == "max" else np.nanmin(arr[:, i]))
-            for i, (n, d) in enumerate(zip(names, directions, strict=True))}
+class _Front:
+    """Best value per objective and the non-dominated points of the feasible results, updated per
+    result in time proportional to the front (recomputing over every result made a long search's
+    progress bar cost more than its evaluations)."""
 
+    def __init__(self, directions: list[str], reference: list[float]) -> None:
+        self.directions, self.reference = directions, reference
+        self.signs = np.array([-1.0 if d == "max" else 1.0 for d in directions])
+        self.front = np.zeros((0, len(directions)))  # minimisation form
+        self.best_min = np.full(len(directions), np.nan)
+        self._hv: float | None = 0.0
 
-def _hv(points: list[list[float]], reference: list[float], directions: list[str]) -> float:
-    if not points or any(math.isnan(r) for r in reference):
-        return 0.0
-    return hypervolume(np.array(points, dtype=float), reference, directions)
+    def add(self, point: list[float]) -> None:
+        q = np.asarray(point, dtype=float) * self.signs
+        self.best_min = np.fmin(self.best_min, q)
+        if not np.all(np.isfinite(q)) or np.any(np.all(self.front <= q, axis=1)):
+            return  # a point the front weakly dominates changes neither the front nor its volume
+        self.front = np.vstack([self.front[~np.all(q <= self.front, axis=1)], q])
+        self._hv = None
+
+    def best(self, names: list[str]) -> dict[str, float]:
+        return {n: float(v * s) for n, v, s in zip(names, self.best_min, self.signs, strict=True) if not np.isnan(v)}
+
+    def hypervolume(self) -> float:
+        if any(math.isnan(r) for r in self.reference) or not len(self.front):
+            return 0.0
+        if self._hv is None:
+            self._hv = hypervolume(self.front * self.signs, self.reference, self.directions)
+        return self._hv
 
 
 def pareto_front(evaluations, objectives: Sequence[Objective]) -> list[dict[str, Any]]:

@@ -121,3 +121,24 @@ def test_constraint_slack_and_violation():
     assert c.violation({}) == float("inf")
     low = parse_constraint("accuracy>=0.8", ["accuracy"])
     assert low.violation({"accuracy": 0.9}) == 0 and low.violation({"accuracy": 0.6}) == pytest.approx(0.25)
+
+
+@pytest.mark.parametrize("name", ["nsga2", "tpe", "gp"])
+def test_optuna_strategies_never_walk_past_trials_to_infer_their_space(name, monkeypatch):
+    """The space is fixed, so asking must not intersect past trials' distributions: Optuna's walk
+    restarts at the oldest unfinished trial on every ask, and one trial left unfinished made a
+    long NSGA-II search spend its time there (the soak's rate fell to 2 evaluations a second)."""
+    import optuna.search_space.intersection as intersection
+
+    def walked(*args, **kwargs):
+        raise AssertionError("the strategy inferred its search space from past trials")
+
+    monkeypatch.setattr(intersection, "_calculate", walked)
+    space = load("hybrid-vision")
+    strategy = make_strategy(name, space, [Objective("accuracy", "max"), Objective("cpu_ms", "min")], seed=0)
+    unfinished = strategy.ask()  # asked and never told, as an arch still in flight is
+    rng = random.Random(0)
+    for _ in range(20):
+        arch = strategy.ask()
+        strategy.tell(arch, {"accuracy": rng.random(), "cpu_ms": rng.random()})
+    assert unfinished in strategy.pending
