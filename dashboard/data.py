@@ -10,7 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from nas.errors import NasError
-from nas.pareto import hypervolume_curve, pareto_mask
+from nas.pareto import front_indices, hypervolume_curve
 from nas.store import Store
 
 
@@ -105,20 +105,17 @@ def _evaluations(url: str, name: str) -> pd.DataFrame:
 
 def front_frame(df: pd.DataFrame, objectives: list[dict]) -> pd.DataFrame:
     """The feasible rows (status ok, feasible) on the Pareto front of ``objectives``, best first by
-    the first one: :func:`nas.pareto.front_rows` on a DataFrame, vectorised for big stores."""
+    the first one: :func:`nas.pareto.front_rows` on a DataFrame, without a dict per row."""
     names = [o["name"] for o in objectives]
     if df.empty or not all(n in df.columns for n in names):
         return df.iloc[0:0]
     values = df[names].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
-    usable = np.isfinite(values).all(axis=1)
+    usable = np.ones(len(df), dtype=bool)
     if "status" in df.columns:
         usable &= (df["status"] == "ok").to_numpy()
     if "feasible" in df.columns:
         usable &= df["feasible"].fillna(False).astype(bool).to_numpy()
-    rows = np.flatnonzero(usable)
-    on_front = rows[pareto_mask(values[rows], [o["direction"] for o in objectives])]
-    front = df.iloc[on_front]
-    return front.sort_values(names[0], ascending=objectives[0]["direction"] != "max", kind="stable")
+    return df.iloc[front_indices(values, usable, objectives)]
 
 
 def latency_columns(df: pd.DataFrame) -> list[str]:

@@ -122,46 +122,59 @@ def _hv(p: np.ndarray, ref: np.ndarray) -> float:
     return volume
 
 
+class RunningFront:
+    """The non-dominated points of a stream of points and the hypervolume they hold, updated per
+    point in time proportional to the front rather than to the stream."""
+
+    def __init__(self, reference: Sequence[float], directions: Sequence[str]) -> None:
+        self.signs = np.array([-1.0 if d == "max" else 1.0 for d in directions])
+        self.ref = np.asarray(reference, dtype=float) * self.signs  # a NaN reference holds no volume
+        self.front = np.zeros((0, len(directions)))  # minimisation form
+        self._hv: float | None = 0.0
+
+    def add(self, point: Sequence[float]) -> None:
+        q = np.asarray(point, dtype=float) * self.signs
+        if not np.all(np.isfinite(q)) or np.any(np.all(self.front <= q, axis=1)):
+            return  # a point the front weakly dominates changes neither the front nor its volume
+        self.front = np.vstack([self.front[~np.all(q <= self.front, axis=1)], q])
+        self._hv = None
+
+    def hypervolume(self) -> float:
+        if self._hv is None:
+            inside = self.front[np.all(self.front < self.ref, axis=1)]
+            self._hv = float(_hv(np.unique(inside, axis=0), self.ref)) if len(inside) else 0.0
+        return self._hv
+
+
 def hypervolume_curve(points: np.ndarray, reference: Sequence[float], directions: Sequence[str],
                       feasible: np.ndarray | None = None) -> np.ndarray:
     """Hypervolume after each of the first 1..n points (in order), counting feasible ones only."""
-    points = np.asarray(points, dtype=float)
+    points = np.asarray(points, dtype=float).reshape(-1, len(directions))
     feasible = np.ones(len(points), dtype=bool) if feasible is None else np.asarray(feasible, dtype=bool)
+    running = RunningFront(reference, directions)
     out = np.zeros(len(points))
-    if len(points) == 0:
-        return out
-    mins = _to_min(points.reshape(len(points), -1), directions)
-    front = np.zeros((0, mins.shape[1]))  # in minimisation form
-    current = 0.0
-    for i in range(len(points)):
-        q = mins[i]
-        # A point the front already weakly dominates leaves the hypervolume as it was.
-        if feasible[i] and np.all(np.isfinite(q)) and not np.any(np.all(front <= q, axis=1)):
-            front = np.vstack([front[~np.all(q <= front, axis=1)], q])
-            current = _hv_min(front, reference, directions)
-        out[i] = current
+    for i, point in enumerate(points):
+        if feasible[i]:
+            running.add(point)
+        out[i] = running.hypervolume()
     return out
 
 
-def _hv_min(front: np.ndarray, reference: Sequence[float], directions: Sequence[str]) -> float:
-    ref = _to_min(np.asarray(reference, dtype=float)[None, :], directions)[0]
-    inside = front[np.all(front < ref, axis=1)]
-    return float(_hv(np.unique(inside, axis=0), ref)) if len(inside) else 0.0
+def front_indices(values: np.ndarray, usable: np.ndarray, objectives: Sequence[Mapping[str, str]]) -> np.ndarray:
+    """Indices of the usable rows of ``values`` (one column per objective, finite) on their Pareto
+    front, best first by the first objective (ties keep row order)."""
+    directions = [o["direction"] for o in objectives]
+    values = np.asarray(values, dtype=float).reshape(-1, len(directions))
+    rows = np.flatnonzero(np.asarray(usable, dtype=bool) & np.isfinite(values).all(axis=1))
+    front = rows[pareto_mask(values[rows], directions)]
+    first = values[front, 0]
+    return front[np.argsort(-first if directions[0] == "max" else first, kind="stable")]
 
 
 def front_rows(rows: Sequence[Mapping[str, Any]], objectives: Sequence[Mapping[str, str]]) -> list[Mapping[str, Any]]:
     """The feasible rows (``status`` ok, ``feasible`` true) on the Pareto front of ``objectives``
     (``[{"name": ..., "direction": "max"|"min"}, ...]``), best first by the first objective."""
     names = [o["name"] for o in objectives]
-
-    def usable(row: Mapping[str, Any]) -> bool:
-        return (row.get("status", "ok") == "ok" and bool(row.get("feasible", True))
-                and all(isinstance(row.get(n), (int, float)) and np.isfinite(row.get(n)) for n in names))
-
-    ok = [r for r in rows if usable(r)]
-    if not ok:
-        return []
-    points = np.array([[r[n] for n in names] for r in ok], dtype=float)
-    front = [r for r, m in zip(ok, pareto_mask(points, [o["direction"] for o in objectives]), strict=True) if m]
-    first = objectives[0]
-    return sorted(front, key=lambda r: -r[first["name"]] if first["direction"] == "max" else r[first["name"]])
+    values = [[v if isinstance(v := r.get(n), (int, float)) else np.nan for n in names] for r in rows]
+    usable = [r.get("status", "ok") == "ok" and bool(r.get("feasible", True)) for r in rows]
+    return [rows[i] for i in front_indices(values, usable, objectives)]

@@ -31,7 +31,7 @@ from nas.objectives import (
     parse_constraint,
     total_violation,
 )
-from nas.pareto import front_rows, hypervolume
+from nas.pareto import RunningFront, front_rows
 from nas.runner.ray_pool import Job, LocalPool, Pool, start_ray, stop_ray
 from nas.search import STRATEGIES, make_strategy
 from nas.space import Arch, SearchSpace
@@ -318,35 +318,21 @@ def _run(config: SearchConfig, store: Store, space: SearchSpace, screener: Evalu
                         replaced, nodes)
 
 
-class _Front:
-    """Best value per objective and the non-dominated points of the feasible results, updated per
-    result in time proportional to the front (recomputing over every result made a long search's
-    progress bar cost more than its evaluations)."""
+class _Front(RunningFront):
+    """The feasible results' front and hypervolume, and the best value per objective, kept as
+    results arrive (recomputing over every result made a long search's progress bar cost more
+    than its evaluations)."""
 
     def __init__(self, directions: list[str], reference: list[float]) -> None:
-        self.directions, self.reference = directions, reference
-        self.signs = np.array([-1.0 if d == "max" else 1.0 for d in directions])
-        self.front = np.zeros((0, len(directions)))  # minimisation form
+        super().__init__(reference, directions)
         self.best_min = np.full(len(directions), np.nan)
-        self._hv: float | None = 0.0
 
     def add(self, point: list[float]) -> None:
-        q = np.asarray(point, dtype=float) * self.signs
-        self.best_min = np.fmin(self.best_min, q)
-        if not np.all(np.isfinite(q)) or np.any(np.all(self.front <= q, axis=1)):
-            return  # a point the front weakly dominates changes neither the front nor its volume
-        self.front = np.vstack([self.front[~np.all(q <= self.front, axis=1)], q])
-        self._hv = None
+        self.best_min = np.fmin(self.best_min, np.asarray(point, dtype=float) * self.signs)
+        super().add(point)
 
     def best(self, names: list[str]) -> dict[str, float]:
         return {n: float(v * s) for n, v, s in zip(names, self.best_min, self.signs, strict=True) if not np.isnan(v)}
-
-    def hypervolume(self) -> float:
-        if any(math.isnan(r) for r in self.reference) or not len(self.front):
-            return 0.0
-        if self._hv is None:
-            self._hv = hypervolume(self.front * self.signs, self.reference, self.directions)
-        return self._hv
 
 
 def pareto_front(evaluations, objectives: Sequence[Objective]) -> list[dict[str, Any]]:
