@@ -2,7 +2,7 @@
 
     python experiments/search_efficiency.py [--supernet CKPT] [--budget 120] [--seeds 5]
                                             [--throughput 150] [--val-examples 1000]
-                                            [--strategies random ... gp] [--seeds-gp N] [--reuse]
+                                            [--strategies random ... surrogate] [--seeds-gp N] [--reuse]
 
 Part 1 runs the same random search with 1 and then 2 Ray workers and reports evaluations per
 second in steady state (after every worker's first result) and the share of the workers'
@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from experiments._common import RESULTS, ensure_supernet, markdown_table, write_report  # noqa: E402
 
-STRATEGIES = ["random", "evolution", "nsga2", "tpe", "gp"]
+STRATEGIES = ["random", "evolution", "nsga2", "tpe", "gp", "surrogate"]
 CURVES = RESULTS / "search_efficiency_curves.csv"
 
 

@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from nas.runner import SearchConfig, search
+from nas.search import STRATEGIES
 from nas.store import Store
 from tests import _faults
 from tests.conftest import SPACES, assert_one_line_error
@@ -23,7 +24,7 @@ def _config(tmp_path, ckpt, **kw) -> SearchConfig:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("space", SPACES)
-@pytest.mark.parametrize("strategy", ["random", "evolution", "nsga2", "tpe", "gp"])
+@pytest.mark.parametrize("strategy", STRATEGIES)
 def test_every_strategy_finishes_a_small_search(tmp_path, search_env, ray_local, space, strategy):
     result = search(_config(tmp_path, search_env[space], strategy=strategy, budget=6, experiment=f"{space}-{strategy}"))
     assert result.total == 6 and result.evaluated == 6 and result.failed == 0

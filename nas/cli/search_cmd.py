@@ -35,7 +35,7 @@ def search_cmd(
     space: str = typer.Argument(None, help="The space (optional: the checkpoint names it; given, it must match)."),
     supernet: str = typer.Option(..., "--supernet", help="A checkpoint from nas supernet train."),
     target: list[str] = typer.Option(["cpu"], "--target", help="Latency target(s): cpu, gpu, mcu-m7, mcu-m4 or an imported one."),
-    strategy: str = typer.Option("nsga2", "--strategy", help="random, evolution, nsga2, tpe or gp."),
+    strategy: str = typer.Option("nsga2", "--strategy", help="random, evolution, nsga2, tpe, gp or surrogate (uses the latency known before evaluation)."),
     budget: int = typer.Option(100, "--budget", help="Evaluations to store (in total, when resuming)."),
     workers: int = typer.Option(2, "--workers", help="Ray workers (each holds the supernet and data once); 0 evaluates here, without Ray."),
     constraint: list[str] = typer.Option([], "--constraint", help="For example cpu_ms<=2, sram_kb<=320, flash_kb<=1024."),

@@ -212,7 +212,8 @@ def _run(config: SearchConfig, store: Store, space: SearchSpace, screener: Evalu
     budget = config.budget
     history = store.evaluations(exp.name)
     stored: dict[Arch, dict[str, float]] = {space.parse(e.arch): e.metrics for e in history}
-    strategy = make_strategy(config.strategy, space, objectives, constraints, config.seed + len(history))
+    strategy = make_strategy(config.strategy, space, objectives, constraints, config.seed + len(history),
+                             cheap=screener.cheap)
     strategy.warm_start([(space.parse(e.arch), e.metrics) for e in history if e.status == "ok"])
     directions = [o.direction for o in objectives]
     names = [o.name for o in objectives]

@@ -9,7 +9,7 @@ contract tests in ``tests/search/test_strategies.py`` then run over it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from nas.errors import NasError
 from nas.objectives import (
@@ -22,7 +22,7 @@ from nas.objectives import (
     total_violation,
 )
 from nas.search._base import Strategy
-from nas.space import SearchSpace
+from nas.space import Arch, SearchSpace
 
 
 def _registry() -> dict[str, type[Strategy]]:
@@ -31,20 +31,24 @@ def _registry() -> dict[str, type[Strategy]]:
     from nas.search.gp import GaussianProcess
     from nas.search.nsga2 import Nsga2
     from nas.search.random_search import RandomSearch
+    from nas.search.surrogate import SurrogateSearch
     from nas.search.tpe import Tpe
 
-    return {cls.name: cls for cls in (RandomSearch, RegularizedEvolution, Nsga2, Tpe, GaussianProcess)}
+    return {cls.name: cls for cls in (RandomSearch, RegularizedEvolution, Nsga2, Tpe, GaussianProcess, SurrogateSearch)}
 
 
-STRATEGIES = ("random", "evolution", "nsga2", "tpe", "gp")
+STRATEGIES = ("random", "evolution", "nsga2", "tpe", "gp", "surrogate")
 
 
 def make_strategy(name: str, space: SearchSpace, objectives: Sequence[Objective],
-                  constraints: Sequence[Constraint] = (), seed: int = 0) -> Strategy:
+                  constraints: Sequence[Constraint] = (), seed: int = 0,
+                  cheap: Callable[[Arch], Mapping[str, float]] | None = None) -> Strategy:
+    """``cheap``: an arch's metrics known before evaluation (the evaluator's ``cheap``), for the
+    strategies that use them (``surrogate``)."""
     registry = _registry()
     if name not in registry:
         raise NasError(f"unknown strategy {name!r} (known: {', '.join(STRATEGIES)})")
-    return registry[name](space, objectives, constraints, seed)
+    return registry[name](space, objectives, constraints, seed, cheap=cheap)
 
 
 __all__ = [

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import random
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import ClassVar
 
 from nas.errors import NasError
@@ -22,12 +22,14 @@ class Strategy(ABC):
     ``tell`` receives every metric of an evaluation; the strategy reads its objectives and
     the constraints' violations from them. A candidate that the driver screened out before
     evaluation (its cheap metrics already break a constraint) is told too, without accuracy.
+    ``cheap``, when the evaluator has one, gives an arch's metrics that cost (almost) nothing
+    before it is evaluated (predicted latency, params, memory); a strategy may use it or not.
     """
 
     name: ClassVar[str]
 
     def __init__(self, space: SearchSpace, objectives: Sequence[Objective], constraints: Sequence[Constraint] = (),
-                 seed: int = 0) -> None:
+                 seed: int = 0, cheap: Callable[[Arch], Mapping[str, float]] | None = None) -> None:
         if not objectives:
             raise NasError("a search needs at least one objective")
         self.space = space
@@ -35,6 +37,7 @@ class Strategy(ABC):
         self.constraints = list(constraints)
         self.seed = seed
         self.rng = random.Random(seed)
+        self.cheap = cheap
 
     @abstractmethod
     def ask(self) -> Arch:
