@@ -4,9 +4,10 @@
                                             [--throughput 150] [--val-examples 1000]
                                             [--strategies random ... surrogate] [--seeds-gp N] [--reuse]
 
-Part 1 runs the same random search with 1 and then 2 Ray workers and reports evaluations per
-second in steady state (after every worker's first result) and the share of the workers'
-time not spent evaluating (sampler, store, Ray, waiting). Part 2 runs every strategy for
+Part 1 runs the same random search with 1 and then 2 Ray workers, and the surrogate strategy
+(the most work per ask) with 2, and reports evaluations per second in steady state (after
+every worker's first result) and the share of the workers' time not spent evaluating
+(sampler, store, Ray, waiting). Part 2 runs every strategy for
 ``--budget`` evaluations over ``--seeds`` seeds, in process (so that the comparison measures
 the strategies, not the machine), and draws hypervolume against evaluations with one
 reference point for all: accuracy 0 and 1.1 x the largest subnet's predicted cpu latency.
@@ -60,16 +61,18 @@ def store_curve(key: str, strategy: str, seed: int, curve: np.ndarray) -> None:
 
 
 def throughput(ckpt: str, n: int, val_examples: int) -> list[list[object]]:
+    """Random search with 1 and 2 workers, then the surrogate strategy (the one with the most
+    work per ask) with 2, to show whether its asks keep the workers waiting."""
     from nas.runner import SearchConfig, search
     from nas.store import Store
 
     rows = []
     rates = {}
-    for workers in (1, 2):
+    for strategy, workers in (("random", 1), ("random", 2), ("surrogate", 2)):
         with tempfile.TemporaryDirectory() as tmp:
             db = str(Path(tmp) / "t.db")
             started = time.time()
-            result = search(SearchConfig(strategy="random", budget=n, workers=workers, db=db, experiment="t",
+            result = search(SearchConfig(strategy=strategy, budget=n, workers=workers, db=db, experiment="t",
                                          supernet=ckpt, val_examples=val_examples, seed=1))
             total = time.time() - started
             done = sorted(r.finished_at for r in Store(db, readonly=True).evaluations("t"))
@@ -77,11 +80,11 @@ def throughput(ckpt: str, n: int, val_examples: int) -> list[list[object]]:
         per_eval = result.eval_s / n
         outside_steady = max(0.0, 1 - steady * per_eval / workers)
         outside_all = 1 - result.eval_s / (result.workers * result.wall_s)
-        rates[workers] = steady
-        rows.append([workers, n, f"{total:.1f}", f"{n / result.wall_s:.2f}", f"{steady:.2f}", f"{per_eval:.3f}",
-                     f"{100 * outside_steady:.1f}%", f"{100 * outside_all:.1f}%"])
+        rates.setdefault(workers, steady)
+        rows.append([strategy, workers, n, f"{total:.1f}", f"{n / result.wall_s:.2f}", f"{steady:.2f}",
+                     f"{per_eval:.3f}", f"{100 * outside_steady:.1f}%", f"{100 * outside_all:.1f}%"])
         print(rows[-1], flush=True)
-    rows.append(["2 vs 1", "", "", "", f"{rates[2] / rates[1]:.2f}x", "", "", ""])
+    rows.insert(2, ["random", "2 vs 1", "", "", "", f"{rates[2] / rates[1]:.2f}x", "", "", ""])
     return rows
 
 
@@ -171,8 +174,8 @@ def run(ckpt: str, budget: int, seeds: dict[str, int], n_throughput: int, val_ex
     best = min((r for r in rows if r[0] != "random" and isinstance(r[4], int)), key=lambda r: r[4], default=None)
     verdict = (f"The best strategy, {best[0]}, reaches random's final hypervolume after {best[4]} of {budget} "
                f"evaluations ({best[5]} of the budget)." if best else "No strategy reaches random's final hypervolume.")
-    body = ("## Throughput on Ray (random search, steady state after each worker's first result)\n\n"
-            + markdown_table(["workers", "evaluations", "total s (incl. Ray start)", "eval/s (whole loop)",
+    body = ("## Throughput on Ray (steady state after each worker's first result)\n\n"
+            + markdown_table(["strategy", "workers", "evaluations", "total s (incl. Ray start)", "eval/s (whole loop)",
                               "eval/s (steady)", "s per evaluation", "worker time outside evaluation (steady)",
                               "... including the workers' start"], speed)
             + "\n\nSteady state starts at each worker's first result; before it, Ray starts the actors, which "
