@@ -29,8 +29,8 @@ import numpy as np
 from scipy.optimize import nnls
 
 from nas.errors import NasError
-from nas.space import Arch, NetArch, NetSpace, SearchSpace
-from nas.supernet.units import Unit, arch_units
+from nas.space import Arch, NetSpace, SearchSpace
+from nas.supernet.units import Unit, UnitCache
 
 
 class Predictor(Protocol):
@@ -54,24 +54,6 @@ def unit_family(unit: Unit) -> str:
 
 
 _NO_WORK = (float("nan"),) * 3
-
-
-class _UnitCache:
-    """Arch -> its unit keys, cached: the same archs are predicted again and again in a search."""
-
-    def __init__(self, space: NetSpace, input_shape: tuple[int, ...]) -> None:
-        self.space, self.input_shape = space, input_shape
-        self._cache: dict[NetArch, list[Unit]] = {}
-
-    def units(self, arch: Arch) -> list[Unit]:
-        if not isinstance(arch, NetArch):
-            raise NasError("unit-based latency models need network archs; use a table model for plain spaces")
-        units = self._cache.get(arch)
-        if units is None:
-            units = arch_units(self.space, arch, self.input_shape)
-            if len(self._cache) < 200_000:
-                self._cache[arch] = units
-        return units
 
 
 @dataclass
@@ -120,7 +102,7 @@ class UnitPredictor:
         self.overhead = tuple(float(c) for c in overhead)
         self.families = families or FamilyModel()
         self.unit_stats = unit_stats or {}
-        self._units = _UnitCache(space, input_shape)
+        self._units = UnitCache.of(space, input_shape)
         self._rows: dict[Arch, tuple[float, ...]] = {}
         self._vectors: dict[str, tuple[float, float, float, float]] = {}
 
@@ -201,7 +183,7 @@ class McuPredictor:
         self.space = space
         self.cpi, self.clock_mhz = cpi, clock_mhz
         self.unit_counts = unit_counts
-        self._units = _UnitCache(space, input_shape)
+        self._units = UnitCache.of(space, input_shape)
 
     def predict_metrics(self, archs: Sequence[Arch]) -> dict[str, np.ndarray]:
         lat, sram, flash = np.empty(len(archs)), np.empty(len(archs)), np.empty(len(archs))

@@ -20,7 +20,7 @@ from nas.graph import analyze
 from nas.space import NetArch, NetSpace
 from nas.supernet.model import Subnet, Supernet
 from nas.supernet.to_onnx import to_onnx
-from nas.supernet.units import Unit, arch_units, unit_module
+from nas.supernet.units import Unit, UnitCache, unit_module
 
 
 @dataclass(frozen=True)
@@ -60,6 +60,7 @@ class MetricsModel:
         self.net, self.space = net, space
         self.input_shape = tuple(input_shape or space.task.input_shape)
         self.cache: dict[str, UnitStats] = {}
+        self._units = UnitCache.of(space, self.input_shape)
 
     def unit(self, unit: Unit) -> UnitStats:
         if unit.key not in self.cache:
@@ -71,7 +72,7 @@ class MetricsModel:
         return self.cache[unit.key]
 
     def __call__(self, arch: NetArch) -> ArchMetrics:
-        stats = [self.unit(u) for u in arch_units(self.space, arch, self.input_shape)]
+        stats = [self.unit(u) for u in self._units.units(arch)]
         return ArchMetrics(
             params=sum(s.params for s in stats),
             macs=sum(s.macs for s in stats),

@@ -9,12 +9,15 @@ exports to ONNX on its own (:func:`unit_module`), from the same code the subnet 
 from __future__ import annotations
 
 import math
+import weakref
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import nn
 
-from nas.space import NetArch, NetSpace, parse_ffn_or_mixer
+from nas.errors import NasError
+from nas.space import Arch, NetArch, NetSpace, parse_ffn_or_mixer
 from nas.supernet.model import Supernet, downsampled
 
 
@@ -58,6 +61,39 @@ def arch_units(space: NetSpace, arch: NetArch, input_shape: tuple[int, ...] | No
     units.append(Unit("head", "", arch.stages[-1].width, arch.stages[-1].width, grid, len(arch.stages) - 1))
     return units
 
+
+
+class UnitCache:
+    """Arch -> its units, for one space and input shape, kept as they are asked for.
+
+    Every latency predictor and metrics model of a space shares one (:meth:`of`), so a
+    search that predicts several targets and the size metrics of a new arch works out its
+    units once, not once per model."""
+
+    _shared: ClassVar[weakref.WeakKeyDictionary] = weakref.WeakKeyDictionary()
+    limit = 200_000
+
+    def __init__(self, space: NetSpace, input_shape: tuple[int, ...]) -> None:
+        self.space, self.input_shape = space, input_shape
+        self._cache: dict[NetArch, list[Unit]] = {}
+
+    @classmethod
+    def of(cls, space: NetSpace, input_shape: tuple[int, ...] | None = None) -> UnitCache:
+        shape = tuple(input_shape or space.task.input_shape)
+        per_space = cls._shared.setdefault(space, {})
+        if shape not in per_space:
+            per_space[shape] = cls(space, shape)
+        return per_space[shape]
+
+    def units(self, arch: Arch) -> list[Unit]:
+        if not isinstance(arch, NetArch):
+            raise NasError("unit-based models need network archs; use a table model for plain spaces")
+        units = self._cache.get(arch)
+        if units is None:
+            units = arch_units(self.space, arch, self.input_shape)
+            if len(self._cache) < self.limit:
+                self._cache[arch] = units
+        return units
 
 class _Residual(nn.Module):
     """``x + block(x)`` at a fixed grid, width and option: one layer's mixer or ffn half."""
