@@ -25,14 +25,17 @@ def machine() -> str:
 
 
 def commit() -> str:
-    """The short commit, marked when tracked files differ from it (the figures came from that tree)."""
+    """The short commit, marked when tracked files other than the results differ from it (the
+    figures came from that tree; a report writes its own plot before its table)."""
     def git(*args: str) -> str:
         return subprocess.run(["git", *args], capture_output=True, text=True, cwd=Path(__file__).parent,
                               timeout=10).stdout.strip()
 
     try:
         head = git("rev-parse", "--short", "HEAD") or "unknown"
-        return head + (" with uncommitted changes" if git("status", "--porcelain", "--untracked-files=no") else "")
+        changed = [line for line in git("status", "--porcelain", "--untracked-files=no").splitlines()
+                   if not line[3:].startswith("experiments/results/")]
+        return head + (" with uncommitted changes" if changed else "")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
 
