@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from nas.pareto import hypervolume, nondominated_ranks
+from nas.pareto import hypervolume, pareto_mask
 from nas.search._base import Strategy
 from nas.space import Arch
 
@@ -193,15 +193,23 @@ class SurrogateSearch(Strategy):
 
     # -- ask / tell --------------------------------------------------------------------------------
     def _parents(self) -> list[Arch]:
-        usable = [i for i, p in enumerate(self.points) if np.all(np.isfinite(p))]
-        if not usable:
+        """What the candidates are bred from: the archs on the front so far (feasible ones first),
+        topped up to 8 from the next fronts."""
+        usable = np.array([i for i, p in enumerate(self.points) if np.all(np.isfinite(p))], dtype=int)
+        if not len(usable):
             return []
+        feasible = np.array([self.feasible[i] for i in usable], dtype=bool)
         points = np.array([self.points[i] for i in usable])
-        violation = np.array([0.0 if self.feasible[i] else 1.0 for i in usable])
-        ranks = nondominated_ranks(points, ["min"] * points.shape[1], violation)
-        order = np.argsort(ranks, kind="stable")
-        cut = max(int((ranks == 0).sum()), min(8, len(usable)))
-        return [self.archs[usable[i]] for i in order[:cut]]
+        chosen: list[int] = []
+        want = min(8, len(usable))
+        for group in (feasible, ~feasible):
+            remaining, rows = usable[group], points[group]
+            while len(remaining) and len(chosen) < want:
+                on_front = pareto_mask(rows, ["min"] * rows.shape[1])
+                chosen.extend(int(i) for i in remaining[on_front])
+                want = max(want, len(chosen)) if len(chosen) == on_front.sum() else want  # the whole first front
+                remaining, rows = remaining[~on_front], rows[~on_front]
+        return [self.archs[i] for i in chosen[:want]]
 
     def _breed(self, parents: list[Arch]) -> list[Arch]:
         out: dict[Arch, None] = {}
@@ -224,8 +232,7 @@ class SurrogateSearch(Strategy):
         if not rows:
             return np.zeros((0, len(self.objectives)))
         points = np.array(rows)
-        keep = nondominated_ranks(points, ["min"] * points.shape[1]) == 0
-        return points[keep]
+        return points[pareto_mask(points, ["min"] * points.shape[1])]
 
     def _choose(self, candidates: list[Arch]) -> tuple[Arch, np.ndarray]:
         """The candidate to propose, and its predicted point."""
