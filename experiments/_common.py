@@ -34,7 +34,7 @@ def commit() -> str:
     try:
         head = git("rev-parse", "--short", "HEAD") or "unknown"
         changed = [line for line in git("status", "--porcelain", "--untracked-files=no").splitlines()
-                   if not line[3:].startswith("experiments/results/")]
+                   if not line.split(None, 1)[-1].startswith("experiments/results/")]
         return head + (" with uncommitted changes" if changed else "")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
