@@ -35,11 +35,14 @@ def test_every_strategy_finishes_a_small_search(tmp_path, search_env, ray_local,
 
 
 @pytest.mark.slow
-def test_constraints_hold_for_every_stored_pareto_point(tmp_path, search_env, ray_local, cli):
+@pytest.mark.parametrize("strategy", ["nsga2", "surrogate"])
+def test_constraints_hold_for_every_stored_pareto_point(tmp_path, search_env, ray_local, cli, strategy):
     ckpt = search_env["mcu-vision"]
-    result = search(_config(tmp_path, ckpt, strategy="nsga2", budget=8, experiment="c",
+    result = search(_config(tmp_path, ckpt, strategy=strategy, budget=8, experiment="c",
                             constraints=("mcu-m7_ms<=4", "sram_kb<=10", "flash_kb<=60")))
     assert result.total == 8
+    if strategy == "surrogate":  # it knows the cheap metrics, so it never proposes an arch that breaks them
+        assert result.screened == 0
     assert result.front
     for row in result.front:
         assert row["mcu-m7_ms"] <= 4 and row["sram_kb"] <= 10 and row["flash_kb"] <= 60
@@ -47,6 +50,20 @@ def test_constraints_hold_for_every_stored_pareto_point(tmp_path, search_env, ra
     header, *rows = out.out.strip().splitlines()
     assert header.startswith("pareto,trial,accuracy,mcu-m7_ms")
     assert all(row.startswith("1,") for row in rows)
+
+
+@pytest.mark.slow
+def test_cheap_metrics_asked_by_name_are_the_full_ones_filtered(search_env):
+    import random
+
+    from nas.evaluate import SupernetEvaluator
+
+    evaluator = SupernetEvaluator.from_files(search_env["mcu-vision"], ["mcu-m7"], with_data=False)
+    for arch in evaluator.space.sample_unique(random.Random(0), 20):
+        full = evaluator.cheap(arch)
+        assert {"mcu-m7_ms", "params", "macs", "sram_kb", "flash_kb"} <= set(full)
+        for names in ({"mcu-m7_ms"}, {"accuracy", "mcu-m7_ms", "sram_kb"}, set()):
+            assert evaluator.cheap_metrics(arch, names) == {k: v for k, v in full.items() if k in names}
 
 
 @pytest.mark.slow

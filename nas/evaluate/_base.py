@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,11 @@ class Evaluator(ABC):
     def cheap(self, arch: Arch) -> dict[str, float]:
         """Metrics that cost (almost) nothing; the default has none."""
         return {}
+
+    def cheap_metrics(self, arch: Arch, names: Collection[str]) -> dict[str, float]:
+        """The cheap metrics among ``names``: a search asks for those its objectives and constraints
+        use, for many candidates. Override it when computing fewer metrics costs less."""
+        return {k: v for k, v in self.cheap(arch).items() if k in names}
 
     @abstractmethod
     def evaluate(self, arch: Arch) -> dict[str, float]:

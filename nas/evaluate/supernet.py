@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -98,11 +98,18 @@ class SupernetEvaluator(Evaluator):
         return dict(self._profiles)
 
     def cheap(self, arch: Arch) -> dict[str, float]:
+        return self.cheap_metrics(arch, None)
+
+    def cheap_metrics(self, arch: Arch, names: Collection[str] | None) -> dict[str, float]:
+        """Predicted latency per target and the size metrics, those among ``names`` only (``None``: all)."""
         if not isinstance(arch, NetArch):
             raise NasError("the supernet evaluator takes network archs")
-        out = {latency_metric(t): float(p.predict([arch])[0]) for t, p in self.predictors.items()}
-        m = self.metrics(arch)
-        out.update(params=float(m.params), macs=float(m.macs), sram_kb=m.peak_sram_kb, flash_kb=m.flash_kb)
+        out = {latency_metric(t): float(p.predict([arch])[0]) for t, p in self.predictors.items()
+               if names is None or latency_metric(t) in names}
+        if names is None or any(m in names for m in ARCH_METRICS):
+            m = self.metrics(arch)
+            sizes = {"params": float(m.params), "macs": float(m.macs), "sram_kb": m.peak_sram_kb, "flash_kb": m.flash_kb}
+            out.update((k, v) for k, v in sizes.items() if names is None or k in names)
         return out
 
     def evaluate(self, arch: Arch) -> dict[str, float]:

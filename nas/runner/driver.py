@@ -212,8 +212,9 @@ def _run(config: SearchConfig, store: Store, space: SearchSpace, screener: Evalu
     budget = config.budget
     history = store.evaluations(exp.name)
     stored: dict[Arch, dict[str, float]] = {space.parse(e.arch): e.metrics for e in history}
+    used = {o.name for o in objectives} | {c.metric for c in constraints}
     strategy = make_strategy(config.strategy, space, objectives, constraints, config.seed + len(history),
-                             cheap=screener.cheap)
+                             cheap=lambda arch: screener.cheap_metrics(arch, used))
     strategy.warm_start([(space.parse(e.arch), e.metrics) for e in history if e.status == "ok"])
     directions = [o.direction for o in objectives]
     names = [o.name for o in objectives]
