@@ -60,6 +60,38 @@ def store_curve(key: str, strategy: str, seed: int, curve: np.ndarray) -> None:
         writer.writerow([key, strategy, seed, " ".join(f"{v:.6f}" for v in curve)])
 
 
+def _bare_evaluations(ckpt: str, val_examples: int, n: int = 60) -> float:
+    """Seconds per evaluation of one process evaluating ``n`` random subnets on 1 thread, no Ray."""
+    import random
+
+    import torch
+
+    from nas.evaluate import SupernetEvaluator
+
+    torch.set_num_threads(1)
+    evaluator = SupernetEvaluator.from_files(ckpt, ["cpu"], val_examples=val_examples)
+    archs = evaluator.space.sample_unique(random.Random(1), n + 5)
+    for arch in archs[:5]:  # warm-up
+        evaluator.evaluate(arch)
+    started = time.perf_counter()
+    for arch in archs[5:]:
+        evaluator.evaluate(arch)
+    return (time.perf_counter() - started) / n
+
+
+def machine_ceiling(ckpt: str, val_examples: int) -> tuple[float, float]:
+    """Seconds per evaluation of one bare process alone and of two side by side: how much this
+    machine's two cores slow each other, before Ray, the driver or the store take anything."""
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as pool:
+        alone = pool.submit(_bare_evaluations, ckpt, val_examples).result()
+    with ProcessPoolExecutor(2, mp_context=get_context("spawn")) as pool:
+        pair = [f.result() for f in [pool.submit(_bare_evaluations, ckpt, val_examples) for _ in range(2)]]
+    return alone, float(np.mean(pair))
+
+
 def throughput(ckpt: str, n: int, val_examples: int) -> list[list[object]]:
     """Random search with 1 and 2 workers, then the surrogate strategy (the one with the most
     work per ask) with 2, to show whether its asks keep the workers waiting."""
@@ -85,6 +117,11 @@ def throughput(ckpt: str, n: int, val_examples: int) -> list[list[object]]:
                      f"{per_eval:.3f}", f"{100 * outside_steady:.1f}%", f"{100 * outside_all:.1f}%"])
         print(rows[-1], flush=True)
     rows.insert(2, ["random", "2 vs 1", "", "", "", f"{rates[2] / rates[1]:.2f}x", "", "", ""])
+    alone, pair = machine_ceiling(ckpt, val_examples)
+    rows.append(["bare processes, no Ray", 1, 60, "", "", f"{1 / alone:.2f}", f"{alone:.3f}", "", ""])
+    rows.append(["bare processes, no Ray", 2, "60 each", "", "", f"{2 / pair:.2f}", f"{pair:.3f}", "", ""])
+    rows.append(["bare processes, no Ray", "2 vs 1", "", "", "", f"{2 * alone / pair:.2f}x", "", "", ""])
+    print(rows[-3:], flush=True)
     return rows
 
 
@@ -180,7 +217,9 @@ def run(ckpt: str, budget: int, seeds: dict[str, int], n_throughput: int, val_ex
                               "... including the workers' start"], speed)
             + "\n\nSteady state starts at each worker's first result; before it, Ray starts the actors, which "
             "import torch and unpack the supernet, profiles and data (a fixed cost of a few seconds per search). "
-            "Outside evaluation = 1 - eval/s x seconds per evaluation / workers: the sampler, the store and Ray."
+            "Outside evaluation = 1 - eval/s x seconds per evaluation / workers: the sampler, the store and Ray. "
+            "The bare rows evaluate in plain processes without Ray, a driver or a store: two of them side by "
+            "side show what this machine's cores allow 2 workers at most."
             + "\n\n## Hypervolume against evaluations (in process)\n\n"
             + markdown_table(["strategy", "seeds", f"HV after {budget}", f"HV after {budget // 3}",
                               f"HV after {min(10, budget)}", "evaluations to reach random's final HV",
