@@ -25,8 +25,8 @@ def machine() -> str:
 
 
 def commit() -> str:
-    """The short commit, marked when tracked files other than the results differ from it (the
-    figures came from that tree; a report writes its own plot before its table)."""
+    """The short commit, marked when tracked files that can change a figure differ from it (not
+    the results, which a report writes as it goes, nor the README that quotes them)."""
     def git(*args: str) -> str:
         return subprocess.run(["git", *args], capture_output=True, text=True, cwd=Path(__file__).parent,
                               timeout=10).stdout.strip()
@@ -34,7 +34,7 @@ def commit() -> str:
     try:
         head = git("rev-parse", "--short", "HEAD") or "unknown"
         changed = [line for line in git("status", "--porcelain", "--untracked-files=no").splitlines()
-                   if not line.split(None, 1)[-1].startswith("experiments/results/")]
+                   if not line.split(None, 1)[-1].startswith(("experiments/results/", "README.md"))]
         return head + (" with uncommitted changes" if changed else "")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
