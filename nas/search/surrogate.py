@@ -42,9 +42,13 @@ def hypervolume_gains(front: np.ndarray, points: np.ndarray, reference: np.ndarr
     front = front[np.all(front < reference, axis=1)]
     points = np.minimum(points, reference)
     if points.shape[1] != 2:
-        base = hypervolume(front, reference, ["min"] * len(reference)) if len(front) else 0.0
-        return np.array([hypervolume(np.vstack([front, q]), reference, ["min"] * len(reference)) - base
-                         for q in points])
+        directions = ["min"] * len(reference)
+        base = hypervolume(front, reference, directions) if len(front) else 0.0
+        gains = np.zeros(len(points))
+        for r, q in enumerate(points):
+            if not np.any(np.all(front <= q, axis=1)):  # a point the front already covers adds nothing
+                gains[r] = hypervolume(np.vstack([front, q]), reference, directions) - base
+        return gains
     # The front's dominated region, as columns: over [edges[k], edges[k + 1]) it reaches down to
     # level[k]; a point adds, column by column, the part of its box above that level.
     order = np.argsort(front[:, 0], kind="stable")
