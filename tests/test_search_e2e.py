@@ -121,9 +121,10 @@ def test_two_node_cluster_runs_on_both_nodes(search_env, tmp_path):
 
 
 @pytest.mark.slow
-def test_sigkill_and_resume_reach_exactly_the_budget(tmp_path, search_env):
+@pytest.mark.parametrize("strategy", ["nsga2", "surrogate"])
+def test_sigkill_and_resume_reach_exactly_the_budget(tmp_path, search_env, strategy):
     ckpt, db = search_env["mcu-vision"], tmp_path / "kill.db"
-    args = [sys.executable, "-m", "nas", "search", "--supernet", str(ckpt), "--target", "mcu-m7", "--strategy", "nsga2",
+    args = [sys.executable, "-m", "nas", "search", "--supernet", str(ckpt), "--target", "mcu-m7", "--strategy", strategy,
             "--budget", "40", "--workers", "2", "--db", str(db), "--experiment", "k", "--val-examples", "100"]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True)

@@ -95,7 +95,7 @@ def quickstart_cmd(
         console.print(f"{profile.meta['device']}: subnets take {fastest:.3f} to {slowest:.3f} ms; "
                       f"latency budget for the search: cpu_ms<={latency_budget}")
     with timer.stage("4/5 search"):
-        config = SearchConfig(strategy="nsga2", budget=budget, targets=("cpu",), constraints=(f"cpu_ms<={latency_budget}",),
+        config = SearchConfig(strategy="surrogate", budget=budget, targets=("cpu",), constraints=(f"cpu_ms<={latency_budget}",),
                               workers=workers, db=db, experiment="quickstart", supernet=str(ckpt.resolve()),
                               seed=seed, val_examples=2000)
         with progress_bar() as bar:
