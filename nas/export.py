@@ -75,7 +75,7 @@ def export_subnet(
     Raises NasError (and writes nothing) when the error against PyTorch exceeds ``max_error``.
     """
     from nas.supernet import checkpoint
-    from nas.supernet.to_onnx import OPSET, check_parity, to_onnx
+    from nas.supernet.to_onnx import OPSET, parity, to_onnx
 
     started = time.time()
     out = Path(out)
@@ -98,7 +98,9 @@ def export_subnet(
         "nas.opset": str(OPSET),
     }
     data = to_onnx(subnet, torch.from_numpy(x[:1]), metadata)
-    error = check_parity(subnet, data, x)
+    error, ties = parity(subnet, data, x)
+    if ties:  # MoE routing a rounding difference can flip: both runtimes are right on these
+        source += f" ({ties} on an MoE routing tie left out)"
     if not error <= max_error:  # also catches NaN
         raise NasError(f"onnxruntime output differs from PyTorch by {error:.2e} (limit {max_error:.0e}); nothing written")
     atomic_write(out, data)

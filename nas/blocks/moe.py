@@ -16,6 +16,7 @@ leading router rows; the expert hidden size is ``moe_ratio x width`` (leading un
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 
 import torch
 import torch.nn.functional as F
@@ -23,6 +24,33 @@ from torch import nn
 
 from nas.blocks._slice import ElasticLayerNorm, ElasticLinear, lead
 from nas.space import Ffn
+
+_margins: list[torch.Tensor] | None = None  # set by routing_margins()
+
+
+@contextmanager
+def routing_margins():
+    """Record how close each sample's routing came to going another way, while inside.
+
+    Yields a list that receives, per MoE layer run, a (batch,) tensor: the smallest gap between
+    the last expert a token took and the first it left out, and between the last token an
+    expert kept within its capacity and the first it dropped. Routing is a discrete choice, so
+    two runtimes whose arithmetic differs in the last bits can route a token differently when
+    its gap is that small, and then legitimately disagree on that sample's output."""
+    global _margins
+    previous, _margins = _margins, []
+    try:
+        yield _margins
+    finally:
+        _margins = previous
+
+
+def _gap(values: torch.Tensor, k: int, dim: int) -> torch.Tensor:
+    """Per row, the gap between the k-th and (k+1)-th largest along ``dim`` (inf when there is no (k+1)-th)."""
+    if values.shape[dim] <= k:
+        return torch.full(values.shape[:dim], math.inf)
+    top = values.topk(k + 1, dim=dim).values
+    return top.select(dim, k - 1) - top.select(dim, k)
 
 
 class MoeFfn(nn.Module):
@@ -54,9 +82,16 @@ class MoeFfn(nn.Module):
         probs = F.softmax(self.router(h, width, experts), dim=-1)  # (B, L, E)
         gate, choice = probs.topk(top_k, dim=-1)
         out = torch.zeros_like(h)
+        if _margins is not None:
+            _margins.append(_gap(probs, top_k, -1).amin(-1))  # (B,): closest expert choice
         for e in range(experts):
             score = (gate * (choice == e)).sum(-1)  # the gate where routed to e, else 0
             weight, slots = score.topk(cap, dim=1)  # (B, cap): e's tokens with the highest gates
+            if _margins is not None:
+                # Only a drop between two routed tokens matters (an unrouted token adds 0 anyway).
+                kept = _gap(score, cap, 1)
+                routed_beyond = (score > 0).sum(1) > cap
+                _margins.append(torch.where(routed_beyond, kept, torch.full_like(kept, math.inf)))
             index = slots.unsqueeze(-1).expand(-1, -1, width)
             tokens = h.gather(1, index)
             y = F.gelu(F.linear(tokens, lead(self.w1[e], hidden, width), lead(self.b1[e], hidden)))
