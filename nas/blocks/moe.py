@@ -36,7 +36,8 @@ def routing_margins():
     the last expert a token took and the first it left out, and between the last token an
     expert kept within its capacity and the first it dropped. Routing is a discrete choice, so
     two runtimes whose arithmetic differs in the last bits can route a token differently when
-    its gap is that small, and then legitimately disagree on that sample's output."""
+    its gap is that small, and then legitimately disagree on that sample's output. Exactly equal
+    gates are not counted: position breaks those ties, the same way in every runtime."""
     global _margins
     previous, _margins = _margins, []
     try:
@@ -70,6 +71,10 @@ class MoeFfn(nn.Module):
         nn.init.trunc_normal_(self.w1, std=0.02)
         nn.init.trunc_normal_(self.w2, std=0.02)
 
+    @staticmethod
+    def _tie_break(length: int) -> torch.Tensor:
+        return torch.arange(length, dtype=torch.float32) * 2.0**-21  # 4 ulps of a gate near 1 per position
+
     def capacity(self, length: int, experts: int, top_k: int) -> int:
         return min(length, math.ceil(self.capacity_factor * length * top_k / experts))
 
@@ -86,12 +91,20 @@ class MoeFfn(nn.Module):
             _margins.append(_gap(probs, top_k, -1).amin(-1))  # (B,): closest expert choice
         for e in range(experts):
             score = (gate * (choice == e)).sum(-1)  # the gate where routed to e, else 0
-            weight, slots = score.topk(cap, dim=1)  # (B, cap): e's tokens with the highest gates
-            if _margins is not None:
-                # Only a drop between two routed tokens matters (an unrouted token adds 0 anyway).
-                kept = _gap(score, cap, 1)
-                routed_beyond = (score > 0).sum(1) > cap
-                _margins.append(torch.where(routed_beyond, kept, torch.full_like(kept, math.inf)))
+            # (B, cap): e's tokens with the highest gates. Equal gates (identical tokens, such as an
+            # image's background) go to the earlier token: torch.topk promises no order among
+            # equal values and onnxruntime broke them differently, so a few ulps per position
+            # make the order explicit, the same in every runtime. The gates themselves are exact.
+            key = score - self._tie_break(score.shape[1])
+            slots = key.topk(cap, dim=1).indices
+            weight = score.gather(1, slots)
+            if _margins is not None and score.shape[1] > cap:
+                # The last kept and first dropped token: equal gates are safe (position decides),
+                # gates a rounding apart are not. Only a drop between routed tokens matters.
+                edge = score.gather(1, key.topk(cap + 1, dim=1).indices[:, cap - 1 :])
+                gap = (edge[:, 0] - edge[:, 1]).abs()
+                risky = ((score > 0).sum(1) > cap) & (gap > 0)
+                _margins.append(torch.where(risky, gap, torch.full_like(gap, math.inf)))
             index = slots.unsqueeze(-1).expand(-1, -1, width)
             tokens = h.gather(1, index)
             y = F.gelu(F.linear(tokens, lead(self.w1[e], hidden, width), lead(self.b1[e], hidden)))
