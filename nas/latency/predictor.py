@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
 import numpy as np
 from scipy.optimize import nnls
@@ -212,30 +212,12 @@ class TablePredictor:
         self.target = target
         self.space = space
         self.rows = [(space.validate(a), float(ms)) for a, ms in rows]
-        self._columns = self._feature_columns()
-        x = self.features([a for a, _ in self.rows])
+        x = space.features([a for a, _ in self.rows])
         y = np.log([ms for _, ms in self.rows])
         self.model = RandomForestRegressor(n_estimators=200, min_samples_leaf=1, random_state=0, n_jobs=1).fit(x, y)
 
-    def _feature_columns(self) -> list[tuple[str, Any]]:
-        columns: list[tuple[str, Any]] = []
-        for p in self.space.params():
-            if p.kind == "int":
-                columns.append((p.name, None))
-            else:
-                columns += [(p.name, c) for c in p.choices]
-        return columns
-
-    def features(self, archs: Sequence[Arch]) -> np.ndarray:
-        out = np.zeros((len(archs), len(self._columns)))
-        for i, arch in enumerate(archs):
-            values = self.space.encode(arch)
-            for j, (name, choice) in enumerate(self._columns):
-                out[i, j] = float(values[name]) if choice is None else float(values[name] == choice)
-        return out
-
     def predict(self, archs: Sequence[Arch]) -> np.ndarray:
-        return np.exp(self.model.predict(self.features(list(archs))))
+        return np.exp(self.model.predict(self.space.features(list(archs))))
 
     def predict_metrics(self, archs: Sequence[Arch]) -> dict[str, np.ndarray]:
         return {"latency_ms": self.predict(archs)}

@@ -213,8 +213,13 @@ def _run(config: SearchConfig, store: Store, space: SearchSpace, screener: Evalu
     history = store.evaluations(exp.name)
     stored: dict[Arch, dict[str, float]] = {space.parse(e.arch): e.metrics for e in history}
     used = {o.name for o in objectives} | {c.metric for c in constraints}
+
+    def known_early(arch: Arch) -> dict[str, float]:
+        """The cheap metrics the search uses: what the strategy may look at, and what screens."""
+        return screener.cheap_metrics(arch, used)
+
     strategy = make_strategy(config.strategy, space, objectives, constraints, config.seed + len(history),
-                             cheap=lambda arch: screener.cheap_metrics(arch, used))
+                             cheap=known_early)
     strategy.warm_start([(space.parse(e.arch), e.metrics) for e in history if e.status == "ok"])
     directions = [o.direction for o in objectives]
     names = [o.name for o in objectives]
@@ -223,7 +228,7 @@ def _run(config: SearchConfig, store: Store, space: SearchSpace, screener: Evalu
     for e in history:
         if e.status == "ok" and total_violation(constraints, e.metrics) == 0:
             points.add([e.metrics.get(n, math.nan) for n in names])
-    cheap_metrics = set(screener.cheap(space.sample(random.Random(0))))
+    cheap_metrics = set(known_early(space.sample(random.Random(0))))
     screenable = [c for c in constraints if c.metric in cheap_metrics]
     store.set_status(exp.name, "running")
     if progress:
@@ -256,7 +261,7 @@ def _run(config: SearchConfig, store: Store, space: SearchSpace, screener: Evalu
                         elif arch in inflight:
                             pass  # told when its result arrives
                         else:
-                            cheap = screener.cheap(arch) if screenable else {}
+                            cheap = known_early(arch) if screenable else {}
                             if screenable and total_violation(screenable, cheap) > 0:
                                 strategy.tell(arch, cheap)
                                 screened += 1

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any
 
 import numpy as np
 
@@ -61,34 +60,6 @@ def hypervolume_gains(front: np.ndarray, points: np.ndarray, reference: np.ndarr
     return (width * height).sum(axis=1)
 
 
-class _Features:
-    """The space's flat parameters as a numeric row: integers as they are, choices one-hot."""
-
-    def __init__(self, space) -> None:
-        self.space = space
-        self.columns: list[tuple[str, Any]] = []  # (param, None) for an integer, (param, index map) for a choice
-        for p in space.params():
-            if p.kind == "int":
-                self.columns.append((p.name, None))
-            else:
-                self.columns.append((p.name, {c: i for i, c in enumerate(p.choices)}))
-        self.width = sum(1 if m is None else len(m) for _, m in self.columns)
-
-    def rows(self, archs: list[Arch]) -> np.ndarray:
-        out = np.zeros((len(archs), self.width))
-        for r, arch in enumerate(archs):
-            values = self.space.encode(arch)
-            col = 0
-            for name, index in self.columns:
-                if index is None:
-                    out[r, col] = float(values[name])
-                    col += 1
-                else:
-                    out[r, col + index[values[name]]] = 1.0
-                    col += len(index)
-        return out
-
-
 class SurrogateSearch(Strategy):
     name = "surrogate"
     startup = 10  # archs spread over the known objective's range before the model is used
@@ -101,7 +72,6 @@ class SurrogateSearch(Strategy):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.features = _Features(self.space)
         self.signs = np.array([-1.0 if d == "max" else 1.0 for d in self.directions])  # to minimisation form
         self._cheap_cache: dict[Arch, dict[str, float]] = {}
         probe = self._known(self.space.sample(self.rng)) if self.cheap else {}
@@ -153,7 +123,7 @@ class SurrogateSearch(Strategy):
             return
         from sklearn.ensemble import RandomForestRegressor
 
-        x = self.features.rows([self.archs[i] for i in rows])
+        x = self.space.features([self.archs[i] for i in rows])
         y = np.array([self.points[i][self.modelled] for i in rows])
         mean, scale = y.mean(axis=0), y.std(axis=0)
         scale[scale == 0] = 1.0
@@ -168,7 +138,7 @@ class SurrogateSearch(Strategy):
         k = len(self.modelled)
         if self._model is None or not archs:
             return np.zeros((len(archs), k)), np.full((len(archs), k), np.inf)
-        x = self.features.rows(archs).astype(np.float32)
+        x = self.space.features(archs).astype(np.float32)
         # Each tree's own prediction, for the spread; straight from the fitted trees (the rows are
         # already valid: sklearn's per-call checks cost more than the trees themselves here).
         per_tree = np.stack([t.tree_.predict(x).reshape(len(archs), k) for t in self._model.estimators_])
@@ -210,8 +180,9 @@ class SurrogateSearch(Strategy):
             remaining, rows = usable[group], points[group]
             while len(remaining) and len(chosen) < want:
                 on_front = pareto_mask(rows, ["min"] * rows.shape[1])
+                if not chosen:
+                    want = max(want, int(on_front.sum()))  # the whole first front, however large
                 chosen.extend(int(i) for i in remaining[on_front])
-                want = max(want, len(chosen)) if len(chosen) == on_front.sum() else want  # the whole first front
                 remaining, rows = remaining[~on_front], rows[~on_front]
         return [self.archs[i] for i in chosen[:want]]
 
@@ -278,9 +249,11 @@ class SurrogateSearch(Strategy):
     def _remember(self, arch: Arch, predicted: np.ndarray | None = None) -> Arch:
         if arch not in self.seen:
             # In flight at its predicted point once there is a model (or nothing to model).
-            if predicted is None and (self._model is not None or not self.modelled):
+            if self._model is None and self.modelled:
+                predicted = None
+            elif predicted is None:
                 predicted = self._points([arch])[0][0]
-            self.pending[arch] = predicted if self._model is not None or not self.modelled else None
+            self.pending[arch] = predicted
         return arch
 
     def tell(self, arch: Arch, metrics: Mapping[str, float]) -> None:

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import random
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
 
 from nas.errors import NasError
 from nas.space._arch import Arch
@@ -88,6 +91,24 @@ class SearchSpace(ABC):
     @abstractmethod
     def describe(self) -> list[tuple[str, str]]:
         """(field, allowed values) rows for ``nas space show``."""
+
+    def features(self, archs: Sequence[Arch]) -> np.ndarray:
+        """``archs`` as numeric rows for a model (a latency table's forest, a search's accuracy
+        surrogate): the flat parameters, integers as they are and each choice one-hot."""
+        columns: list[tuple[str, dict[Any, int] | None]] = [
+            (p.name, None if p.kind == "int" else {c: i for i, c in enumerate(p.choices)}) for p in self.params()]
+        out = np.zeros((len(archs), sum(1 if index is None else len(index) for _, index in columns)))
+        for r, arch in enumerate(archs):
+            values = self.encode(arch)
+            col = 0
+            for name, index in columns:
+                if index is None:
+                    out[r, col] = float(values[name])
+                    col += 1
+                else:
+                    out[r, col + index[values[name]]] = 1.0
+                    col += len(index)
+        return out
 
     def sample_unique(self, rng: random.Random, n: int, exclude: set[Arch] | None = None) -> list[Arch]:
         """Up to ``n`` distinct random archs not in ``exclude`` (fewer if the space is that small)."""
