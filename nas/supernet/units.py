@@ -62,7 +62,6 @@ def arch_units(space: NetSpace, arch: NetArch, input_shape: tuple[int, ...] | No
     return units
 
 
-
 class UnitCache:
     """Arch -> its units, for one space and input shape, kept as they are asked for.
 
@@ -94,6 +93,7 @@ class UnitCache:
             if len(self._cache) < self.limit:
                 self._cache[arch] = units
         return units
+
 
 class _Residual(nn.Module):
     """``x + block(x)`` at a fixed grid, width and option: one layer's mixer or ffn half."""
