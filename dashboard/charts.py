@@ -6,8 +6,27 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-MIXER_COLOURS = {"conv": (214, 39, 40), "attention": (44, 160, 44), "ssm": (31, 119, 180)}
-COLOUR_MODES = ("block mix (red conv, green attention, blue SSM)", "conv share", "attention share", "ssm share", "moe share")
+from nas.space import kinds
+
+
+def _rgb(colour: str) -> tuple[int, int, int]:
+    return int(colour[1:3], 16), int(colour[3:5], 16), int(colour[5:7], 16)
+
+
+def mixer_colours() -> dict[str, tuple[int, int, int]]:
+    """Each mixer kind's colour from the block-kind table (nas.space), as RGB."""
+    return {k.name: _rgb(k.colour) for k in kinds("mixer")}
+
+
+def colour_modes() -> tuple[str, ...]:
+    """The explorer's colourings: the mixer blend, then the share of each block kind."""
+    blend = ", ".join(k.name for k in kinds("mixer"))
+    return (f"block mix (mixer colours: {blend})", *(f"{k.name} share" for k in kinds()))
+
+
+def marked_kinds() -> tuple[str, ...]:
+    """Ffn kinds drawn with a distinct symbol (MoE)."""
+    return tuple(k.name for k in kinds() if k.marked)
 
 
 def _share(df: pd.DataFrame, column: str) -> np.ndarray:
@@ -16,12 +35,13 @@ def _share(df: pd.DataFrame, column: str) -> np.ndarray:
 
 def _blend(df: pd.DataFrame, steps: int | None = None) -> np.ndarray:
     """(n, 3) RGB of the mixer shares; with ``steps``, shares rounded to multiples of 1/steps first."""
-    shares = np.stack([_share(df, f"mix_{k}") for k in MIXER_COLOURS], axis=1)
+    colours = mixer_colours()
+    shares = np.stack([_share(df, f"mix_{k}") for k in colours], axis=1)
     total = shares.sum(axis=1, keepdims=True)
     shares = np.where(total > 0, shares / np.maximum(total, 1e-9), np.nan)
     if steps:
         shares = np.round(shares * steps) / steps
-    rgb = np.nan_to_num(shares, nan=0.0) @ np.array(list(MIXER_COLOURS.values()), dtype=float)
+    rgb = np.nan_to_num(shares, nan=0.0) @ np.array(list(colours.values()), dtype=float)
     return np.where(np.isnan(shares).any(axis=1, keepdims=True), 150.0, np.round(rgb))
 
 
@@ -58,9 +78,11 @@ def pareto_scatter(df: pd.DataFrame, x: str, y: str, colour_mode: str, front: pd
     symbol: per-point colour and symbol arrays cost Plotly a second of validation per 20,000
     points. The block-mix blend is rounded to eighths of each mixer share for this."""
     fig = go.Figure()
-    moe = _share(df, "mix_moe") > 0
+    moe = np.zeros(len(df), dtype=bool)
+    for kind in marked_kinds():
+        moe |= _share(df, f"mix_{kind}") > 0
     hover = f"%{{customdata[0]}}<br>{x}=%{{x:.4g}}<br>{y}=%{{y:.4g}}<br>trial %{{customdata[1]}}<extra></extra>"
-    blend = colour_mode == COLOUR_MODES[0]
+    blend = colour_mode == colour_modes()[0]
     if blend:
         rgb = _blend(df, steps=4)
         keys = (rgb @ np.array([65536.0, 256.0, 1.0])).astype(np.int64) * 2 + moe
@@ -139,7 +161,9 @@ def arch_dot(arch_text: str) -> str:
     from nas.space import Arch
 
     arch = Arch.from_str(arch_text)
-    fill = {"conv": "#f4c7c3", "attention": "#c8e6c9", "ssm": "#c5dcf2"}
+    # Each mixer's table colour, blended three quarters of the way to white.
+    fill = {k: "#" + "".join(f"{round(c + 0.75 * (255 - c)):02x}" for c in rgb) for k, rgb in mixer_colours().items()}
+    marked = marked_kinds()
     lines = ['digraph arch {', 'rankdir=LR; node [shape=box, style="rounded,filled", fontname="Helvetica", fontsize=11];',
              'input [label="input", fillcolor="#eeeeee"]; stem [label="stem", fillcolor="#eeeeee"]; input -> stem;']
     previous = "stem"
@@ -149,7 +173,7 @@ def arch_dot(arch_text: str) -> str:
         for j, layer in enumerate(stage.layers):
             node = f"s{i}l{j}"
             lines.append(f'{node} [label="{layer.mixer.token}\\n{layer.ffn.token}", fillcolor="{fill[layer.mixer.kind]}"'
-                         + (', penwidth=2.5' if layer.ffn.kind == "moe" else "") + "];")
+                         + (', penwidth=2.5' if layer.ffn.kind in marked else "") + "];")
         lines.append("}")
         for j in range(stage.depth):
             lines.append(f"{previous} -> s{i}l{j};")

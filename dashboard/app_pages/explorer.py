@@ -33,7 +33,7 @@ left, mid, right = controls.columns(3)
 target = left.selectbox("Target", latencies or numeric, index=0, key="explorer_target")
 x = mid.selectbox("x axis", numeric, index=numeric.index(target) if target in numeric else 0, key="explorer_x")
 y = right.selectbox("y axis", numeric, index=numeric.index("accuracy"), key="explorer_y")
-colour_mode = controls.radio("Colour", charts.COLOUR_MODES, horizontal=True, key="explorer_colour")
+colour_mode = controls.radio("Colour", charts.colour_modes(), horizontal=True, key="explorer_colour")
 
 limits = controls.columns(3)
 filters = {}
@@ -55,7 +55,7 @@ if len(plotted) < len(shown):
     controls.caption(f"Drawing {len(plotted):,} of {len(shown):,} points: one per small cell of the plot and the whole "
                      "front (computed on all of them).")
 controls.caption(f"{len(shown):,} of {len(ok):,} evaluations within the limits; {len(front)} on their front. "
-                 "Diamonds have at least one MoE layer. Select points (box or lasso) to see their detail.")
+                 f"Diamonds have at least one {' or '.join(charts.marked_kinds())} layer. Select points (box or lasso) to see their detail.")
 event = chart_slot.plotly_chart(charts.pareto_scatter(plotted, x, y, colour_mode, front, f"{name}: {y} vs {x}"),
                                 width="stretch", on_select="rerun", selection_mode=("points", "box", "lasso"),
                                 key="explorer_chart")

@@ -12,10 +12,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from nas.blocks._registry import register_block
 from nas.blocks._slice import ElasticLayerNorm, ElasticLinear, lead
-from nas.space import Mixer
+from nas.space import BlockSettings, Mixer
 
 
+@register_block("attention")
 class AttentionMixer(nn.Module):
     """Pre-norm multi-head attention through ``scaled_dot_product_attention`` (exports with a dynamic length)."""
 
@@ -27,6 +29,10 @@ class AttentionMixer(nn.Module):
         self.qkv_bias = nn.Parameter(torch.zeros(3, max_heads, head_dim))
         self.proj = ElasticLinear(max_heads * head_dim, max_width)
         nn.init.trunc_normal_(self.qkv_weight, std=0.02)
+
+    @classmethod
+    def build(cls, op: Mixer, max_width: int, settings: BlockSettings, spatial_dims: int) -> AttentionMixer:
+        return cls(max_width, op.heads, settings.attention_head_dim)
 
     def forward(self, x: torch.Tensor, grid: tuple[int, ...], width: int, mixer: Mixer) -> torch.Tensor:
         heads, length, hd = mixer.heads, math.prod(grid), self.head_dim

@@ -12,8 +12,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from nas.blocks._registry import register_block
 from nas.blocks._slice import ElasticLayerNorm, ElasticLinear, lead
-from nas.space import Mixer
+from nas.space import BlockSettings, Mixer
 
 
 def centre_crop(weight: torch.Tensor, kernel: int) -> torch.Tensor:
@@ -26,6 +27,7 @@ def centre_crop(weight: torch.Tensor, kernel: int) -> torch.Tensor:
     return weight[..., window, window] if weight.dim() == 4 else weight[..., window]
 
 
+@register_block("conv")
 class ConvMixer(nn.Module):
     """Pre-norm depthwise conv (k x k on images, k on sequences), GELU, pointwise linear."""
 
@@ -38,6 +40,10 @@ class ConvMixer(nn.Module):
         self.dw_bias = nn.Parameter(torch.zeros(max_width))
         self.pw = ElasticLinear(max_width, max_width)
         nn.init.kaiming_uniform_(self.dw_weight, a=5**0.5)
+
+    @classmethod
+    def build(cls, op: Mixer, max_width: int, settings: BlockSettings, spatial_dims: int) -> ConvMixer:
+        return cls(max_width, op.kernel, spatial_dims)
 
     def forward(self, x: torch.Tensor, grid: tuple[int, ...], width: int, mixer: Mixer) -> torch.Tensor:
         kernel, length = mixer.kernel, math.prod(grid)

@@ -10,10 +10,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from nas.blocks._registry import Aux, register_block
 from nas.blocks._slice import ElasticLayerNorm, ElasticLinear
-from nas.space import Ffn
+from nas.space import BlockSettings, Ffn
 
 
+@register_block("mlp")
 class MlpFfn(nn.Module):
     """Pre-norm Linear -> GELU -> Linear."""
 
@@ -23,8 +25,12 @@ class MlpFfn(nn.Module):
         self.fc1 = ElasticLinear(max_width, max_ratio * max_width)
         self.fc2 = ElasticLinear(max_ratio * max_width, max_width)
 
+    @classmethod
+    def build(cls, op: Ffn, max_width: int, settings: BlockSettings, spatial_dims: int) -> MlpFfn:
+        return cls(max_width, op.ratio)
+
     def forward(
-        self, x: torch.Tensor, grid: tuple[int, ...], width: int, ffn: Ffn, aux: list[torch.Tensor] | None = None
+        self, x: torch.Tensor, grid: tuple[int, ...], width: int, ffn: Ffn, aux: Aux | None = None
     ) -> torch.Tensor:
         hidden = ffn.ratio * width
         return self.fc2(F.gelu(self.fc1(self.norm(x, width), width, hidden)), hidden, width)

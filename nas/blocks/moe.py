@@ -9,6 +9,14 @@ scatters the gated results back. Tokens beyond an expert's capacity are dropped 
 with ``top_k``, not with the number of experts, and every shape is static, which is what
 static-memory runtimes (microcontrollers) need and what keeps memory planning exact.
 
+Routing is a discrete choice, so two runtimes whose arithmetic differs in the last bits can
+route a token differently when its gates are that close, and then legitimately disagree on
+that sample's output. Given an :class:`~nas.blocks.Aux` with ``margins``, a forward pass
+records per sample the smallest such gap (between the last expert a token took and the first
+it left out, and between the last token an expert kept within its capacity and the first it
+dropped); exactly equal gates are not counted, position breaks those ties the same way in
+every runtime.
+
 Elastic: the model width slices every weight; fewer experts use the leading experts and the
 leading router rows; the expert hidden size is ``moe_ratio x width`` (leading units).
 """
@@ -16,44 +24,25 @@ leading router rows; the expert hidden size is ``moe_ratio x width`` (leading un
 from __future__ import annotations
 
 import math
-from contextlib import contextmanager
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from nas.blocks._registry import Aux, register_block
 from nas.blocks._slice import ElasticLayerNorm, ElasticLinear, lead
-from nas.space import Ffn
-
-_margins: list[torch.Tensor] | None = None  # set by routing_margins()
-
-
-@contextmanager
-def routing_margins():
-    """Record how close each sample's routing came to going another way, while inside.
-
-    Yields a list that receives, per MoE layer run, a (batch,) tensor: the smallest gap between
-    the last expert a token took and the first it left out, and between the last token an
-    expert kept within its capacity and the first it dropped. Routing is a discrete choice, so
-    two runtimes whose arithmetic differs in the last bits can route a token differently when
-    its gap is that small, and then legitimately disagree on that sample's output. Exactly equal
-    gates are not counted: position breaks those ties, the same way in every runtime."""
-    global _margins
-    previous, _margins = _margins, []
-    try:
-        yield _margins
-    finally:
-        _margins = previous
+from nas.space import BlockSettings, Ffn
 
 
 def _gap(values: torch.Tensor, k: int, dim: int) -> torch.Tensor:
     """Per row, the gap between the k-th and (k+1)-th largest along ``dim`` (inf when there is no (k+1)-th)."""
     if values.shape[dim] <= k:
-        return torch.full(values.shape[:dim], math.inf)
+        return torch.full(values.shape[:dim], math.inf, device=values.device)
     top = values.topk(k + 1, dim=dim).values
     return top.select(dim, k - 1) - top.select(dim, k)
 
 
+@register_block("moe")
 class MoeFfn(nn.Module):
     """Pre-norm top-k MoE; ``aux`` (a list, when given) receives the load-balancing loss."""
 
@@ -71,15 +60,20 @@ class MoeFfn(nn.Module):
         nn.init.trunc_normal_(self.w1, std=0.02)
         nn.init.trunc_normal_(self.w2, std=0.02)
 
+    @classmethod
+    def build(cls, op: Ffn, max_width: int, settings: BlockSettings, spatial_dims: int) -> MoeFfn:
+        return cls(max_width, op.experts, settings.moe_ratio, settings.moe_capacity)
+
     @staticmethod
-    def _tie_break(length: int) -> torch.Tensor:
-        return torch.arange(length, dtype=torch.float32) * 2.0**-21  # 4 ulps of a gate near 1 per position
+    def _tie_break(length: int, like: torch.Tensor) -> torch.Tensor:
+        # 4 ulps of a gate near 1 per position, on the gates' device (a CPU tensor here stopped CUDA runs)
+        return torch.arange(length, dtype=like.dtype, device=like.device) * 2.0**-21
 
     def capacity(self, length: int, experts: int, top_k: int) -> int:
         return min(length, math.ceil(self.capacity_factor * length * top_k / experts))
 
     def forward(
-        self, x: torch.Tensor, grid: tuple[int, ...], width: int, ffn: Ffn, aux: list[torch.Tensor] | None = None
+        self, x: torch.Tensor, grid: tuple[int, ...], width: int, ffn: Ffn, aux: Aux | None = None
     ) -> torch.Tensor:
         experts, top_k, hidden = ffn.experts, ffn.top_k, self.ratio * width
         cap = self.capacity(math.prod(grid), experts, top_k)
@@ -87,24 +81,25 @@ class MoeFfn(nn.Module):
         probs = F.softmax(self.router(h, width, experts), dim=-1)  # (B, L, E)
         gate, choice = probs.topk(top_k, dim=-1)
         out = torch.zeros_like(h)
-        if _margins is not None:
-            _margins.append(_gap(probs, top_k, -1).amin(-1))  # (B,): closest expert choice
+        margins = aux.margins if aux is not None else None
+        if margins is not None:
+            margins.append(_gap(probs, top_k, -1).amin(-1))  # (B,): closest expert choice
         for e in range(experts):
             score = (gate * (choice == e)).sum(-1)  # the gate where routed to e, else 0
             # (B, cap): e's tokens with the highest gates. Equal gates (identical tokens, such as an
             # image's background) go to the earlier token: torch.topk promises no order among
             # equal values and onnxruntime broke them differently, so a few ulps per position
             # make the order explicit, the same in every runtime. The gates themselves are exact.
-            key = score - self._tie_break(score.shape[1])
+            key = score - self._tie_break(score.shape[1], score)
             slots = key.topk(cap, dim=1).indices
             weight = score.gather(1, slots)
-            if _margins is not None and score.shape[1] > cap:
+            if margins is not None and score.shape[1] > cap:
                 # The last kept and first dropped token: equal gates are safe (position decides),
                 # gates a rounding apart are not. Only a drop between routed tokens matters.
                 edge = score.gather(1, key.topk(cap + 1, dim=1).indices[:, cap - 1 :])
                 gap = (edge[:, 0] - edge[:, 1]).abs()
                 risky = ((score > 0).sum(1) > cap) & (gap > 0)
-                _margins.append(torch.where(risky, gap, torch.full_like(gap, math.inf)))
+                margins.append(torch.where(risky, gap, torch.full_like(gap, math.inf)))
             index = slots.unsqueeze(-1).expand(-1, -1, width)
             tokens = h.gather(1, index)
             y = F.gelu(F.linear(tokens, lead(self.w1[e], hidden, width), lead(self.b1[e], hidden)))
@@ -113,7 +108,7 @@ class MoeFfn(nn.Module):
         if aux is not None:
             # Switch-Transformer balance loss: experts * sum_e (share routed to e) * (mean prob of e).
             share = F.one_hot(choice, experts).float().sum(-2).mean((0, 1)) / top_k
-            aux.append(experts * (share * probs.mean((0, 1))).sum())
+            aux.losses.append(experts * (share * probs.mean((0, 1))).sum())
         return out
 
     def extract(self, width: int, ffn: Ffn) -> MoeFfn:

@@ -20,8 +20,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from nas.blocks._registry import register_block
 from nas.blocks._slice import ElasticLayerNorm, ElasticLinear, lead
-from nas.space import Mixer
+from nas.space import BlockSettings, Mixer
 
 
 def selective_scan_ref(
@@ -123,6 +124,7 @@ def causal_depthwise_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Ten
     return out
 
 
+@register_block("ssm")
 class SsmMixer(nn.Module):
     """Pre-norm selective SSM: in-projections, causal depthwise conv, selective scan, gate, out-projection."""
 
@@ -145,6 +147,10 @@ class SsmMixer(nn.Module):
         self.d = nn.Parameter(torch.ones(heads))
         self.out = ElasticLinear(inner, max_width)
         nn.init.kaiming_uniform_(self.conv_weight, a=5**0.5)
+
+    @classmethod
+    def build(cls, op: Mixer, max_width: int, settings: BlockSettings, spatial_dims: int) -> SsmMixer:
+        return cls(max_width, op.state, op.expand, settings.ssm_head_dim, settings.ssm_conv)
 
     def forward(self, x: torch.Tensor, grid: tuple[int, ...], width: int, mixer: Mixer) -> torch.Tensor:
         state, length, inner = mixer.state, math.prod(grid), mixer.expand * width

@@ -8,14 +8,13 @@ True
 """
 
 from nas.space._arch import (
-    FFN_KINDS,
-    MIXER_KINDS,
     Arch,
     ChoiceArch,
     Ffn,
     Layer,
     Mixer,
     NetArch,
+    Op,
     Stage,
     parse_ffn,
     parse_ffn_or_mixer,
@@ -23,13 +22,31 @@ from nas.space._arch import (
 )
 from nas.space._base import Param, SearchSpace
 from nas.space._choice import ChoiceSpace
-from nas.space._load import load, loads, shipped_spaces, spaces_dir
-from nas.space._net import BlockSettings, NetSpace, StageSpec, Task, layer_cost
+from nas.space._kinds import (
+    BlockKind,
+    block_kind,
+    colours,
+    describe_kinds,
+    kind_names,
+    kinds,
+    register_kind,
+    registered,
+    unregister_kind,
+)
+from nas.space._load import load, loads, shipped_spaces, space_ref, spaces_dir
+from nas.space._net import (
+    BlockSettings,
+    NetSpace,
+    StageSpec,
+    Task,
+    downsampled,
+    layer_cost,
+    stage_grids,
+)
 
 __all__ = [
-    "FFN_KINDS",
-    "MIXER_KINDS",
     "Arch",
+    "BlockKind",
     "BlockSettings",
     "ChoiceArch",
     "ChoiceSpace",
@@ -38,17 +55,29 @@ __all__ = [
     "Mixer",
     "NetArch",
     "NetSpace",
+    "Op",
     "Param",
     "SearchSpace",
     "Stage",
     "StageSpec",
     "Task",
+    "block_kind",
+    "colours",
+    "describe_kinds",
+    "downsampled",
+    "kind_names",
+    "kinds",
     "layer_cost",
     "load",
+    "loads",
     "parse_ffn",
     "parse_ffn_or_mixer",
     "parse_mixer",
-    "loads",
+    "register_kind",
+    "registered",
     "shipped_spaces",
+    "space_ref",
     "spaces_dir",
+    "stage_grids",
+    "unregister_kind",
 ]

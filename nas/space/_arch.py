@@ -12,87 +12,107 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from nas.errors import NasError
-
-MIXER_KINDS = ("conv", "attention", "ssm")
-FFN_KINDS = ("mlp", "moe")
+from nas.space._kinds import block_kind, forms, kind_names, kinds
 
 
-@dataclass(frozen=True, order=True)
-class Mixer:
-    """A token mixer choice: ``conv`` (kernel), ``attention`` (heads) or ``ssm`` (state, expand)."""
+class Op:
+    """One option of a block kind: its kind and the values of the kind's fields, read by name
+    (``Mixer("conv", kernel=5).kernel == 5``). Immutable and hashable; what a kind is (token,
+    fields, rules) lives in the table of :mod:`nas.space._kinds`."""
 
+    role: ClassVar[str] = ""
+    __slots__ = ("kind", "values", "token", "_hash")
     kind: str
-    kernel: int = 0
-    heads: int = 0
-    state: int = 0
-    expand: int = 0
+    values: tuple[int, ...]
+    token: str  # the arch-string form: conv5, moe4k2
 
-    @property
-    def token(self) -> str:
-        if self.kind == "conv":
-            return f"conv{self.kernel}"
-        if self.kind == "attention":
-            return f"attn{self.heads}"
-        return f"ssm{self.state}x{self.expand}"
+    def __init__(self, kind: str, **values: int) -> None:
+        spec = block_kind(kind, self.role)
+        unknown = sorted(set(values) - set(spec.fields))
+        missing = [f for f in spec.fields if f not in values]
+        if unknown or missing:
+            raise NasError(f"{self.role} {kind!r} takes the fields {', '.join(spec.fields)}"
+                           f"{'; unknown: ' + ', '.join(unknown) if unknown else ''}"
+                           f"{'; missing: ' + ', '.join(missing) if missing else ''}")
+        numbers = tuple(int(values[f]) for f in spec.fields)
+        for name, value in (("kind", kind), ("values", numbers), ("token", spec.format(numbers)),
+                            ("_hash", hash((self.role, kind, numbers)))):
+            object.__setattr__(self, name, value)
+
+    @classmethod
+    def make(cls, kind: str, values: tuple[int, ...]) -> Op:
+        """From the kind and its field values in the table's order."""
+        return cls(kind, **dict(zip(block_kind(kind, cls.role).fields, values, strict=True)))
+
+    def __getattr__(self, name: str) -> int:
+        if name.startswith("_") or name in Op.__slots__:  # not set yet (unpickling)
+            raise AttributeError(name)
+        fields = block_kind(self.kind).fields
+        if name not in fields:
+            raise AttributeError(f"{self.role} {self.kind!r} has no field {name!r} (fields: {', '.join(fields)})")
+        return self.values[fields.index(name)]
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"{type(self).__name__} is immutable")
+
+    def __reduce__(self):
+        return (type(self).make, (self.kind, self.values))
+
+    def _key(self) -> tuple[str, str, tuple[int, ...]]:
+        return (self.role, self.kind, self.values)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Op) and self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __lt__(self, other: Op) -> bool:
+        return self._key() < other._key()
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{f}={v}" for f, v in self.as_dict().items())
+        return f"{type(self).__name__}({self.kind!r}{', ' if fields else ''}{fields})"
+
+    def as_dict(self) -> dict[str, int]:
+        return dict(zip(block_kind(self.kind).fields, self.values, strict=True))
 
     def to_json(self) -> dict[str, Any]:
-        fields = {"conv": ("kernel",), "attention": ("heads",), "ssm": ("state", "expand")}
-        return {"kind": self.kind, **{f: getattr(self, f) for f in fields[self.kind]}}
+        return {"kind": self.kind, **self.as_dict()}
 
 
-@dataclass(frozen=True, order=True)
-class Ffn:
-    """A channel ffn choice: ``mlp`` (hidden ratio) or ``moe`` (experts, top-k)."""
+class Mixer(Op):
+    """A token mixer option (conv, attention, ssm, or any registered mixer kind)."""
 
-    kind: str
-    ratio: int = 0
-    experts: int = 0
-    top_k: int = 0
-
-    @property
-    def token(self) -> str:
-        if self.kind == "mlp":
-            return f"mlp{self.ratio}"
-        return f"moe{self.experts}k{self.top_k}"
-
-    def to_json(self) -> dict[str, Any]:
-        fields = {"mlp": ("ratio",), "moe": ("experts", "top_k")}
-        return {"kind": self.kind, **{f: getattr(self, f) for f in fields[self.kind]}}
+    role = "mixer"
+    __slots__ = ()
 
 
-# The token table: one regex and one constructor per known form.
-_MIXER_TOKENS: tuple[tuple[re.Pattern[str], Any], ...] = (
-    (re.compile(r"conv(\d+)"), lambda m: Mixer("conv", kernel=int(m[1]))),
-    (re.compile(r"attn(\d+)"), lambda m: Mixer("attention", heads=int(m[1]))),
-    (re.compile(r"ssm(\d+)x(\d+)"), lambda m: Mixer("ssm", state=int(m[1]), expand=int(m[2]))),
-)
-_FFN_TOKENS: tuple[tuple[re.Pattern[str], Any], ...] = (
-    (re.compile(r"mlp(\d+)"), lambda m: Ffn("mlp", ratio=int(m[1]))),
-    (re.compile(r"moe(\d+)k(\d+)"), lambda m: Ffn("moe", experts=int(m[1]), top_k=int(m[2]))),
-)
-MIXER_FORMS = "convK, attnH, ssmNxE"
-FFN_FORMS = "mlpR, moeEkK"
+class Ffn(Op):
+    """A channel ffn option (mlp, moe, or any registered ffn kind)."""
+
+    role = "ffn"
+    __slots__ = ()
+
+
+def _parse(token: str, cls: type[Op]) -> Op:
+    for spec in kinds(cls.role):
+        m = spec.pattern.fullmatch(token)
+        if m:
+            return cls.make(spec.name, tuple(int(v) for v in m.groups()))
+    raise NasError(f"unknown {cls.role} {token!r} (known forms: {forms(cls.role)})")
 
 
 def parse_mixer(token: str) -> Mixer:
-    for pattern, make in _MIXER_TOKENS:
-        m = pattern.fullmatch(token)
-        if m:
-            return make(m)
-    raise NasError(f"unknown mixer {token!r} (known forms: {MIXER_FORMS})")
+    return _parse(token, Mixer)  # type: ignore[return-value]
 
 
 def parse_ffn(token: str) -> Ffn:
-    for pattern, make in _FFN_TOKENS:
-        m = pattern.fullmatch(token)
-        if m:
-            return make(m)
-    raise NasError(f"unknown ffn {token!r} (known forms: {FFN_FORMS})")
+    return _parse(token, Ffn)  # type: ignore[return-value]
 
 
 def parse_ffn_or_mixer(token: str) -> Mixer | Ffn:
@@ -103,7 +123,7 @@ def parse_ffn_or_mixer(token: str) -> Mixer | Ffn:
         try:
             return parse_ffn(token)
         except NasError:
-            raise NasError(f"unknown op {token!r} (known forms: {MIXER_FORMS}, {FFN_FORMS})") from None
+            raise NasError(f"unknown op {token!r} (known forms: {forms()})") from None
 
 
 class Arch:
@@ -113,6 +133,10 @@ class Arch:
 
     def to_str(self) -> str:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def block_mix(self) -> dict[str, float]:
+        """Share of the layers using each block kind (none for a plain arch)."""
+        return {}
 
     def to_json(self) -> dict[str, Any]:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -222,10 +246,7 @@ class NetArch(Arch):
                 layers = []
                 for la in s["layers"]:
                     m, f = dict(la["mixer"]), dict(la["ffn"])
-                    mixer = Mixer(**m)
-                    ffn = Ffn(**f)
-                    # Re-parse the tokens so JSON obeys exactly the string grammar.
-                    layers.append(Layer(parse_mixer(mixer.token), parse_ffn(ffn.token)))
+                    layers.append(Layer(Mixer(m.pop("kind"), **m), Ffn(f.pop("kind"), **f)))
                 stages.append(Stage(int(s["width"]), tuple(layers)))
         except (KeyError, TypeError, ValueError) as exc:
             raise NasError(f"arch JSON is not a network arch: {exc!r}") from None
@@ -244,11 +265,11 @@ class NetArch(Arch):
         return [(i, j, la) for i, s in enumerate(self.stages) for j, la in enumerate(s.layers)]
 
     def block_mix(self) -> dict[str, float]:
-        """Share of each mixer kind and of MoE ffns among the layers (dashboard colours)."""
+        """Share of the layers using each block kind (dashboard colours)."""
         layers = [la for _, _, la in self.layers()]
         n = max(len(layers), 1)
-        mix = {k: sum(la.mixer.kind == k for la in layers) / n for k in MIXER_KINDS}
-        mix["moe"] = sum(la.ffn.kind == "moe" for la in layers) / n
+        mix = {k: sum(la.mixer.kind == k for la in layers) / n for k in kind_names("mixer")}
+        mix.update({k: sum(la.ffn.kind == k for la in layers) / n for k in kind_names("ffn")})
         return mix
 
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,6 +56,7 @@ class SearchSpace(ABC):
     description: str
     kind: str
     source_text: str  # the YAML the space was loaded from (stored with experiments)
+    ref: str = ""  # the name or path it was loaded by (see nas.space.space_ref)
 
     @abstractmethod
     def validate(self, arch: Arch) -> Arch:
@@ -109,6 +111,23 @@ class SearchSpace(ABC):
                     out[r, col + index[values[name]]] = 1.0
                     col += len(index)
         return out
+
+    def extremes(self) -> list[Arch]:
+        """Named corner archs (a network space's largest and smallest subnets); none by default."""
+        return []
+
+    enumerable = 200_000  # spaces up to this size can be listed whole
+
+    def untaken(self, taken: Collection[Arch], rng: random.Random) -> Arch | None:
+        """A random arch not in ``taken``, found by listing the space when it is small enough;
+        None when there is none (or the space is too large to list)."""
+        if self.size() > self.enumerable:
+            return None
+        names = [p.name for p in self.params()]
+        every = {self.decode(dict(zip(names, values, strict=True)))
+                 for values in itertools.product(*(p.choices for p in self.params()))}
+        left = sorted((a for a in every if a not in taken), key=lambda a: a.to_str())
+        return rng.choice(left) if left else None
 
     def sample_unique(self, rng: random.Random, n: int, exclude: set[Arch] | None = None) -> list[Arch]:
         """Up to ``n`` distinct random archs not in ``exclude`` (fewer if the space is that small)."""

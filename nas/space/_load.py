@@ -9,9 +9,10 @@ from typing import Any
 import yaml
 
 from nas.errors import NasError
-from nas.space._arch import Ffn, Mixer
+from nas.space._arch import Ffn, Mixer, Op
 from nas.space._base import SearchSpace, allowed
 from nas.space._choice import ChoiceSpace
+from nas.space._kinds import kind_names, kinds
 from nas.space._net import BlockSettings, NetSpace, StageSpec, Task
 
 _PACKAGE_DIR = Path(__file__).resolve().parent.parent
@@ -27,6 +28,15 @@ def spaces_dir() -> Path:
 
 def shipped_spaces() -> list[str]:
     return sorted(p.stem for p in spaces_dir().glob("*.yaml"))
+
+
+def space_ref(space: SearchSpace, hint: str | None = None) -> str:
+    """How a command the user is told to run should name ``space``: ``hint`` (what they typed),
+    else the name or path it was loaded by, else its name when it is a shipped space, else a
+    placeholder for the YAML file of their own space."""
+    if hint or space.ref:
+        return hint or space.ref
+    return space.name if space.name in shipped_spaces() else f"<{space.name}.yaml>"
 
 
 def load(name_or_path: str | Path) -> SearchSpace:
@@ -45,7 +55,9 @@ def load(name_or_path: str | Path) -> SearchSpace:
         text = path.read_text()
     except (OSError, UnicodeDecodeError) as exc:
         raise NasError(f"cannot read search space file {str(path)!r}: {exc}") from None
-    return loads(text, source=str(path))
+    space = loads(text, source=str(path))
+    space.ref = text_name  # hints name the space the way the user did
+    return space
 
 
 def loads(text: str, source: str = "<string>") -> SearchSpace:
@@ -155,6 +167,7 @@ class _Reader:
         default_mixers = data.get("mixers", {"conv": {"kernel": [3]}})
         default_ffns = data.get("ffns", {"mlp": {"ratio": [2]}})
         stages_data = data["stages"]
+        kinds_by_name = {k.name: k for k in kinds()}
         if not isinstance(stages_data, list) or not stages_data:
             raise self.fail("stages", "expected a non-empty list of stages")
         stages = []
@@ -172,13 +185,10 @@ class _Reader:
                 downsample=downsample,
             )
             for w in stage.widths:
-                for m in stage.mixers:
-                    if m.kind == "ssm" and (m.expand * w) % settings.ssm_head_dim:
-                        raise self.fail(
-                            f"{field}.width",
-                            f"width {w} x ssm expand {m.expand} is not a multiple of blocks.ssm_head_dim "
-                            f"({settings.ssm_head_dim})",
-                        )
+                for op in (*stage.mixers, *stage.ffns):
+                    problem = kinds_by_name[op.kind].fits(op, w, settings) if kinds_by_name[op.kind].fits else None
+                    if problem:
+                        raise self.fail(f"{field}.width", problem)
             stages.append(stage)
         return NetSpace(self.name(data), task, tuple(stages), settings, str(data.get("description", "")), text)
 
@@ -227,40 +237,33 @@ class _Reader:
         return float(value)
 
     def mixers(self, data: Any, field: str) -> tuple[Mixer, ...]:
-        self.mapping(data, field, ("conv", "attention", "ssm"))
-        if not data:
-            raise self.fail(field, "needs at least one of conv, attention, ssm")
-        out: list[Mixer] = []
-        if "conv" in data:
-            d = self.mapping(data["conv"], f"{field}.conv", ("kernel",), required=("kernel",))
-            kernels = self.int_list(d["kernel"], f"{field}.conv.kernel")
-            if any(k % 2 == 0 for k in kernels):
-                raise self.fail(f"{field}.conv.kernel", f"kernels must be odd, got {list(kernels)}")
-            out += [Mixer("conv", kernel=k) for k in kernels]
-        if "attention" in data:
-            d = self.mapping(data["attention"], f"{field}.attention", ("heads",), required=("heads",))
-            out += [Mixer("attention", heads=h) for h in self.int_list(d["heads"], f"{field}.attention.heads")]
-        if "ssm" in data:
-            d = self.mapping(data["ssm"], f"{field}.ssm", ("state", "expand"), required=("state", "expand"))
-            states = self.int_list(d["state"], f"{field}.ssm.state")
-            expands = self.int_list(d["expand"], f"{field}.ssm.expand")
-            out += [Mixer("ssm", state=n, expand=e) for n, e in itertools.product(states, expands)]
-        return tuple(out)
+        return self.options(data, field, Mixer)  # type: ignore[return-value]
 
     def ffns(self, data: Any, field: str) -> tuple[Ffn, ...]:
-        self.mapping(data, field, ("mlp", "moe"))
+        return self.options(data, field, Ffn)  # type: ignore[return-value]
+
+    def options(self, data: Any, field: str, cls: type[Op]) -> tuple[Op, ...]:
+        """Every option of the kinds ``data`` names: the product of each kind's field values,
+        less the combinations the kind does not allow (the table in nas.space._kinds)."""
+        names = kind_names(cls.role)
+        self.mapping(data, field, names)
         if not data:
-            raise self.fail(field, "needs at least one of mlp, moe")
-        out: list[Ffn] = []
-        if "mlp" in data:
-            d = self.mapping(data["mlp"], f"{field}.mlp", ("ratio",), required=("ratio",))
-            out += [Ffn("mlp", ratio=r) for r in self.int_list(d["ratio"], f"{field}.mlp.ratio")]
-        if "moe" in data:
-            d = self.mapping(data["moe"], f"{field}.moe", ("experts", "top_k"), required=("experts", "top_k"))
-            experts = self.int_list(d["experts"], f"{field}.moe.experts", minimum=2)
-            top_ks = self.int_list(d["top_k"], f"{field}.moe.top_k")
-            pairs = [(e, k) for e, k in itertools.product(experts, top_ks) if k <= e]
-            if not pairs:
-                raise self.fail(f"{field}.moe.top_k", "every top_k is larger than every expert count")
-            out += [Ffn("moe", experts=e, top_k=k) for e, k in pairs]
+            raise self.fail(field, f"needs at least one of {allowed(names)}")
+        out: list[Op] = []
+        for spec in kinds(cls.role):
+            if spec.name not in data:
+                continue
+            where = f"{field}.{spec.name}"
+            d = self.mapping(data[spec.name], where, spec.fields, required=spec.fields)
+            choices = []
+            for f in spec.fields:
+                values = self.int_list(d[f], f"{where}.{f}", minimum=spec.minimum.get(f, 1))
+                if f in spec.odd and any(v % 2 == 0 for v in values):
+                    raise self.fail(f"{where}.{f}", f"{f}s must be odd, got {list(values)}")
+                choices.append(values)
+            options = [cls.make(spec.name, combo) for combo in itertools.product(*choices)]
+            options = [op for op in options if spec.allows is None or spec.allows(op)]
+            if not options:
+                raise self.fail(where, f"no combination of {', '.join(spec.fields)} is allowed")
+            out += options
         return tuple(out)

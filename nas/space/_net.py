@@ -9,8 +9,6 @@ from typing import Any
 
 from nas.errors import NasError
 from nas.space._arch import (
-    FFN_KINDS,
-    MIXER_KINDS,
     Arch,
     Ffn,
     Layer,
@@ -19,6 +17,7 @@ from nas.space._arch import (
     Stage,
 )
 from nas.space._base import Param, SearchSpace, allowed, check_in
+from nas.space._kinds import block_kind, kind_names
 
 
 @dataclass(frozen=True)
@@ -61,30 +60,36 @@ class StageSpec:
         return max(self.widths)
 
     def mixer_kinds(self) -> tuple[str, ...]:
-        return tuple(k for k in MIXER_KINDS if any(m.kind == k for m in self.mixers))
+        return tuple(k for k in kind_names("mixer") if any(m.kind == k for m in self.mixers))
 
     def ffn_kinds(self) -> tuple[str, ...]:
-        return tuple(k for k in FFN_KINDS if any(f.kind == k for f in self.ffns))
+        return tuple(k for k in kind_names("ffn") if any(f.kind == k for f in self.ffns))
 
 
-def layer_cost(layer: Layer, width: int, settings: BlockSettings) -> int:
-    """Active multiply-accumulates per token of a layer, ignoring sequence-length terms.
+def downsampled(grid: tuple[int, ...], stride: int) -> tuple[int, ...]:
+    """The grid after a k3/p1 conv of this stride (ceil division)."""
+    return tuple(-(-g // stride) for g in grid)
 
-    Used only to order options (the "largest" and "smallest" subnets), never as a metric.
-    """
-    m, f, w = layer.mixer, layer.ffn, width
-    if m.kind == "conv":
-        mix = m.kernel * m.kernel * w + w * w
-    elif m.kind == "attention":
-        mix = 4 * w * m.heads * settings.attention_head_dim
-    else:
-        inner = m.expand * w
-        mix = 2 * w * inner + inner * (2 * m.state) + inner * w + inner * settings.ssm_conv
-    if f.kind == "mlp":
-        ffn = 2 * w * f.ratio * w
-    else:
-        ffn = w * f.experts + f.top_k * 2 * w * settings.moe_ratio * w
-    return mix + ffn
+
+def stage_grids(grid: tuple[int, ...], stem_strides: tuple[int, ...], downsample: tuple[bool, ...]) -> list[tuple[int, ...]]:
+    """The token grid each stage runs on, for an input of spatial shape ``grid``: after the stem's
+    strides, and halved again (ceil) at every stage that downsamples. Plain ints, so exported
+    graphs have fixed shapes."""
+    for stride in stem_strides:
+        grid = downsampled(grid, stride)
+    out = []
+    for i, down in enumerate(downsample):
+        if i > 0 and down:
+            grid = downsampled(grid, 2)
+        out.append(tuple(int(g) for g in grid))
+    return out
+
+
+def layer_cost(layer: Layer, width: int, settings: BlockSettings) -> float:
+    """Active multiply-accumulates per token of a layer, ignoring sequence-length terms (each
+    kind's ``cost`` in the table). Used only to order options (the "largest" and "smallest"
+    subnets), never as a metric."""
+    return sum(block_kind(op.kind).cost(op, width, settings) for op in (layer.mixer, layer.ffn))
 
 
 class NetSpace(SearchSpace):
@@ -107,6 +112,11 @@ class NetSpace(SearchSpace):
         self.settings = settings
         self.description = description
         self.source_text = source_text
+
+    def stage_grids(self, input_shape: tuple[int, ...] | None = None) -> list[tuple[int, ...]]:
+        """The token grid of each stage for inputs of ``input_shape`` (the task's by default)."""
+        shape = tuple(input_shape or self.task.input_shape)
+        return stage_grids(shape[1:], self.settings.stem_strides, tuple(s.downsample for s in self.stages))
 
     # -- validation -----------------------------------------------------------------------
     def validate(self, arch: Arch) -> NetArch:
@@ -211,6 +221,9 @@ class NetSpace(SearchSpace):
             )
             stages.append(Stage(width, (best,) * depth))
         return NetArch(tuple(stages))
+
+    def extremes(self) -> list[Arch]:
+        return [self.largest(), self.smallest()]
 
     def largest(self) -> NetArch:
         """Every width and depth at its maximum, every layer the costliest option."""

@@ -12,22 +12,27 @@ or (L,) for sequences, always plain Python ints so that exported graphs have fix
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nas.blocks import AttentionMixer, ConvMixer, MlpFfn, MoeFfn, SsmMixer
+from nas.blocks import Aux, build_block
 from nas.blocks._slice import ElasticLayerNorm, ElasticLinear, lead
 from nas.errors import NasError
-from nas.space import BlockSettings, Ffn, Layer, Mixer, NetArch, NetSpace
+from nas.space import BlockSettings, Ffn, Layer, Mixer, NetArch, NetSpace, Op, stage_grids
 
 # ----------------------------------------------------------------------------- config
 
-_MIXER_DIMS = ("kernel", "heads", "state", "expand")
-_FFN_DIMS = ("ratio", "experts", "top_k")
+
+def _largest_per_kind(options: tuple[Op, ...], kinds: tuple[str, ...]) -> tuple[Op, ...]:
+    """Per kind, one option holding the largest value of every field (what the supernet's module is sized for)."""
+    out = []
+    for kind in kinds:
+        mine = [op for op in options if op.kind == kind]
+        out.append(type(mine[0]).make(kind, tuple(max(values) for values in zip(*(op.values for op in mine), strict=True))))
+    return tuple(out)
 
 
 @dataclass(frozen=True)
@@ -61,16 +66,8 @@ class SupernetConfig:
     def from_space(cls, space: NetSpace, num_classes: int | None = None, in_channels: int | None = None) -> SupernetConfig:
         stages = []
         for spec in space.stages:
-            # Per kind, the largest size in every elastic dimension (fields a kind does not use are 0).
-            largest_mixers = tuple(
-                Mixer(k, *(max(getattr(m, f) for m in spec.mixers if m.kind == k) for f in _MIXER_DIMS))
-                for k in spec.mixer_kinds()
-            )
-            largest_ffns = tuple(
-                Ffn(k, *(max(getattr(f, d) for f in spec.ffns if f.kind == k) for d in _FFN_DIMS))
-                for k in spec.ffn_kinds()
-            )
-            layer = LayerConfig(largest_mixers, largest_ffns)
+            layer = LayerConfig(_largest_per_kind(spec.mixers, spec.mixer_kinds()),
+                                _largest_per_kind(spec.ffns, spec.ffn_kinds()))
             stages.append(StageConfig(spec.max_width, spec.downsample, (layer,) * spec.max_depth))
         return cls(
             task_kind=space.task.kind,
@@ -91,11 +88,6 @@ class SupernetConfig:
             for s, sc in zip(arch.stages, self.stages, strict=True)
         )
         return replace(self, stages=stages)
-
-
-def downsampled(grid: tuple[int, ...], stride: int) -> tuple[int, ...]:
-    """The grid after a k3/p1 conv of this stride (ceil division)."""
-    return tuple(-(-g // stride) for g in grid)
 
 
 # ----------------------------------------------------------------------------- modules
@@ -166,31 +158,15 @@ class Downsample(nn.Module):
         return new
 
 
-def make_mixer(m: Mixer, width: int, settings: BlockSettings, spatial_dims: int) -> nn.Module:
-    if m.kind == "conv":
-        return ConvMixer(width, m.kernel, spatial_dims)
-    if m.kind == "attention":
-        return AttentionMixer(width, m.heads, settings.attention_head_dim)
-    return SsmMixer(width, m.state, m.expand, settings.ssm_head_dim, settings.ssm_conv)
-
-
-def make_ffn(f: Ffn, width: int, settings: BlockSettings) -> nn.Module:
-    if f.kind == "mlp":
-        return MlpFfn(width, f.ratio)
-    return MoeFfn(width, f.experts, settings.moe_ratio, settings.moe_capacity)
-
-
 class SuperLayer(nn.Module):
     """One layer: ``x + mixer(x)`` then ``x + ffn(x)``, with one module per kind it can choose."""
 
     def __init__(self, config: LayerConfig, width: int, settings: BlockSettings, spatial_dims: int) -> None:
         super().__init__()
-        self.mixers = nn.ModuleDict({m.kind: make_mixer(m, width, settings, spatial_dims) for m in config.mixers})
-        self.ffns = nn.ModuleDict({f.kind: make_ffn(f, width, settings) for f in config.ffns})
+        self.mixers = nn.ModuleDict({m.kind: build_block(m, width, settings, spatial_dims) for m in config.mixers})
+        self.ffns = nn.ModuleDict({f.kind: build_block(f, width, settings, spatial_dims) for f in config.ffns})
 
-    def forward(
-        self, x: torch.Tensor, grid: tuple[int, ...], width: int, layer: Layer, aux: list[torch.Tensor] | None
-    ) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, grid: tuple[int, ...], width: int, layer: Layer, aux: Aux | None) -> torch.Tensor:
         x = x + self.mixers[layer.mixer.kind](x, grid, width, layer.mixer)
         return x + self.ffns[layer.ffn.kind](x, grid, width, layer.ffn, aux)
 
@@ -243,25 +219,24 @@ class Supernet(nn.Module):
         x: torch.Tensor,
         arch: NetArch,
         grid: tuple[int, ...] | None = None,
-        aux: list[torch.Tensor] | None = None,
+        aux: Aux | None = None,
     ) -> torch.Tensor:
         """Logits of ``arch`` on ``x`` (B, C, H, W) or (B, C, L).
 
         ``grid`` is the input's spatial shape (taken from ``x`` when not given; exported
-        subnets pass it so the graph has fixed shapes). ``aux`` receives MoE balance losses.
+        subnets pass it so the graph has fixed shapes). ``aux`` receives the ffns' auxiliary
+        losses and, when asked, MoE routing margins (:class:`nas.blocks.Aux`).
         """
         grid = tuple(int(g) for g in x.shape[2:]) if grid is None else grid
-        for stride in self.config.settings.stem_strides:
-            grid = downsampled(grid, stride)
+        grids = stage_grids(grid, self.config.settings.stem_strides, tuple(s.downsample for s in self.config.stages))
         h = self.stem(x, arch.stages[0].width)
         for i, stage in enumerate(arch.stages):
             if i > 0 and self.config.stages[i].downsample:
-                h = self.downsamples[i - 1](h, grid, arch.stages[i - 1].width, stage.width)
-                grid = downsampled(grid, 2)
+                h = self.downsamples[i - 1](h, grids[i - 1], arch.stages[i - 1].width, stage.width)
             elif i > 0 and stage.width != arch.stages[i - 1].width:
                 raise NasError(f"stage {i} changes width without downsampling")
             for layer_module, layer in zip(self.stages[i], stage.layers, strict=False):
-                h = layer_module(h, grid, stage.width, layer, aux)
+                h = layer_module(h, grids[i], stage.width, layer, aux)
         return self.head(h, arch.stages[-1].width)
 
     def extract(self, arch: NetArch, input_shape: tuple[int, ...]) -> Subnet:
@@ -291,20 +266,8 @@ class Subnet(nn.Module):
         self.arch = arch
         self.input_shape = tuple(input_shape)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x, self.arch, grid=self.input_shape[1:])
+    def forward(self, x: torch.Tensor, aux: Aux | None = None) -> torch.Tensor:
+        return self.net(x, self.arch, grid=self.input_shape[1:], aux=aux)
 
     def num_params(self) -> int:
         return sum(p.numel() for p in self.parameters())
-
-
-def count_tokens(input_shape: tuple[int, ...], settings: BlockSettings, stages: int) -> list[int]:
-    """Tokens per stage for an input shape (used by latency models to name block shapes)."""
-    grid = tuple(input_shape[1:])
-    for stride in settings.stem_strides:
-        grid = downsampled(grid, stride)
-    out = [math.prod(grid)]
-    for _ in range(stages - 1):
-        grid = downsampled(grid, 2)
-        out.append(math.prod(grid))
-    return out

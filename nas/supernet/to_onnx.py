@@ -12,12 +12,17 @@ import contextlib
 import io
 import logging
 import warnings
+from typing import TYPE_CHECKING
 
 import numpy as np
 import onnx
 import torch
 
-from nas.errors import NasError
+from nas.blocks import Aux
+from nas.errors import NasError, first_line
+
+if TYPE_CHECKING:
+    from nas.supernet.model import Subnet
 
 OPSET = 17
 INPUT_NAME = "input"
@@ -68,24 +73,24 @@ def ort_session(data: bytes, threads: int = 1, optimize: bool = True):
 ROUTING_TIE = 1e-5  # a routing gap this small can go either way between two runtimes' rounding
 
 
-def parity(module: torch.nn.Module, data: bytes, x: np.ndarray) -> tuple[float, int]:
+def parity(module: Subnet, data: bytes, x: np.ndarray) -> tuple[float, int]:
     """``onnx.checker`` the graph, run it in onnxruntime on ``x``, and compare with torch.
 
     Returns the max abs error and how many samples it leaves out: those whose MoE routing was
-    within ``ROUTING_TIE`` of going another way in torch (see ``nas.blocks.moe.routing_margins``),
+    within ``ROUTING_TIE`` of going another way in torch (see :mod:`nas.blocks.moe`),
     where both runtimes are right and may still disagree. At most a quarter of the samples are
     left out; past that every sample counts."""
-    from nas.blocks.moe import routing_margins
-
     try:
         onnx.checker.check_model(onnx.load_from_string(data))
     except onnx.checker.ValidationError as exc:
-        raise NasError(f"exported graph fails onnx.checker: {str(exc).splitlines()[0]}") from None
+        raise NasError(f"exported graph fails onnx.checker: {first_line(exc)}") from None
     sess = ort_session(data)
     x = x.astype(np.float32)
     got = sess.run(None, {INPUT_NAME: x})[0]
-    with torch.no_grad(), routing_margins() as margins:
-        want = module.eval()(torch.from_numpy(x)).numpy()
+    aux = Aux(margins=[])
+    with torch.no_grad():
+        want = module.eval()(torch.from_numpy(x), aux=aux).numpy()
+    margins = aux.margins
     error = np.abs(got - want).reshape(len(x), -1).max(axis=1)
     tie = np.zeros(len(x), dtype=bool)
     if margins:
@@ -95,6 +100,6 @@ def parity(module: torch.nn.Module, data: bytes, x: np.ndarray) -> tuple[float, 
     return float(error[~tie].max()), int(tie.sum())
 
 
-def check_parity(module: torch.nn.Module, data: bytes, x: np.ndarray) -> float:
+def check_parity(module: Subnet, data: bytes, x: np.ndarray) -> float:
     """The max abs error between onnxruntime and torch on ``x`` (routing ties left out; see :func:`parity`)."""
     return parity(module, data, x)[0]

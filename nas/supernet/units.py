@@ -18,7 +18,7 @@ from torch import nn
 
 from nas.errors import NasError
 from nas.space import Arch, NetArch, NetSpace, parse_ffn_or_mixer
-from nas.supernet.model import Supernet, downsampled
+from nas.supernet.model import Supernet
 
 
 @dataclass(frozen=True)
@@ -47,14 +47,12 @@ class Unit:
 def arch_units(space: NetSpace, arch: NetArch, input_shape: tuple[int, ...] | None = None) -> list[Unit]:
     """The units of ``arch`` in execution order, for inputs of ``input_shape`` (the task's by default)."""
     shape = tuple(input_shape or space.task.input_shape)
-    grid = tuple(shape[1:])
-    units = [Unit("stem", "", arch.stages[0].width, shape[0], grid, 0)]
-    for stride in space.settings.stem_strides:
-        grid = downsampled(grid, stride)
+    grids = space.stage_grids(shape)
+    units = [Unit("stem", "", arch.stages[0].width, shape[0], tuple(shape[1:]), 0)]
     for i, stage in enumerate(arch.stages):
+        grid = grids[i]
         if i > 0 and space.stages[i].downsample:
-            units.append(Unit("down", "", stage.width, arch.stages[i - 1].width, grid, i))
-            grid = downsampled(grid, 2)
+            units.append(Unit("down", "", stage.width, arch.stages[i - 1].width, grids[i - 1], i))
         for layer in stage.layers:
             units.append(Unit("mixer", layer.mixer.token, stage.width, stage.width, grid, i))
             units.append(Unit("ffn", layer.ffn.token, stage.width, stage.width, grid, i))
@@ -135,14 +133,12 @@ def unit_module(net: Supernet, unit: Unit) -> tuple[nn.Module, tuple[int, ...]]:
 def all_units(space: NetSpace, input_shape: tuple[int, ...] | None = None) -> list[Unit]:
     """Every distinct unit any subnet of ``space`` can contain (what a latency build measures)."""
     shape = tuple(input_shape or space.task.input_shape)
-    grid = tuple(shape[1:])
-    units = [Unit("stem", "", w, shape[0], grid, 0) for w in space.stages[0].widths]
-    for stride in space.settings.stem_strides:
-        grid = downsampled(grid, stride)
+    grids = space.stage_grids(shape)
+    units = [Unit("stem", "", w, shape[0], tuple(shape[1:]), 0) for w in space.stages[0].widths]
     for i, spec in enumerate(space.stages):
+        grid = grids[i]
         if i > 0 and spec.downsample:
-            units += [Unit("down", "", w, p, grid, i) for p in space.stages[i - 1].widths for w in spec.widths]
-            grid = downsampled(grid, 2)
+            units += [Unit("down", "", w, p, grids[i - 1], i) for p in space.stages[i - 1].widths for w in spec.widths]
         for w in spec.widths:
             units += [Unit("mixer", m.token, w, w, grid, i) for m in spec.mixers]
             units += [Unit("ffn", f.token, w, w, grid, i) for f in spec.ffns]

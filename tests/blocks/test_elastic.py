@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from nas.blocks import AttentionMixer, ConvMixer, MlpFfn, MoeFfn, SsmMixer
+from nas.blocks import AttentionMixer, Aux, ConvMixer, MlpFfn, MoeFfn, SsmMixer
 from nas.blocks._slice import lead
 from nas.blocks.conv import centre_crop
 from nas.space import Ffn, Mixer
@@ -119,26 +119,25 @@ def test_moe_is_per_sample_and_drops_only_beyond_capacity():
 
 def test_moe_balance_loss_is_reported():
     moe = MoeFfn(8, 4, 2)
-    aux: list[torch.Tensor] = []
+    aux = Aux()
     moe(torch.randn(2, 6, 8), (6,), 8, Ffn("moe", experts=4, top_k=2), aux)
-    assert len(aux) == 1 and aux[0].item() > 0
+    assert len(aux.losses) == 1 and aux.losses[0].item() > 0 and aux.margins is None
 
 
 def test_routing_margins_and_ties_between_identical_tokens():
-    from nas.blocks import moe as moe_module
-
     torch.manual_seed(0)
     moe = MoeFfn(8, 4, 2).eval()
     option = Ffn("moe", experts=2, top_k=1)  # capacity ceil(1.25 * 8 / 2) = 5 of 8 tokens
     same = torch.randn(1, 1, 8).expand(1, 8, 8)  # identical tokens: all route alike, 3 dropped
     varied = torch.randn(1, 8, 8)
-    with torch.no_grad(), moe_module.routing_margins() as margins:
-        out = moe(torch.cat([same, varied]), (8,), 8, option)
+    aux = Aux(margins=[])
+    with torch.no_grad():
+        out = moe(torch.cat([same, varied]), (8,), 8, option, aux)
+    margins = aux.margins
     per_sample = torch.stack(margins).amin(0)
     assert per_sample.shape == (2,) and torch.all(per_sample > 0)
     # Equal gates go to the earlier tokens, so which tokens an expert drops is defined: the last 3.
     assert torch.all(out[0, :5].abs().sum(-1) > 0) and torch.all(out[0, 5:] == 0)
-    assert moe_module._margins is None  # recorded only inside the context
     with torch.no_grad():
-        moe(varied, (8,), 8, option)
+        moe(varied, (8,), 8, option)  # recorded only when asked for
     assert len(margins) == 3  # the router's choice, then each expert's capacity
