@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from rich.progress import (
@@ -29,6 +31,19 @@ def progress_bar(transient: bool = False, to_stderr: bool = False) -> Progress:
         console=err_console if to_stderr else console,
         transient=transient,
     )
+
+
+@contextmanager
+def step_bars(to_stderr: bool = False) -> Iterator[Callable[[str, int], Callable[[], None]]]:
+    """A ``progress(description, total) -> advance`` factory (what builds, validations and kits
+    report through) drawing one Rich bar per stage; on stderr when stdout carries data."""
+    bar = progress_bar(to_stderr=to_stderr)
+    with bar:
+        def factory(description: str, total: int) -> Callable[[], None]:
+            task = bar.add_task(description, total=total, status="")
+            return lambda: bar.advance(task)
+
+        yield factory
 
 
 class TrainBar:

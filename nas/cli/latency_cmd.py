@@ -4,28 +4,14 @@ from __future__ import annotations
 
 import json
 import os
-from contextlib import contextmanager
 from pathlib import Path
 
 import typer
 from rich.table import Table
 
 from nas.cli._app import console, latency_app
+from nas.cli._progress import step_bars
 from nas.errors import NasError
-
-
-@contextmanager
-def _bars(quiet_stdout: bool):
-    """A ``progress(description, total) -> advance`` factory drawing Rich bars (on stderr for --json)."""
-    from nas.cli._progress import progress_bar
-
-    bar = progress_bar(to_stderr=quiet_stdout)
-    with bar:
-        def factory(description: str, total: int):
-            task = bar.add_task(description, total=total, status="")
-            return lambda: bar.advance(task)
-
-        yield factory
 
 
 def parse_shape(text: str | None) -> tuple[int, ...] | None:
@@ -52,7 +38,7 @@ def _print_json(data: dict) -> None:
 def targets_cmd() -> None:
     """Known targets and the profiles found for them."""
     from nas.latency.profile import list_profiles
-    from nas.latency.targets import gpu_status, known_targets
+    from nas.latency.targets import known_targets
 
     profiles: dict[str, list[str]] = {}
     for target, space, _ in list_profiles():
@@ -61,9 +47,7 @@ def targets_cmd() -> None:
     for column in ("target", "kind", "description", "profiles"):
         table.add_column(column)
     for name, t in known_targets().items():
-        description = t.description
-        if name == "gpu" and not gpu_status()[0]:
-            description += " (none here)"
+        description = t.description + (" (none here)" if t.status() else "")
         table.add_row(name, t.kind, description, ", ".join(profiles.get(name, [])) or "-")
     console.print(table)
 
@@ -81,28 +65,21 @@ def build_cmd(
     out: Path = typer.Option(None, "--out", help="Profiles folder to write (default ./latency_models or $NAS_PROFILES)."),
 ) -> None:
     """Measure every unit and some whole subnets, fit the predictor, write the profile."""
-    from nas.latency.build import build_profile
     from nas.latency.measure import MeasureConfig
     from nas.latency.profile import save_profile
+    from nas.latency.targets import get_target
     from nas.space import load
 
     if threads < 1 or batch < 1 or repeats < 5:
         raise NasError("--threads and --batch must be at least 1 and --repeats at least 5")
     s = load(space)
+    t = get_target(target)
     config = MeasureConfig(threads=threads, batch=batch, repeats=repeats)
-    with _bars(False) as progress:
-        profile = build_profile(s, target, config, n_archs=archs, seed=seed, progress=progress,
-                                input_shape=parse_shape(input_shape))
+    with step_bars() as progress:
+        profile = t.build(s, config, n_archs=archs, seed=seed, progress=progress, input_shape=parse_shape(input_shape),
+                          hint=space)
     path = save_profile(profile, out)
-    m = profile.model
-    if profile.kind == "mcu":
-        loo = ", ".join(f"{k} {v:+.1f}%" for k, v in m["loo_error_pct"].items())
-        console.print(f"{target}: CPI {m['cpi']:.3f}; calibration leave-one-out error: {loo}")
-    else:
-        console.print(f"{target} on {profile.meta['device']}: {len(profile.units)} units, {len(profile.archs)} subnets; "
-                      f"overhead a={m['overhead'][0]:.3f} b={m['overhead'][1] * 1000:.1f}us/unit c={m['overhead'][2] * 1000:.1f}us"
-                      f"{' + size terms' if len(m['overhead']) > 3 else ''}; "
-                      f"fit MAPE {m['fit_mape_pct']:.2f}%, {m['noisy_units']} noisy units")
+    console.print(t.summary(profile))
     console.print(f"profile: {path}")
 
 
@@ -119,16 +96,16 @@ def validate_cmd(
     """Measure held-out subnets end to end and score the predictor (MAPE, RMSE, Kendall tau, within 10%)."""
     from nas.latency.profile import default_out_dir, load_profile, save_profile
     from nas.latency.targets import get_target
-    from nas.latency.validate import validate, write_validation
+    from nas.latency.validate import write_validation
     from nas.space import NetSpace, load
 
     s = load(space)
-    get_target(target)
+    t = get_target(target)
     if not isinstance(s, NetSpace):
         raise NasError(f"space {s.name!r} has no supernet: validate a table model by importing a held-out table")
-    profile, path = load_profile(target, s, input_shape=parse_shape(input_shape))
-    with _bars(as_json) as progress:
-        result = validate(s, profile, n=n, seed=seed, progress=progress)
+    profile, path = load_profile(target, s, input_shape=parse_shape(input_shape), hint=space)
+    with step_bars(as_json) as progress:
+        result = t.validate(s, profile, n=n, seed=seed, progress=progress)
     folder = path.parent if os.access(path.parent, os.W_OK) else default_out_dir() / target
     png = plot or folder / f"{profile.name}.validation.png"
     write_validation(result, folder / f"{profile.name}.validation.csv", png, f"{target} latency on {profile.name}")
@@ -178,16 +155,16 @@ def measure_cmd(
 ) -> None:
     """Measure an ONNX model on this machine: median and spread of repeated runs."""
     from nas.graph import load_model
-    from nas.latency.measure import MeasureConfig, measure_onnx
+    from nas.latency.measure import MeasureConfig, Meter
     from nas.latency.targets import get_target
 
     t = get_target(target)
-    if t.name != "cpu":
+    if not t.times_onnx:
         raise NasError(f"target {target!r} cannot be measured here: nas latency measure runs ONNX graphs on this CPU (--target cpu)")
     if threads < 1 or batch < 1 or repeats < 5:
         raise NasError("--threads and --batch must be at least 1 and --repeats at least 5")
     data = load_model(model).SerializeToString()
-    m = measure_onnx(data, MeasureConfig(threads=threads, batch=batch, repeats=repeats))
+    m = Meter(MeasureConfig(threads=threads, batch=batch, repeats=repeats)).onnx(data)
     result = {"target": "cpu", "model": str(model), **m.as_dict()}
     if as_json:
         _print_json(result)
@@ -208,7 +185,7 @@ def kit_cmd(
     from nas.latency.kit import write_kit
     from nas.space import load
 
-    with _bars(False) as progress:
+    with step_bars() as progress:
         path = write_kit(load(space), out, n_fit=fit, n_validate=held_out, seed=seed, progress=progress)
     console.print(f"wrote {path}: unzip it on the device, run 'python run_kit.py', then "
                   f"'nas latency import results.csv --target NAME'")

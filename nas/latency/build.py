@@ -2,43 +2,36 @@
 
 Measured targets use a randomly initialised supernet of the space: latency depends on shapes,
 not on trained weights (the one exception, which tokens an MoE routes where, averages out).
+A unit's statistics (MACs, elements, memory, MCU instructions) come from its ONNX graph and do
+not depend on the target, so a build takes them from any profile of the same space and input
+shape that has them, and exports only the units no profile describes yet.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 import random
-from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from nas.errors import NasError
 from nas.graph import analyze
-from nas.latency.mcu import BOARDS, McuModel, calibrate, graph_instructions
-from nas.latency.measure import MeasureConfig, reference_level
-from nas.latency.predictor import (
-    FamilyModel,
-    McuPredictor,
-    Predictor,
-    TablePredictor,
-    UnitPredictor,
-    unit_family,
-)
-from nas.latency.profile import Profile, load_profile, profile_name, space_hash
-from nas.latency.targets import Target, describe, get_target, require_measurable
-from nas.space import Arch, NetArch, NetSpace, SearchSpace
+from nas.latency.mcu import calibrate, graph_instructions
+from nas.latency.measure import MeasureConfig, Meter, reference_level
+from nas.latency.predictor import FamilyModel, UnitPredictor, require_net_space, unit_family
+from nas.latency.profile import Profile, list_profiles, load_profile, profile_name, space_hash
+from nas.space import NetArch, NetSpace, SearchSpace
 from nas.supernet import Supernet, SupernetConfig
 from nas.supernet.metrics import flash_bytes
 from nas.supernet.to_onnx import to_onnx
 from nas.supernet.units import Unit, all_units, unit_module
 
-Progress = Callable[[str, int], Callable[[], None]]  # (description, total) -> advance()
+if TYPE_CHECKING:
+    from nas.latency.targets import McuTarget, Progress, Target
 
-
-def _no_progress(description: str, total: int) -> Callable[[], None]:
-    return lambda: None
+RECORD_FIELDS = ("family", "macs", "elements", "ops", "instructions", "peak_bytes", "flash_bytes", "params")
 
 
 def versions() -> dict[str, str]:
@@ -57,15 +50,6 @@ def random_supernet(space: NetSpace, seed: int = 0, input_shape: tuple[int, ...]
     return Supernet(SupernetConfig.from_space(space, in_channels=channels)).eval()
 
 
-def _require_net_space(space: SearchSpace) -> NetSpace:
-    if not isinstance(space, NetSpace):
-        raise NasError(
-            f"space {space.name!r} has no supernet to measure: fit a latency table instead "
-            f"('nas latency import TABLE.csv --target NAME --space {space.name}')"
-        )
-    return space
-
-
 def build_archs(space: NetSpace, n: int, seed: int) -> list[NetArch]:
     """The whole subnets a build measures: the extremes and ``n - 2`` random ones."""
     extremes = [space.largest(), space.smallest()]
@@ -81,44 +65,70 @@ def unit_record(unit: Unit, module: torch.nn.Module, data: bytes) -> dict[str, A
             "flash_bytes": flash_bytes(module), "params": sum(p.numel() for p in module.parameters())}
 
 
-def build_profile(
-    space: SearchSpace,
-    target_name: str,
-    config: MeasureConfig | None = None,
-    n_archs: int = 40,
-    seed: int = 0,
-    progress: Progress = _no_progress,
-    input_shape: tuple[int, ...] | None = None,
-) -> Profile:
-    """Measure and fit a profile of ``target_name`` for ``space`` (or cost it, for MCU boards),
-    at ``input_shape`` (the task's by default; another one makes a ``SPACE@CxHxW`` profile)."""
-    space = _require_net_space(space)
-    target = get_target(target_name)
-    config = config or MeasureConfig()
-    shape = _check_shape(space, input_shape)
-    if target.kind == "mcu":
-        return _build_mcu(space, target, progress, shape)
-    require_measurable(target)
+def known_unit_records(space: NetSpace, shape: tuple[int, ...]) -> dict[str, dict[str, Any]]:
+    """Unit statistics any existing profile of ``space`` at ``shape`` already holds (any target)."""
+    name = profile_name(space, shape)
+    out: dict[str, dict[str, Any]] = {}
+    for target, profile_space, _ in list_profiles():
+        if profile_space != name:
+            continue
+        try:
+            profile, _ = load_profile(target, space, input_shape=shape)
+        except NasError:
+            continue  # built for another version of the space
+        for key, row in profile.units.items():
+            if key not in out and all(k in row for k in RECORD_FIELDS):
+                out[key] = {k: row[k] for k in RECORD_FIELDS}
+    return out
+
+
+class _UnitGraphs:
+    """Each unit's module (weights from one random supernet) and, when needed, its ONNX graph and statistics."""
+
+    def __init__(self, space: NetSpace, shape: tuple[int, ...], seed: int) -> None:
+        self.net = random_supernet(space, seed, shape)
+        self.known = known_unit_records(space, shape)
+
+    def record(self, unit: Unit, need_graph: bool) -> tuple[torch.nn.Module, tuple[int, ...], bytes | None, dict[str, Any]]:
+        module, example = unit_module(self.net, unit)
+        if unit.key in self.known and not need_graph:
+            return module, example, None, dict(self.known[unit.key])
+        data = to_onnx(module, torch.zeros(example))
+        return module, example, data, unit_record(unit, module, data)
+
+
+def check_shape(space: NetSpace, input_shape: tuple[int, ...] | None) -> tuple[int, ...]:
+    shape = tuple(input_shape or space.task.input_shape)
+    if len(shape) != len(space.task.input_shape) or any(d < 1 for d in shape):
+        form = "C,H,W" if space.task.kind == "image" else "C,L"
+        raise NasError(f"input shape {list(shape)} does not fit a {space.task.kind} space (expected {form})")
+    return shape
+
+
+def build_measured(target: Target, space: SearchSpace, meter: Meter, n_archs: int, seed: int, progress: Progress,
+                   input_shape: tuple[int, ...] | None) -> Profile:
+    """Measure every unit and ``n_archs`` whole subnets of ``space`` on ``target`` and fit its predictor."""
+    space = require_net_space(space)
+    shape = check_shape(space, input_shape)
     if n_archs < 5:
         raise NasError(f"--archs must be at least 5 to fit the overhead model, got {n_archs}")
-    net = random_supernet(space, seed, shape)
+    config = meter.config
+    graphs = _UnitGraphs(space, shape, seed)
     units = all_units(space, shape)
     advance = progress(f"{target.name}: measuring {len(units)} units", len(units))
     records: dict[str, dict[str, Any]] = {}
     unit_measurements = {}
     for unit in units:
-        module, example = unit_module(net, unit)
-        data = to_onnx(module, torch.zeros(example))
-        unit_measurements[unit.key] = m = _measure(target, module, example, config, data)
-        records[unit.key] = {**unit_record(unit, module, data), **m.as_dict()}
+        module, example, data, record = graphs.record(unit, target.times_onnx)
+        unit_measurements[unit.key] = m = target.measure(module, example, meter, data)
+        records[unit.key] = {**record, **m.as_dict()}
         advance()
 
     archs = build_archs(space, n_archs, seed)
     advance = progress(f"{target.name}: measuring {len(archs)} whole subnets", len(archs))
     arch_measurements = []
     for arch in archs:
-        subnet = net.extract(arch, shape)
-        arch_measurements.append(_measure(target, subnet, (1, *shape), config))
+        arch_measurements.append(target.measure(graphs.net.extract(arch, shape), (1, *shape), meter))
         advance()
     # The probe level says how fast the machine was during the build (a diagnostic; validation
     # compares speeds with the build's own subnets, see nas.latency.validate).
@@ -139,7 +149,7 @@ def build_profile(
         kind="measured",
         space_hash=space_hash(space),
         input_shape=list(shape),
-        meta={**describe(target, config), "versions": versions(), "date": _dt.date.today().isoformat(),
+        meta={**target.describe(config), "versions": versions(), "date": _dt.date.today().isoformat(),
               "warmup": config.warmup, "repeats": config.repeats, "seed": seed, "probe_us": level},
         units=records,
         archs=arch_rows,
@@ -153,31 +163,17 @@ def build_profile(
     )
 
 
-def _measure(target: Target, module: torch.nn.Module, shape: tuple[int, ...], config: MeasureConfig,
-             data: bytes | None = None):
-    from nas.latency.targets import measure_module
-
-    return measure_module(target, module, shape, config, data)
-
-
-def _check_shape(space: NetSpace, input_shape: tuple[int, ...] | None) -> tuple[int, ...]:
-    shape = tuple(input_shape or space.task.input_shape)
-    if len(shape) != len(space.task.input_shape) or any(d < 1 for d in shape):
-        form = "C,H,W" if space.task.kind == "image" else "C,L"
-        raise NasError(f"input shape {list(shape)} does not fit a {space.task.kind} space (expected {form})")
-    return shape
-
-
-def _build_mcu(space: NetSpace, target: Target, progress: Progress, shape: tuple[int, ...]) -> Profile:
-    board = BOARDS[target.name]
+def build_costed(target: McuTarget, space: SearchSpace, progress: Progress, input_shape: tuple[int, ...] | None) -> Profile:
+    """Cost every unit of ``space`` with ``target``'s int8 model (instructions, peak SRAM, flash)."""
+    space = require_net_space(space)
+    shape = check_shape(space, input_shape)
     calibration = calibrate(target.name)
-    net = random_supernet(space, 0, shape)
+    graphs = _UnitGraphs(space, shape, 0)
     units = all_units(space, shape)
     advance = progress(f"{target.name}: costing {len(units)} units", len(units))
     records = {}
     for unit in units:
-        module, example = unit_module(net, unit)
-        records[unit.key] = unit_record(unit, module, to_onnx(module, torch.zeros(example)))
+        records[unit.key] = graphs.record(unit, need_graph=False)[3]
         advance()
     return Profile(
         target=target.name,
@@ -186,42 +182,8 @@ def _build_mcu(space: NetSpace, target: Target, progress: Progress, shape: tuple
         kind="mcu",
         space_hash=space_hash(space),
         input_shape=list(shape),
-        meta={"device": f"{board.name} ({board.core}, {board.clock_mhz:.0f} MHz)",
-              "runtime": "int8 cost model calibrated on MLPerf Tiny v1.0 (latency_models/mcu/)",
-              "sram_kb": board.sram_kb, "flash_kb": board.flash_kb, "clock_mhz": board.clock_mhz,
-              "versions": versions(), "date": _dt.date.today().isoformat()},
+        meta={**target.describe(MeasureConfig()), "versions": versions(), "date": _dt.date.today().isoformat()},
         units=records,
         model={"cpi": calibration.cpi, "fit_error_pct": calibration.fit_error_pct,
                "loo_error_pct": calibration.loo_error_pct},
     )
-
-
-def predictor_for(profile: Profile, space: SearchSpace) -> Predictor:
-    """The predictor a profile describes, for ``space`` (whose hash the profile must match)."""
-    shape = tuple(profile.input_shape)
-    if profile.kind == "table":
-        rows = [(space.parse(r["arch"]), r["median_ms"]) for r in profile.archs]
-        return TablePredictor(profile.target, space, rows)
-    space = _require_net_space(space)
-    if profile.kind == "mcu":
-        board = BOARDS.get(profile.target)
-        clock = board.clock_mhz if board else float(profile.meta["clock_mhz"])
-        return McuPredictor(profile.target, space, shape, profile.model["cpi"], clock, profile.units)
-    unit_ms = {k: r["median_ms"] for k, r in profile.units.items() if r.get("median_ms") is not None}
-    return UnitPredictor(profile.target, space, shape, unit_ms, tuple(profile.model.get("overhead", (1.0, 0.0, 0.0))),
-                         FamilyModel(profile.model.get("families", {})),
-                         {k: r for k, r in profile.units.items() if "macs" in r})
-
-
-def load_predictor(target: str, space: SearchSpace, input_shape: tuple[int, ...] | None = None) -> Predictor:
-    get_target(target)
-    profile, _ = load_profile(target, space, input_shape=input_shape)
-    return predictor_for(profile, space)
-
-
-def mcu_model(target: str) -> McuModel:
-    return McuModel(BOARDS[target], calibrate(target).cpi)
-
-
-def predict_archs(predictor: Predictor, archs: list[Arch]) -> dict[str, np.ndarray]:
-    return predictor.predict_metrics(archs)

@@ -25,15 +25,9 @@ import torch
 
 from nas.errors import NasError
 from nas.latency import kit_runner
-from nas.latency.build import (
-    _require_net_space,
-    build_archs,
-    random_supernet,
-    unit_record,
-    versions,
-)
+from nas.latency.build import build_archs, random_supernet, unit_record, versions
 from nas.latency.measure import probe_graph
-from nas.latency.predictor import FamilyModel, UnitPredictor
+from nas.latency.predictor import FamilyModel, UnitPredictor, from_profile, require_net_space
 from nas.latency.profile import Profile, space_hash
 from nas.latency.targets import BUILTIN
 from nas.latency.validate import summarise
@@ -56,7 +50,7 @@ KIT_README = """nas latency kit for space {space}
 def write_kit(space: SearchSpace, out: str | Path, n_fit: int = 30, n_validate: int = 20, seed: int = 0,
               progress=None) -> Path:
     """Write a kit zip to ``out`` (every unit + ``n_fit`` + ``n_validate`` whole subnets)."""
-    space = _require_net_space(space)
+    space = require_net_space(space)
     out = Path(out)
     if out.suffix != ".zip":
         raise NasError(f"kit output {str(out)!r} must end in .zip")
@@ -161,9 +155,7 @@ def import_results(path: str | Path, target: str, space: SearchSpace | None = No
     profile = Profile(target, space.name, "table", space_hash(space), list(getattr(getattr(space, "task", None), "input_shape", ())),
                       meta={"device": f"imported from {source}", "date": _dt.date.today().isoformat()},
                       archs=archs, model={"kind": "random forest on the space's parameters"})
-    from nas.latency.build import predictor_for
-
-    predictor_for(profile, space)  # fails early on too few rows
+    from_profile(profile, space)  # fails early on too few rows
     return profile
 
 
@@ -182,7 +174,7 @@ def _import_kit(rows: list[dict[str, str]], source: str, target: str, space: Sea
             raise NasError(f"{source} was measured for space {name!r}, which is not shipped: pass --space PATH") from None
     if space.name != name:
         raise NasError(f"{source} was measured for space {name!r}, not {space.name!r}")
-    space = _require_net_space(space)
+    space = require_net_space(space)
     units: dict[str, dict[str, Any]] = {}
     fit_rows, held_rows = [], []
     known = {u.key: u for u in all_units(space)}

@@ -8,6 +8,7 @@ a busy neighbour core moves onnxruntime medians by tens of percent.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import platform
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from nas.errors import NasError
+from nas.errors import NasError, first_line
 from nas.latency import kit_runner
 
 
@@ -63,60 +64,61 @@ def reference_level(measurements: list[Measurement]) -> float | None:
     return float(np.median(levels)) if levels else None
 
 
+@functools.cache
 def probe_graph() -> bytes:
     """The fixed graph a :class:`kit_runner.Guard` times to tell fast from slow phases (eight 128-wide dense layers)."""
-    global _PROBE
-    if _PROBE is None:
-        import torch
+    import torch
 
-        from nas.supernet.to_onnx import to_onnx
+    from nas.supernet.to_onnx import to_onnx
 
-        torch.manual_seed(0)
-        layers = torch.nn.Sequential(*[torch.nn.Linear(128, 128) for _ in range(8)])
-        _PROBE = to_onnx(layers, torch.zeros(1, 128))
-    return _PROBE
+    torch.manual_seed(0)
+    layers = torch.nn.Sequential(*[torch.nn.Linear(128, 128) for _ in range(8)])
+    return to_onnx(layers, torch.zeros(1, 128))
 
 
-_PROBE: bytes | None = None
-_GUARDS: dict[int, kit_runner.Guard] = {}
+class Meter:
+    """Times inferences on this machine under one :class:`MeasureConfig`.
 
+    It holds the guard that tells the machine's fast phases from its slow ones (a probe graph
+    timed around every window, see :class:`kit_runner.Guard`): the guard's baseline only
+    improves over its life, so one meter serves a whole build or validation. The timing loop
+    is the kit runner's, so local builds and kits measure alike."""
 
-def guard(threads: int) -> kit_runner.Guard:
-    """One guard per thread count for the life of the process (its baseline only improves)."""
-    if threads not in _GUARDS:
-        _GUARDS[threads] = kit_runner.probe_guard(probe_graph(), threads)
-    return _GUARDS[threads]
+    def __init__(self, config: MeasureConfig | None = None) -> None:
+        self.config = config or MeasureConfig()
+        self._guard: kit_runner.Guard | None = None
 
+    def guard(self) -> kit_runner.Guard | None:
+        if not self.config.guard:
+            return None
+        if self._guard is None:
+            self._guard = kit_runner.probe_guard(probe_graph(), self.config.threads)
+        return self._guard
 
-def measure_callable(run: Callable[[], object], config: MeasureConfig) -> Measurement:
-    """Time ``run`` (one inference) ``repeats`` times after ``warmup``; retry noisy runs and slow phases.
+    def time(self, run: Callable[[], object]) -> Measurement:
+        """Time ``run`` (one inference) ``repeats`` times after ``warmup``; retry noisy runs and slow phases."""
+        c = self.config
+        median, p10, p90, cv, noisy, runs, probe_us = kit_runner.time_runs(
+            run, c.warmup, c.repeats, c.max_cv, c.retries, self.guard())
+        return Measurement(median, p10, p90, cv, runs, noisy, probe_us)
 
-    The timing loop and the guard are the kit runner's, so local builds and kits measure alike.
-    """
-    median, p10, p90, cv, noisy, runs, probe_us = kit_runner.time_runs(
-        run, config.warmup, config.repeats, config.max_cv, config.retries, guard(config.threads) if config.guard else None)
-    return Measurement(median, p10, p90, cv, runs, noisy, probe_us)
+    def onnx(self, data: bytes, input_shape: tuple[int, ...] | None = None) -> Measurement:
+        """Median latency of an ONNX graph in onnxruntime on this CPU (``config.threads`` threads)."""
+        from nas.graph import input_shape_of, load_model
+        from nas.supernet.to_onnx import ort_session
 
-
-def measure_onnx(data: bytes, config: MeasureConfig, input_shape: tuple[int, ...] | None = None) -> Measurement:
-    """Median latency of an ONNX graph in onnxruntime on this CPU (``config.threads`` threads)."""
-    from nas.graph import input_shape_of, load_model
-    from nas.supernet.to_onnx import ort_session
-
-    model = load_model(data)
-    shape = input_shape or input_shape_of(model, batch=config.batch)
-    try:
-        sess = ort_session(model.SerializeToString(), threads=config.threads)
-    except Exception as exc:
-        raise NasError(f"onnxruntime cannot load the model: {str(exc).splitlines()[0][:160]}") from None
-    name = sess.get_inputs()[0].name
-    x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
-    feed = {name: x}
-    try:
-        sess.run(None, feed)
-    except Exception as exc:
-        raise NasError(f"onnxruntime cannot run the model on input {list(shape)}: {str(exc).splitlines()[0][:160]}") from None
-    return measure_callable(lambda: sess.run(None, feed), config)
+        model = load_model(data)
+        shape = input_shape or input_shape_of(model, batch=self.config.batch)
+        try:
+            sess = ort_session(model.SerializeToString(), threads=self.config.threads)
+        except Exception as exc:
+            raise NasError(f"onnxruntime cannot load the model: {first_line(exc, 160)}") from None
+        feed = {sess.get_inputs()[0].name: np.random.default_rng(0).standard_normal(shape).astype(np.float32)}
+        try:
+            sess.run(None, feed)
+        except Exception as exc:
+            raise NasError(f"onnxruntime cannot run the model on input {list(shape)}: {first_line(exc, 160)}") from None
+        return self.time(lambda: sess.run(None, feed))
 
 
 def cpu_model() -> str:

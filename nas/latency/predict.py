@@ -1,4 +1,8 @@
-"""Predicting one model or arch for the CLI: an ONNX file or an arch string, any target."""
+"""Predicting one model or arch for the CLI: an ONNX file or an arch string, any target.
+
+The path is target -> profile -> predictor (:mod:`nas.latency.targets`,
+:mod:`nas.latency.profile`, :mod:`nas.latency.predictor`); nothing here builds.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ from typing import Any
 
 from nas.errors import NasError
 from nas.graph import analyze, load_model
-from nas.latency.build import load_predictor, mcu_model
+from nas.latency.measure import Meter
 from nas.latency.profile import list_profiles
 from nas.latency.targets import get_target
 from nas.space import Arch, SearchSpace, load, shipped_spaces
@@ -38,16 +42,14 @@ def predict_one(model_or_arch: str, target: str, space_name: str | None = None) 
         model = load_model(path)
         meta = {p.key: p.value for p in model.metadata_props}
         if t.kind == "mcu":
-            est = mcu_model(target).estimate(analyze(model))
+            est = t.cost_graph(analyze(model))
             return {"target": target, "source": "cost model on the ONNX graph", "latency_ms": round(est.latency_ms, 4),
                     "peak_sram_kb": round(est.peak_sram_kb, 3), "flash_kb": round(est.flash_kb, 3),
                     "fits": est.fits, "cycles": round(est.cycles)}
         if "nas.arch" in meta:
             model_or_arch, space_name = meta["nas.arch"], space_name or meta.get("nas.space")
-        elif t.name == "cpu":
-            from nas.latency.measure import MeasureConfig, measure_onnx
-
-            m = measure_onnx(model.SerializeToString(), MeasureConfig())
+        elif t.times_onnx:
+            m = Meter().onnx(model.SerializeToString())
             return {"target": target, "source": "measured on this CPU (the model names no arch)",
                     "latency_ms": round(m.median_ms, 5), "cv": round(m.cv, 4)}
         else:
@@ -57,7 +59,7 @@ def predict_one(model_or_arch: str, target: str, space_name: str | None = None) 
         arch = space.parse(model_or_arch)
     else:
         space, arch = find_space(model_or_arch, target)
-    metrics = load_predictor(target, space).predict_metrics([arch])
+    metrics = t.load_predictor(space, hint=space_name).predict_metrics([arch])
     out: dict[str, Any] = {"target": target, "space": space.name, "arch": arch.to_str(), "source": "latency model"}
     out.update({k: round(float(v[0]), 5) for k, v in metrics.items()})
     return out

@@ -7,16 +7,16 @@
   + e * MACs + f * elements``. The first three terms carry per-graph overhead and fusions
   across unit boundaries; the last three the memory traffic a unit timed alone never pays: in
   a loop over one unit its weights and activations stay in cache, in a whole network they
-  compete for it (on a 2-core Xeon VM, ``nas latency validate hybrid-vision --target cpu -n 100``
-  found 11% of held-out subnets more than 10% off with the three-term model, 1% with the
-  six-term one). With fewer than ``2 * 6`` whole subnets only the first three are fitted. Units missing from the table fall back to a per-kind linear model of
-  their MACs and activation elements, fitted on the measured units.
+  compete for it (the README's Results compare the two models). With fewer than ``2 * 6``
+  whole subnets only the first three are fitted. Units missing from the table fall back to a
+  per-kind linear model of their MACs and activation elements, fitted on the measured units.
 - :class:`McuPredictor` (mcu-m7, mcu-m4): the calibrated cost model's instructions per
   unit, summed, and peak SRAM (largest unit peak) and flash (sum) alongside.
 - :class:`TablePredictor` (any space, plain-choice ones too): a random forest on the space's
   flat parameters, fitted on a user's table of (arch, latency).
 
-All predict a batch of archs at once and cost microseconds per arch.
+All predict a batch of archs at once and cost microseconds per arch. Which one a profile
+makes is decided by the profile's ``kind`` (:func:`from_profile`), not by its target.
 """
 
 from __future__ import annotations
@@ -29,7 +29,8 @@ import numpy as np
 from scipy.optimize import nnls
 
 from nas.errors import NasError
-from nas.space import Arch, NetSpace, SearchSpace
+from nas.latency.profile import Profile
+from nas.space import Arch, NetSpace, SearchSpace, parse_ffn_or_mixer
 from nas.supernet.units import Unit, UnitCache
 
 
@@ -44,13 +45,21 @@ class Predictor(Protocol):
 
 
 def unit_family(unit: Unit) -> str:
-    """The group a unit's fallback model is fitted within: conv, attention, ssm, mlp, moe, stem, down, head."""
+    """The group a unit's fallback model is fitted within: its block kind (conv, attention, ssm,
+    mlp, moe, or any registered one) for mixers and ffns, else stem, down or head."""
     if unit.kind in ("mixer", "ffn"):
-        op = unit.op
-        for prefix, family in (("conv", "conv"), ("attn", "attention"), ("ssm", "ssm"), ("mlp", "mlp"), ("moe", "moe")):
-            if op.startswith(prefix):
-                return family
+        return parse_ffn_or_mixer(unit.op).kind
     return unit.kind
+
+
+def require_net_space(space: SearchSpace, hint: str | None = None) -> NetSpace:
+    """``space`` as a network space, or one line saying that a plain space is modelled from a table."""
+    if not isinstance(space, NetSpace):
+        from nas.space import space_ref
+
+        raise NasError(f"space {space.name!r} has no supernet to measure: fit a latency table instead "
+                       f"('nas latency import TABLE.csv --target NAME --space {space_ref(space, hint)}')")
+    return space
 
 
 _NO_WORK = (float("nan"),) * 3
@@ -154,6 +163,14 @@ class UnitPredictor:
     def predict_metrics(self, archs: Sequence[Arch]) -> dict[str, np.ndarray]:
         return {"latency_ms": self.predict(archs)}
 
+    @classmethod
+    def from_profile(cls, profile: Profile, space: SearchSpace) -> UnitPredictor:
+        unit_ms = {k: r["median_ms"] for k, r in profile.units.items() if r.get("median_ms") is not None}
+        return cls(profile.target, require_net_space(space), tuple(profile.input_shape), unit_ms,
+                   tuple(profile.model.get("overhead", (1.0, 0.0, 0.0))),
+                   FamilyModel(profile.model.get("families", {})),
+                   {k: r for k, r in profile.units.items() if "macs" in r})
+
     def fit_overhead(self, archs: Sequence[Arch], measured_ms: Sequence[float]) -> tuple[float, ...]:
         """Fit the overhead model to whole-subnet measurements, in relative error.
 
@@ -184,6 +201,15 @@ class McuPredictor:
         self.cpi, self.clock_mhz = cpi, clock_mhz
         self.unit_counts = unit_counts
         self._units = UnitCache.of(space, input_shape)
+
+    @classmethod
+    def from_profile(cls, profile: Profile, space: SearchSpace) -> McuPredictor:
+        from nas.latency.mcu import BOARDS
+
+        board = BOARDS.get(profile.target)
+        clock = board.clock_mhz if board else float(profile.meta["clock_mhz"])
+        return cls(profile.target, require_net_space(space), tuple(profile.input_shape), profile.model["cpi"], clock,
+                   profile.units)
 
     def predict_metrics(self, archs: Sequence[Arch]) -> dict[str, np.ndarray]:
         lat, sram, flash = np.empty(len(archs)), np.empty(len(archs)), np.empty(len(archs))
@@ -216,8 +242,24 @@ class TablePredictor:
         y = np.log([ms for _, ms in self.rows])
         self.model = RandomForestRegressor(n_estimators=200, min_samples_leaf=1, random_state=0, n_jobs=1).fit(x, y)
 
+    @classmethod
+    def from_profile(cls, profile: Profile, space: SearchSpace) -> TablePredictor:
+        return cls(profile.target, space, [(space.parse(r["arch"]), r["median_ms"]) for r in profile.archs])
+
     def predict(self, archs: Sequence[Arch]) -> np.ndarray:
         return np.exp(self.model.predict(self.space.features(list(archs))))
 
     def predict_metrics(self, archs: Sequence[Arch]) -> dict[str, np.ndarray]:
         return {"latency_ms": self.predict(archs)}
+
+
+PREDICTORS: dict[str, type] = {"measured": UnitPredictor, "mcu": McuPredictor, "table": TablePredictor}
+
+
+def from_profile(profile: Profile, space: SearchSpace) -> Predictor:
+    """The predictor ``profile`` describes, for ``space`` (whose hash the profile must match)."""
+    cls = PREDICTORS.get(profile.kind)
+    if cls is None:
+        raise NasError(f"the {profile.target} profile of {profile.name} has kind {profile.kind!r}, "
+                       f"which this nas cannot read (known: {', '.join(PREDICTORS)})")
+    return cls.from_profile(profile, space)

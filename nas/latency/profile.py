@@ -7,7 +7,7 @@
 - ``SPACE.validation.csv`` and ``.png``: held-out subnets, measured vs predicted.
 
 Profiles are found in ``$NAS_PROFILES``, then ``./latency_models``, then the copy shipped
-with the package; builds write to ``--out`` or ``./latency_models``.
+with the package; builds write to ``--out`` or ``./latency_models`` (or ``$NAS_PROFILES``).
 """
 
 from __future__ import annotations
@@ -133,11 +133,24 @@ def save_profile(profile: Profile, root: Path | None = None) -> Path:
     return path
 
 
+def read_meta(folder: Path) -> dict[str, Any]:
+    """A target folder's ``meta.json`` ({} when missing or unreadable)."""
+    try:
+        data = json.loads((folder / "meta.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
 def load_profile(target: str, space: SearchSpace, roots: list[Path] | None = None,
-                 input_shape: tuple[int, ...] | None = None) -> tuple[Profile, Path]:
+                 input_shape: tuple[int, ...] | None = None, hint: str | None = None) -> tuple[Profile, Path]:
     """The profile of ``target`` for ``space`` (at ``input_shape``, the task's by default);
-    NasError naming the build command when there is none."""
+    NasError naming the build command when there is none (``hint``: how the user named the
+    space, a YAML path for one of their own)."""
+    from nas.space import space_ref
+
     name = profile_name(space, input_shape)
+    ref = space_ref(space, hint)
     shape_option = "" if name == space.name else f" --input-shape {','.join(str(d) for d in input_shape or ())}"
     for root in roots or profiles_dirs():
         path = profile_path(root, target, name)
@@ -150,20 +163,21 @@ def load_profile(target: str, space: SearchSpace, roots: list[Path] | None = Non
             if profile.space_hash != space_hash(space):
                 raise NasError(
                     f"latency profile {path} was built for another version of space {space.name!r}: "
-                    f"rebuild it with 'nas latency build {space.name} --target {target}{shape_option}'"
+                    f"rebuild it with 'nas latency build {ref} --target {target}{shape_option}'"
                 )
             return profile, path
     what = f"space {space.name!r}" + (f" at input {name.split('@')[1]}" if "@" in name else "")
     raise NasError(
         f"no {target} latency profile for {what}: build one with "
-        f"'nas latency build {space.name} --target {target}{shape_option}'"
+        f"'nas latency build {ref} --target {target}{shape_option}'"
     )
 
 
-def list_profiles() -> list[tuple[str, str, Path]]:
-    """(target, space, path) of every profile that can be found, first location first."""
+def list_profiles(roots: list[Path] | None = None) -> list[tuple[str, str, Path]]:
+    """(target, space, path) of every profile that can be found (in ``roots``, by default
+    :func:`profiles_dirs`), first location first."""
     found: dict[tuple[str, str], Path] = {}
-    for root in profiles_dirs():
+    for root in roots or profiles_dirs():
         if not root.is_dir():
             continue
         for path in sorted(root.glob("*/*.predictor.json")):

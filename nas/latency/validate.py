@@ -22,7 +22,7 @@ import csv
 import random
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -30,19 +30,15 @@ from scipy.stats import kendalltau
 
 from nas.errors import NasError
 from nas.graph import analyze
-from nas.latency.build import (
-    Progress,
-    _no_progress,
-    build_archs,
-    mcu_model,
-    predictor_for,
-    random_supernet,
-)
-from nas.latency.measure import MeasureConfig
+from nas.latency.build import build_archs, random_supernet
+from nas.latency.measure import MeasureConfig, Meter
+from nas.latency.predictor import from_profile
 from nas.latency.profile import Profile
-from nas.latency.targets import get_target, measure_module, require_measurable
 from nas.space import NetArch, NetSpace
 from nas.supernet.to_onnx import to_onnx
+
+if TYPE_CHECKING:
+    from nas.latency.targets import McuTarget, Progress, Target
 
 DISAGREE = 0.10  # two passes further apart than this: one of them was disturbed
 
@@ -76,45 +72,62 @@ def held_out_archs(space: NetSpace, profile: Profile, n: int, seed: int) -> list
     return space.sample_unique(random.Random(seed), n, exclude=built)
 
 
-def validate(
+def validate_costed(target: McuTarget, space: NetSpace, profile: Profile, n: int, seed: int,
+                    progress: Progress) -> Validation:
+    """An MCU profile's per-unit composition against the cost model run on each whole graph."""
+    _check_n(n)
+    predictor = from_profile(profile, space)
+    archs = held_out_archs(space, profile, n, seed)
+    predicted = predictor.predict(archs)
+    shape = tuple(profile.input_shape)
+    net = random_supernet(space, 0, shape)
+    model = target.model()
+    advance = progress(f"{target.name}: whole-graph cost model on {len(archs)} subnets", len(archs))
+    measured = []
+    for arch in archs:
+        sub = net.extract(arch, shape)
+        measured.append(model.estimate(analyze(to_onnx(sub, torch.zeros(1, *shape)))).latency_ms)
+        advance()
+    rows = [{"arch": a.to_str(), "measured_ms": m, "predicted_ms": float(p)}
+            for a, m, p in zip(archs, measured, predicted, strict=True)]
+    summary = summarise(np.array(measured), predicted, 0.0, None)
+    summary["measured_by"] = "the cost model on each whole graph (no board here)"
+    summary["calibration_loo_error_pct"] = profile.model.get("loo_error_pct", {})
+    return Validation(rows, summary)
+
+
+def _check_n(n: int) -> None:
+    if n < 2:
+        raise NasError(f"-n must be at least 2, got {n}")
+
+
+def validate_measured(
+    target: Target,
     space: NetSpace,
     profile: Profile,
     n: int = 100,
     seed: int = 12345,
     config: MeasureConfig | None = None,
-    progress: Progress = _no_progress,
+    progress: Progress | None = None,
 ) -> Validation:
-    if n < 2:
-        raise NasError(f"-n must be at least 2, got {n}")
-    target = get_target(profile.target)
-    predictor = predictor_for(profile, space)
+    """Measure ``n`` held-out subnets twice on ``target`` and score the profile's predictor (see the module's docstring)."""
+    _check_n(n)
+    problem = target.status()
+    if problem:
+        raise NasError(problem)
+    progress = progress or (lambda description, total: lambda: None)
+    predictor = from_profile(profile, space)
     archs = held_out_archs(space, profile, n, seed)
     predicted = predictor.predict(archs)
     shape = tuple(profile.input_shape)
     net = random_supernet(space, 0, shape)
-    if target.kind == "mcu":
-        model = mcu_model(target.name)
-        advance = progress(f"{target.name}: whole-graph cost model on {len(archs)} subnets", len(archs))
-        measured = []
-        for arch in archs:
-            sub = net.extract(arch, shape)
-            measured.append(model.estimate(analyze(to_onnx(sub, torch.zeros(1, *shape)))).latency_ms)
-            advance()
-        measured_arr = np.array(measured)
-        rows = [{"arch": a.to_str(), "measured_ms": m, "predicted_ms": float(p)}
-                for a, m, p in zip(archs, measured, predicted, strict=True)]
-        summary = summarise(measured_arr, predicted, 0.0, None)
-        summary["measured_by"] = "the cost model on each whole graph (no board here)"
-        summary["calibration_loo_error_pct"] = profile.model.get("loo_error_pct", {})
-        return Validation(rows, summary)
-
-    require_measurable(target)
-    config = config or MeasureConfig(threads=int(profile.meta.get("threads", 1)), batch=int(profile.meta.get("batch", 1)))
+    meter = Meter(config or MeasureConfig(threads=int(profile.meta.get("threads", 1)),
+                                          batch=int(profile.meta.get("batch", 1))))
     graphs = []
     advance = progress(f"{target.name}: exporting {len(archs)} held-out subnets", len(archs))
     for arch in archs:
         sub = net.extract(arch, shape)
-        graphs.append((sub, to_onnx(sub, torch.zeros(1, *shape))))
+        graphs.append((sub, to_onnx(sub, torch.zeros(1, *shape)) if target.times_onnx else None))
         advance()
     references = reference_archs(space, profile)
     passes: list[list] = [[], []]
@@ -125,11 +138,11 @@ def validate(
         ratios = []
         for arch, built_ms in references:
             sub = net.extract(arch, shape)
-            ratios.append(measure_module(target, sub, (1, *shape), config).median_ms / built_ms)
+            ratios.append(target.measure(sub, (1, *shape), meter).median_ms / built_ms)
             advance()
         speeds.append(float(np.median(ratios)) if ratios else 1.0)
         for sub, data in graphs:
-            passes[k].append(measure_module(target, sub, (1, *shape), config, data))
+            passes[k].append(target.measure(sub, (1, *shape), meter, data))
             advance()
     raw_first = np.array([m.median_ms for m in passes[0]])
     raw_second = np.array([m.median_ms for m in passes[1]])
@@ -141,7 +154,7 @@ def validate(
     if len(disturbed):
         advance = progress(f"{target.name}: measuring {len(disturbed)} disturbed subnets again", len(disturbed))
         for i in disturbed:
-            third = measure_module(target, graphs[i][0], (1, *shape), config, graphs[i][1]).median_ms / np.mean(speeds)
+            third = target.measure(graphs[i][0], (1, *shape), meter, graphs[i][1]).median_ms / np.mean(speeds)
             measured_arr[i] = float(np.median([first[i], second[i], third]))
             advance()
     noise_cv = float(np.median([m.cv for p in passes for m in p]))

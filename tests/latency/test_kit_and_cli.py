@@ -76,7 +76,7 @@ def test_kit_round_trip(cli, tmp_path, profiles):
     assert_one_line_error(result, "pass --space PATH")
     result = cli("latency", "import", results, "--target", "my-board", "--space", TINY)
     assert result.code == 0, result
-    from nas.latency.build import load_predictor
+    from nas.latency import load_predictor
     from nas.space import load
 
     space = load(TINY)

@@ -53,11 +53,11 @@ def test_predict_reports_hand_checked_sram_and_flash(model, tmp_path, cli):
 
 def test_predicted_latency_tracks_the_measured_table():
     from nas.graph import analyze
-    from nas.latency.build import mcu_model
+    from nas.latency import get_target
 
     rows = {(r["core"], r["model"]): float(r["latency_ms"]) for r in calibration_rows()}
     for target, board in BOARDS.items():
-        model = mcu_model(target)
+        model = get_target(target).model()
         for name in REFERENCE_MODELS:
             predicted = model.estimate(analyze(reference_onnx(name))).latency_ms
             assert abs(predicted - rows[(board.core, name)]) / rows[(board.core, name)] < 0.25

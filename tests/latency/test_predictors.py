@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nas.latency.build import build_profile, predictor_for
+from nas.latency import build_profile, predictor_for
 from nas.latency.measure import MeasureConfig
 from nas.latency.predictor import TablePredictor
 from nas.latency.profile import Profile, load_profile, save_profile
@@ -87,14 +87,15 @@ def test_mcu_predictor_reports_sram_and_flash_matching_whole_graphs():
     import torch
 
     from nas.graph import analyze
-    from nas.latency.build import mcu_model, random_supernet
+    from nas.latency import get_target
+    from nas.latency.build import random_supernet
     from nas.supernet.metrics import flash_bytes
     from nas.supernet.to_onnx import to_onnx
 
     space = load(TINY)
     predictor = _mcu()
     net = random_supernet(space)
-    model = mcu_model("mcu-m7")
+    model = get_target("mcu-m7").model()
     for arch in space.sample_unique(random.Random(4), 6):
         got = predictor.predict_metrics([arch])
         subnet = net.extract(arch, (1, 8, 8))
