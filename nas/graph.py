@@ -26,7 +26,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from nas.errors import NasError
+from nas.errors import NasError, first_line
 
 # Ops whose outputs are fixed once input shapes are (a deployment evaluates them at build time).
 _SHAPE_OPS = {"Shape", "Size", "ConstantOfShape", "EyeLike"}
@@ -97,8 +97,7 @@ def load_model(source: str | Path | bytes | onnx.ModelProto) -> onnx.ModelProto:
     except NasError:
         raise
     except Exception as exc:  # onnx raises several unrelated types for a bad file
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise NasError(f"not a valid ONNX model: {first[:160]}") from None
+        raise NasError(f"not a valid ONNX model: {first_line(exc, 160)}") from None
     return model
 
 
@@ -145,8 +144,7 @@ def _run_all(model: onnx.ModelProto, x: np.ndarray) -> dict[str, np.ndarray]:
         names = [o.name for o in sess.get_outputs()]
         values = sess.run(names, {graph_input(model).name: x})
     except Exception as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise NasError(f"onnxruntime cannot run the model: {first[:160]}") from None
+        raise NasError(f"onnxruntime cannot run the model: {first_line(exc, 160)}") from None
     return dict(zip(names, values, strict=True))
 
 

@@ -29,6 +29,7 @@ def files(tmp_path_factory, digits_ckpt):
     (root / "empty.ckpt").write_bytes(b"")
     (root / "junk.ckpt").write_bytes(b"\x80\x04 not a checkpoint")
     (root / "cut.ckpt").write_bytes(Path(digits_ckpt).read_bytes()[:3000])
+    _bad_checkpoints(root, Path(digits_ckpt))
     (root / "junk.onnx").write_bytes(b"definitely not protobuf")
     (root / "fc.onnx").write_bytes(reference_onnx("fc_autoencoder_toycar"))
     (root / "data.txt").write_text("1,2,3")
@@ -51,6 +52,25 @@ def files(tmp_path_factory, digits_ckpt):
     store.create_experiment("existing", space_id, "random", ["cpu"], [{"name": "accuracy", "direction": "max"}], [], 5, 0,
                             {}, {})
     return root, db, str(digits_ckpt)
+
+
+def _bad_checkpoints(root: Path, good: Path) -> None:
+    """Checkpoints of every wrong kind: a text file, a zip that is not a checkpoint, another
+    program's torch.save, ours with fields missing, ours with weights of another shape."""
+    import zipfile
+
+    import torch
+
+    (root / "text.ckpt").write_text("e" * 101 + "\nthis is a text file, not a checkpoint\n")
+    with zipfile.ZipFile(root / "other.zip.ckpt", "w") as z:
+        z.writestr("readme.txt", "a zip of something else")
+    torch.save({"state_dict": {"w": torch.zeros(3)}, "epoch": 4}, root / "foreign.ckpt")
+    torch.save(torch.zeros(2, 2), root / "tensor.ckpt")
+    payload = torch.load(good, weights_only=True)
+    torch.save({k: v for k, v in payload.items() if k not in ("input_shape", "mean")}, root / "missing.ckpt")
+    torch.save({**payload, "num_classes": "ten"}, root / "typed.ckpt")
+    torch.save({**payload, "model": {"stem.conv1.weight": torch.zeros(1)}}, root / "weights.ckpt")
+    torch.save({**payload, "space_yaml": "name: [unclosed"}, root / "space.ckpt")
 
 
 def _cases():
@@ -82,6 +102,14 @@ def _cases():
     case("corrupted", "subnet", "export", "{root}/empty.ckpt", "largest", "-o", "{root}/m.onnx")
     case("corrupted", "subnet", "export", "{root}/junk.ckpt", "largest", "-o", "{root}/m.onnx")
     case("corrupted", "supernet", "info", "{root}/cut.ckpt")
+    case("corrupted", "subnet", "export", "{root}/text.ckpt", "largest", "-o", "{root}/m.onnx")
+    case("corrupted", "subnet", "export", "{root}/other.zip.ckpt", "largest", "-o", "{root}/m.onnx")
+    case("not a nas supernet checkpoint", "subnet", "export", "{root}/foreign.ckpt", "largest", "-o", "{root}/m.onnx")
+    case("not a nas supernet checkpoint", "supernet", "info", "{root}/tensor.ckpt")
+    case("incomplete or damaged", "subnet", "export", "{root}/missing.ckpt", "largest", "-o", "{root}/m.onnx")
+    case("incomplete or damaged", "supernet", "info", "{root}/typed.ckpt")
+    case("does not match its space", "subnet", "export", "{root}/weights.ckpt", "largest", "-o", "{root}/m.onnx")
+    case("YAML syntax error", "search", "--supernet", "{root}/space.ckpt", "--target", "mcu-m7", "--db", "{db}")
     case("must end in .onnx", "subnet", "export", "{ckpt}", "largest", "-o", "{root}/m.txt")
     case("is a folder", "subnet", "export", "{ckpt}", "largest", "-o", "{root}")
     case("already exists", "supernet", "train", "hybrid-vision", "--dataset", "digits", "--out", "{ckpt}")

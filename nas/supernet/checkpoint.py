@@ -6,8 +6,6 @@ checkpoint alone is enough to rebuild the supernet, evaluate, extract and export
 
 from __future__ import annotations
 
-import pickle
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,7 +13,7 @@ from typing import Any
 import torch
 
 from nas.atomic import atomic_path
-from nas.errors import NasError
+from nas.errors import NasError, first_line
 from nas.space import NetSpace, loads
 from nas.supernet.model import Supernet, SupernetConfig
 
@@ -90,37 +88,42 @@ def load_bytes(data: bytes, name: str = "checkpoint") -> tuple[Supernet, Checkpo
 
 
 def _load(source, path: Path) -> tuple[Supernet, Checkpoint]:
+    where = f"checkpoint {str(path)!r}"
     try:
         payload = torch.load(source, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError, ValueError, OSError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise NasError(f"checkpoint {str(path)!r} is corrupted or not a supernet checkpoint ({first[:120]})") from None
+    except Exception as exc:  # noqa: BLE001 - a text file, a truncated or foreign zip, another program's pickle
+        raise NasError(f"{where} is corrupted or not a supernet checkpoint ({first_line(exc, 120)})") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise NasError(f"checkpoint {str(path)!r} is not a nas supernet checkpoint")
+        raise NasError(f"{where} is not a nas supernet checkpoint")
     if payload.get("version") != VERSION:
-        raise NasError(f"checkpoint {str(path)!r} has format version {payload.get('version')}, expected {VERSION}")
-    space = loads(payload["space_yaml"], source=f"{path} (embedded space)")
-    if not isinstance(space, NetSpace):
-        raise NasError(f"checkpoint {str(path)!r} embeds a space without a supernet")
-    info = Checkpoint(
-        space=space,
-        dataset=payload["dataset"],
-        input_shape=tuple(payload["input_shape"]),
-        num_classes=int(payload["num_classes"]),
-        mean=tuple(payload["mean"]),
-        std=tuple(payload["std"]),
-        epoch=int(payload["epoch"]),
-        step=int(payload["step"]),
-        train_config=payload["train_config"],
-        history=payload["history"],
-        final=payload["final"],
-        optimizer=payload["optimizer"],
-        scheduler=payload["scheduler"],
-        rng=payload["rng"],
-    )
-    net = info.build()
+        raise NasError(f"{where} has format version {payload.get('version')}, expected {VERSION}")
+    try:
+        space = loads(payload["space_yaml"], source=f"{path} (embedded space)")
+        if not isinstance(space, NetSpace):
+            raise NasError(f"{where} embeds a space without a supernet")
+        info = Checkpoint(
+            space=space,
+            dataset=str(payload["dataset"]),
+            input_shape=tuple(int(d) for d in payload["input_shape"]),
+            num_classes=int(payload["num_classes"]),
+            mean=tuple(payload["mean"]),
+            std=tuple(payload["std"]),
+            epoch=int(payload["epoch"]),
+            step=int(payload["step"]),
+            train_config=payload["train_config"],
+            history=payload["history"],
+            final=payload["final"],
+            optimizer=payload["optimizer"],
+            scheduler=payload["scheduler"],
+            rng=payload["rng"],
+        )
+        net = info.build()
+    except NasError:
+        raise
+    except (KeyError, TypeError, ValueError) as exc:
+        raise NasError(f"{where} is incomplete or damaged ({type(exc).__name__}: {first_line(exc, 120)})") from None
     try:
         net.load_state_dict(payload["model"])
-    except RuntimeError as exc:
-        raise NasError(f"checkpoint {str(path)!r} does not match its space: {str(exc).splitlines()[0]}") from None
+    except (KeyError, TypeError, RuntimeError) as exc:
+        raise NasError(f"{where} does not match its space: {first_line(exc, 160)}") from None
     return net, info
