@@ -12,9 +12,13 @@ from typing import Any
 import numpy as np
 
 
+def signs(directions: Sequence[str]) -> np.ndarray:
+    """Per objective, the factor that turns its values into minimisation form (-1 for "max")."""
+    return np.array([-1.0 if d == "max" else 1.0 for d in directions])
+
+
 def _to_min(points: np.ndarray, directions: Sequence[str]) -> np.ndarray:
-    signs = np.array([-1.0 if d == "max" else 1.0 for d in directions])
-    return np.asarray(points, dtype=float) * signs
+    return np.asarray(points, dtype=float) * signs(directions)
 
 
 def dominates(a: np.ndarray, b: np.ndarray) -> bool:
@@ -122,18 +126,51 @@ def _hv(p: np.ndarray, ref: np.ndarray) -> float:
     return volume
 
 
+def hypervolume_gains(front: np.ndarray, points: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """The hypervolume each point (a row of ``points``) would add to ``front`` on its own, all in
+    minimisation form. Two objectives: a sweep over the front's staircase for all points at once."""
+    front = front[np.all(front < reference, axis=1)]
+    points = np.minimum(points, reference)
+    if points.shape[1] != 2:
+        directions = ["min"] * len(reference)
+        base = hypervolume(front, reference, directions) if len(front) else 0.0
+        gains = np.zeros(len(points))
+        for r, q in enumerate(points):
+            if not np.any(np.all(front <= q, axis=1)):  # a point the front already covers adds nothing
+                gains[r] = hypervolume(np.vstack([front, q]), reference, directions) - base
+        return gains
+    # The front's dominated region, as columns: over [edges[k], edges[k + 1]) it reaches down to
+    # level[k]; a point adds, column by column, the part of its box above that level.
+    order = np.argsort(front[:, 0], kind="stable")
+    xs, ys = front[order, 0], front[order, 1]
+    edges = np.concatenate([[-np.inf], xs, [reference[0]]])
+    level = np.minimum.accumulate(np.concatenate([[reference[1]], ys]))
+    left = np.maximum(edges[None, :-1], points[:, :1])
+    width = np.clip(edges[None, 1:] - left, 0.0, None)
+    height = np.clip(level[None, :] - points[:, 1:], 0.0, None)
+    return (width * height).sum(axis=1)
+
+
 class RunningFront:
-    """The non-dominated points of a stream of points and the hypervolume they hold, updated per
-    point in time proportional to the front rather than to the stream."""
+    """The non-dominated points of a stream of points, the hypervolume they hold and the best
+    value per objective, updated per point in time proportional to the front rather than to
+    the stream (recomputing over every result made a long search's progress bar cost more
+    than its evaluations)."""
 
     def __init__(self, reference: Sequence[float], directions: Sequence[str]) -> None:
-        self.signs = np.array([-1.0 if d == "max" else 1.0 for d in directions])
+        self.signs = signs(directions)
         self.ref = np.asarray(reference, dtype=float) * self.signs  # a NaN reference holds no volume
         self.front = np.zeros((0, len(directions)))  # minimisation form
+        self.best_min = np.full(len(directions), np.nan)
         self._hv: float | None = 0.0
+
+    def best(self, names: Sequence[str]) -> dict[str, float]:
+        """The best value of each objective among the points added so far, by name."""
+        return {n: float(v * s) for n, v, s in zip(names, self.best_min, self.signs, strict=True) if not np.isnan(v)}
 
     def add(self, point: Sequence[float]) -> None:
         q = np.asarray(point, dtype=float) * self.signs
+        self.best_min = np.fmin(self.best_min, q)
         if not np.all(np.isfinite(q)) or np.any(np.all(self.front <= q, axis=1)):
             return  # a point the front weakly dominates changes neither the front nor its volume
         self.front = np.vstack([self.front[~np.all(q <= self.front, axis=1)], q])

@@ -38,6 +38,10 @@ class Evaluator(ABC):
         """Per metric, ``measured`` or ``predicted`` (kept with each stored evaluation)."""
         return {m: "measured" for m in self.metric_names}
 
+    def profiles(self) -> dict[str, dict[str, Any]]:
+        """The latency profiles it predicts with, as JSON (kept in the store); none by default."""
+        return {}
+
 
 def _as_metrics(result: Any, where: str) -> dict[str, float]:
     if not isinstance(result, Mapping):

@@ -59,7 +59,9 @@ class SupernetEvaluator(Evaluator):
 
     @classmethod
     def from_files(cls, checkpoint_path: str | Path, targets: Sequence[str], with_data: bool = True,
-                   val_examples: int | None = None, roots: list[Path] | None = None) -> SupernetEvaluator:
+                   val_examples: int | None = None, roots: list[Path] | None = None,
+                   hint: str | None = None) -> SupernetEvaluator:
+        """``hint``: how the user named the space, for the build command an error suggests."""
         path = Path(checkpoint_path)
         if not path.is_file():
             raise NasError(f"checkpoint {str(path)!r} does not exist")
@@ -68,8 +70,8 @@ class SupernetEvaluator(Evaluator):
         if not targets:
             raise NasError("a search needs at least one latency --target")
         shape = tuple(info.input_shape)
-        profiles = {t: load_profile(t, info.space, roots, input_shape=shape)[0].to_json() for t in targets}
-        for target, name, _ in list_profiles():
+        profiles = {t: load_profile(t, info.space, roots, input_shape=shape, hint=hint)[0].to_json() for t in targets}
+        for target, name, _ in list_profiles(roots):
             if target not in profiles and name == profile_name(info.space, shape):
                 with contextlib.suppress(NasError):  # a stale profile of another target is skipped, not fatal
                     profiles[target] = load_profile(target, info.space, roots, input_shape=shape)[0].to_json()

@@ -1,10 +1,14 @@
-"""The search driver: ask a strategy, dispatch to Ray workers, tell, and store every result.
+"""The search driver: ask a strategy, dispatch to workers, tell, and store every result.
 
 Everything that can be checked before the store is touched is checked first (strategy,
 targets, constraints, checkpoint, latency profiles, the database itself), so bad input
 leaves the store as it was. Each finished evaluation is committed on its own; an arch this
 experiment already holds is never evaluated again (the store's unique constraint makes that
 hold even for concurrent drivers), so a driver killed at any point resumes with ``resume``.
+
+The loop is one :class:`_SearchRun`: ``restore`` (the experiment, its history, the strategy),
+then ``fill`` the pool's free slots and ``record`` each result until the budget is stored,
+then ``finish``.
 """
 
 from __future__ import annotations
@@ -15,25 +19,16 @@ import math
 import random
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-import numpy as np
-
 from nas.errors import NasError
 from nas.evaluate import Evaluator
-from nas.objectives import (
-    ARCH_METRICS,
-    Constraint,
-    Objective,
-    latency_metric,
-    parse_constraint,
-    total_violation,
-)
+from nas.objectives import Constraint, Objective, parse_constraint, total_violation
 from nas.pareto import RunningFront, front_rows
-from nas.runner.ray_pool import Job, LocalPool, Pool, start_ray, stop_ray
-from nas.search import STRATEGIES, make_strategy
+from nas.runner._pool import Job, Outcome, WorkerPool
+from nas.search import STRATEGIES, SpaceExhausted, make_strategy
 from nas.space import Arch, SearchSpace
 from nas.store import NewEvaluation, Store
 
@@ -56,6 +51,7 @@ class SearchConfig:
     space: str | None = None
     val_examples: int | None = None
     depth: int = 2
+    profiles: str | None = None  # a latency profiles folder to use before the default ones
 
 
 class SearchProgress(Protocol):
@@ -84,10 +80,6 @@ class SearchResult:
         return 1.0 - self.eval_s / (self.workers * self.wall_s) if self.wall_s > 0 else 0.0
 
 
-def known_metrics(targets: Sequence[str]) -> list[str]:
-    return ["accuracy", *(latency_metric(t) for t in targets), *ARCH_METRICS]
-
-
 def _check(config: SearchConfig) -> None:
     if config.strategy not in STRATEGIES:
         raise NasError(f"unknown strategy {config.strategy!r} (known: {', '.join(STRATEGIES)})")
@@ -104,8 +96,7 @@ def reference_point(objectives: Sequence[Objective], cheap: Callable[[Arch], dic
     """Hypervolume reference, fixed per experiment: accuracy 0, and 1.1 x the worst predicted
     value of each other objective over the largest subnet and 64 random ones."""
     archs = space.sample_unique(random.Random(seed + 99), 64)
-    if hasattr(space, "largest"):
-        archs.append(space.largest())
+    archs.extend(space.extremes())
     predicted = [cheap(a) for a in archs]
     ref = {}
     for o in objectives:
@@ -131,30 +122,34 @@ def search(
         parse_constraint(text, None)
     # -- everything that can fail on bad input, before the store ------------------------------
     payload: Any = None
+    wanted = None
+    if config.space:
+        from nas.space import load
+
+        wanted = load(config.space)
     if evaluator_factory is None:
+        from pathlib import Path
+
         from nas.evaluate import SupernetEvaluator
+        from nas.latency.profile import profiles_dirs
         from nas.latency.targets import get_target
 
         if not config.supernet:
             raise NasError("a supernet search needs --supernet CKPT (a checkpoint from nas supernet train)")
         for t in config.targets:
             get_target(t)
-        screener: Evaluator = SupernetEvaluator.from_files(config.supernet, config.targets, True, config.val_examples)
+        roots = ([Path(config.profiles)] if config.profiles else []) + profiles_dirs()
+        screener: Evaluator = SupernetEvaluator.from_files(config.supernet, config.targets, True, config.val_examples,
+                                                           roots=roots, hint=config.space)
         payload = screener.payload()  # shipped to every worker through Ray's object store
         evaluator_factory = SupernetEvaluator.from_payload
-        metric_names = list(screener.metric_names)
-        objectives = list(objectives or screener.objectives)
     else:
         screener = evaluator_factory()
-        metric_names = list(screener.metric_names)
-        objectives = list(objectives or screener.objectives)
+    metric_names = list(screener.metric_names)
+    objectives = list(objectives or screener.objectives)
     space = screener.space
-    if config.space:
-        from nas.space import load
-
-        wanted = load(config.space)
-        if wanted.name != space.name or wanted.source_text.strip() != space.source_text.strip():
-            raise NasError(f"the checkpoint was trained on space {space.name!r}, not {wanted.name!r}")
+    if wanted is not None and (wanted.name != space.name or wanted.source_text.strip() != space.source_text.strip()):
+        raise NasError(f"the checkpoint was trained on space {space.name!r}, not {wanted.name!r}")
     constraints = [parse_constraint(c, metric_names) for c in config.constraints]
     for o in objectives:
         if o.name not in metric_names:
@@ -162,7 +157,8 @@ def search(
 
     store = Store(config.db)
     try:
-        return _run(config, store, space, screener, evaluator_factory, payload, objectives, constraints, progress)
+        run = _SearchRun(config, store, space, screener, objectives, constraints, progress)
+        return run.run(evaluator_factory, payload)
     finally:
         store.close()
 
@@ -180,7 +176,7 @@ def _open_experiment(config: SearchConfig, store: Store, space: SearchSpace, obj
             mismatches.append(f"strategy {exp.strategy}")
         if list(exp.targets) != list(config.targets):
             mismatches.append(f"targets {', '.join(exp.targets)}")
-        if [c for c in exp.constraints] != [c.text for c in constraints]:
+        if list(exp.constraints) != [c.text for c in constraints]:
             mismatches.append(f"constraints {', '.join(exp.constraints) or 'none'}")
         if exp.space_hash != space_hash(space):
             mismatches.append(f"space {exp.space_name}")
@@ -188,6 +184,8 @@ def _open_experiment(config: SearchConfig, store: Store, space: SearchSpace, obj
             raise NasError(f"experiment {exp.name!r} was started with {'; '.join(mismatches)}: resume it with the same")
         if config.budget < exp.evaluations:
             raise NasError(f"experiment {exp.name!r} already has {exp.evaluations} evaluations, more than --budget {config.budget}")
+        if config.budget != exp.budget:
+            store.set_budget(exp.name, config.budget)
         return exp
     name = config.experiment or f"{space.name}-{config.strategy}-{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
     if store.experiments(name):  # before anything is written: a clash leaves the store as it was
@@ -201,145 +199,168 @@ def _open_experiment(config: SearchConfig, store: Store, space: SearchSpace, obj
         {"supernet": config.supernet, "workers": config.workers, "val_examples": config.val_examples}, reference)
 
 
-def _run(config: SearchConfig, store: Store, space: SearchSpace, screener: Evaluator,
-         factory: Callable[..., Evaluator], payload: Any, objectives: list[Objective], constraints: list[Constraint],
-         progress: SearchProgress | None) -> SearchResult:
-    exp = _open_experiment(config, store, space, objectives, constraints, screener)
-    for profile in getattr(screener, "profiles", dict)().values():
-        store.save_profile(profile)  # the dashboard shows the models the search predicted with
-    if config.resume and config.budget != exp.budget:
-        store.set_budget(exp.name, config.budget)
-    budget = config.budget
-    history = store.evaluations(exp.name)
-    stored: dict[Arch, dict[str, float]] = {space.parse(e.arch): e.metrics for e in history}
-    used = {o.name for o in objectives} | {c.metric for c in constraints}
+@contextlib.contextmanager
+def open_pool(config: SearchConfig, screener: Evaluator, factory: Callable[..., Evaluator],
+              payload: Any) -> Iterator[WorkerPool]:
+    """The workers a search evaluates on: this process (``workers == 0``) or Ray actors, on a
+    local Ray started here (and stopped after) or on the cluster at ``address``."""
+    if config.workers == 0:
+        from nas.runner.local_pool import LocalPool
 
-    def known_early(arch: Arch) -> dict[str, float]:
-        """The cheap metrics the search uses: what the strategy may look at, and what screens."""
-        return screener.cheap_metrics(arch, used)
-
-    strategy = make_strategy(config.strategy, space, objectives, constraints, config.seed + len(history),
-                             cheap=known_early)
-    strategy.warm_start([(space.parse(e.arch), e.metrics) for e in history if e.status == "ok"])
-    directions = [o.direction for o in objectives]
-    names = [o.name for o in objectives]
-    reference = [exp.reference.get(n, math.nan) for n in names]
-    points = _Front(directions, reference)  # the feasible results' best values and front, kept as they arrive
-    for e in history:
-        if e.status == "ok" and total_violation(constraints, e.metrics) == 0:
-            points.add([e.metrics.get(n, math.nan) for n in names])
-    cheap_metrics = set(known_early(space.sample(random.Random(0))))
-    screenable = [c for c in constraints if c.metric in cheap_metrics]
-    store.set_status(exp.name, "running")
-    if progress:
-        progress.started(exp.name, len(stored), budget)
-
-    next_trial = max((e.trial for e in history), default=-1) + 1
-    evaluated = failed = screened = 0
-    eval_seconds = 0.0
-    inflight: set[Arch] = set()
-    started_ray = False
-    pool: Pool | LocalPool | None = None
-    nodes: list[str] = []
-    loop_start = time.time()
-    try:
-        if len(stored) < budget:
-            with tempfile.TemporaryDirectory(prefix="nas-ray-") as tmp:
-                if config.workers == 0:
-                    pool = LocalPool(screener)
-                else:
-                    started_ray = start_ray(config.workers, config.address, None if config.address else tmp)
-                    pool = Pool(factory, config.workers, depth=config.depth, payload=payload)
-                loop_start = time.time()
-                misses = 0
-                while len(stored) < budget:
-                    # Fill every free slot, never beyond the budget.
-                    while pool.free_slots() and len(stored) + pool.busy() < budget:
-                        arch = strategy.ask()
-                        if arch in stored:
-                            strategy.tell(arch, stored[arch])
-                        elif arch in inflight:
-                            pass  # told when its result arrives
-                        else:
-                            cheap = known_early(arch) if screenable else {}
-                            if screenable and total_violation(screenable, cheap) > 0:
-                                strategy.tell(arch, cheap)
-                                screened += 1
-                            else:
-                                pool.submit(Job(arch.to_str(), next_trial))
-                                inflight.add(arch)
-                                next_trial += 1
-                                misses = 0
-                                continue
-                        misses += 1
-                        if misses > 2000:
-                            if not pool.busy():
-                                raise NasError(
-                                    "the strategy proposed 2,000 candidates in a row that were already evaluated "
-                                    "or broke a constraint: the space may be exhausted or the constraints unsatisfiable")
-                            break
-                    for job, result, error in pool.wait(timeout=None):
-                        arch = space.parse(job.arch_text)
-                        inflight.discard(arch)
-                        now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-                        if error is None:
-                            metrics = result["metrics"]
-                            eval_seconds += result["seconds"]
-                            begun = dt.datetime.fromtimestamp(result["started"], dt.UTC).replace(tzinfo=None)
-                            worker = f"{result['worker']}@{result['node'][:8]}"
-                            status = "ok"
-                        else:
-                            metrics, begun, worker, status = {}, now, "", "failed"
-                            failed += 1
-                        feasible = status == "ok" and total_violation(constraints, metrics) == 0
-                        mix = arch.block_mix() if hasattr(arch, "block_mix") else {}
-                        if store.add_evaluation(exp.id, exp.space_id, NewEvaluation(
-                                job.trial, arch.to_str(), arch.key, status, feasible, metrics, screener.sources(),
-                                worker, begun, now, mix)):
-                            evaluated += 1
-                        stored[arch] = metrics
-                        strategy.tell(arch, metrics)
-                        if feasible:
-                            points.add([metrics.get(n, math.nan) for n in names])
-                        if progress:
-                            progress.result(len(stored), budget, points.best(names), points.hypervolume())
-                nodes = pool.nodes() if config.address or config.workers > 1 else []
-        store.set_status(exp.name, "finished")
-    except BaseException:
-        # Best effort: when the store itself failed, its error is the one to report.
-        with contextlib.suppress(NasError):
-            store.set_status(exp.name, "interrupted")
-        raise
-    finally:
-        if pool is not None:
-            replaced = pool.replaced
+        pool: WorkerPool = LocalPool(screener)
+        try:
+            yield pool
+        finally:
             pool.shutdown()
+        return
+    from nas.runner.ray_pool import RayPool, start_ray, stop_ray
+
+    with tempfile.TemporaryDirectory(prefix="nas-ray-") as tmp:
+        started = start_ray(config.workers, config.address, None if config.address else tmp)
+        try:
+            pool = RayPool(factory, config.workers, depth=config.depth, payload=payload)
+            try:
+                yield pool
+            finally:
+                pool.shutdown()
+        finally:
+            if started:
+                stop_ray()
+
+
+class _SearchRun:
+    """One run of the search loop over an opened store (see the module's docstring)."""
+
+    max_misses = 2000  # proposals in a row that cannot be evaluated before the space counts as exhausted
+
+    def __init__(self, config: SearchConfig, store: Store, space: SearchSpace, screener: Evaluator,
+                 objectives: list[Objective], constraints: list[Constraint], progress: SearchProgress | None) -> None:
+        self.config, self.store, self.space, self.screener = config, store, space, screener
+        self.objectives, self.constraints, self.progress = objectives, constraints, progress
+        self.names = [o.name for o in objectives]
+        self.used = set(self.names) | {c.metric for c in constraints}
+        self.evaluated = self.failed = self.screened = 0
+        self.eval_seconds = 0.0
+        self.inflight: set[Arch] = set()
+
+    def known_early(self, arch: Arch) -> dict[str, float]:
+        """The cheap metrics the search uses: what the strategy may look at, and what screens."""
+        return self.screener.cheap_metrics(arch, self.used)
+
+    # -- restore ---------------------------------------------------------------------------------
+    def restore(self) -> None:
+        """Open (or reopen) the experiment and bring the strategy and the front up to its stored results."""
+        self.exp = exp = _open_experiment(self.config, self.store, self.space, self.objectives, self.constraints,
+                                          self.screener)
+        for profile in self.screener.profiles().values():
+            self.store.save_profile(profile)  # the dashboard shows the models the search predicted with
+        history = self.store.evaluations(exp.name)
+        self.stored: dict[Arch, dict[str, float]] = {self.space.parse(e.arch): e.metrics for e in history}
+        self.strategy = make_strategy(self.config.strategy, self.space, self.objectives, self.constraints,
+                                      self.config.seed + len(history), cheap=self.known_early)
+        self.strategy.warm_start([(self.space.parse(e.arch), e.metrics) for e in history if e.status == "ok"],
+                                 taken=self.stored)
+        self.front = RunningFront([exp.reference.get(n, math.nan) for n in self.names],
+                                  [o.direction for o in self.objectives])
+        for e in history:
+            if e.status == "ok" and total_violation(self.constraints, e.metrics) == 0:
+                self.front.add([e.metrics.get(n, math.nan) for n in self.names])
+        probe = self.known_early(self.space.sample(random.Random(0)))
+        self.screenable = [c for c in self.constraints if c.metric in probe]
+        self.next_trial = max((e.trial for e in history), default=-1) + 1
+
+    # -- fill ------------------------------------------------------------------------------------
+    def fill(self, pool: WorkerPool) -> None:
+        """Ask for candidates until every free slot is taken or the budget is covered. A candidate
+        whose cheap metrics break a constraint is told without evaluation (screened)."""
+        misses = 0
+        while pool.free_slots() and len(self.stored) + pool.busy() < self.config.budget:
+            try:
+                arch = self.strategy.ask()
+            except SpaceExhausted as exc:
+                if pool.busy():
+                    return  # let what is in flight finish first
+                raise NasError(f"the search space is exhausted: {exc} ({len(self.stored)} evaluated, "
+                               f"--budget {self.config.budget})") from None
+            if arch in self.stored or arch in self.inflight:
+                misses += 1  # a strategy that repeats itself despite knowing what is taken
+            elif self.screenable and total_violation(self.screenable, cheap := self.known_early(arch)) > 0:
+                self.strategy.tell(arch, cheap)
+                self.screened += 1
+                misses += 1
+            else:
+                pool.submit(Job(arch.to_str(), self.next_trial))
+                self.inflight.add(arch)
+                self.next_trial += 1
+                misses = 0
+                continue
+            if misses > self.max_misses:
+                if pool.busy():
+                    return
+                raise NasError(f"the strategy proposed {self.max_misses:,} candidates in a row that were already "
+                               "evaluated or broke a constraint: the constraints may be unsatisfiable")
+
+    # -- record ----------------------------------------------------------------------------------
+    def record(self, outcome: Outcome) -> None:
+        """Store one finished evaluation (committed on its own) and tell the strategy."""
+        job, result, error = outcome
+        arch = self.space.parse(job.arch_text)
+        self.inflight.discard(arch)
+        now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+        if error is None and result is not None:
+            metrics = result["metrics"]
+            self.eval_seconds += result["seconds"]
+            begun = dt.datetime.fromtimestamp(result["started"], dt.UTC).replace(tzinfo=None)
+            worker, status = f"{result['worker']}@{result['node'][:8]}", "ok"
         else:
-            replaced = 0
-        if started_ray:
-            stop_ray()
-    wall = time.time() - loop_start
-    final = store.evaluations(exp.name)
-    return SearchResult(exp.name, evaluated, len(final), screened, failed, points.hypervolume(),
-                        pareto_front(final, objectives), wall, eval_seconds, max(config.workers, 1),
-                        replaced, nodes)
+            metrics, begun, worker, status = {}, now, "", "failed"
+            self.failed += 1
+        feasible = status == "ok" and total_violation(self.constraints, metrics) == 0
+        if self.store.add_evaluation(self.exp.id, self.exp.space_id, NewEvaluation(
+                job.trial, arch.to_str(), arch.key, status, feasible, metrics, self.screener.sources(),
+                worker, begun, now, arch.block_mix())):
+            self.evaluated += 1
+        self.stored[arch] = metrics
+        self.strategy.tell(arch, metrics)
+        if feasible:
+            self.front.add([metrics.get(n, math.nan) for n in self.names])
+        if self.progress:
+            self.progress.result(len(self.stored), self.config.budget, self.front.best(self.names),
+                                 self.front.hypervolume())
 
+    # -- the whole run ---------------------------------------------------------------------------
+    def run(self, factory: Callable[..., Evaluator], payload: Any) -> SearchResult:
+        self.restore()
+        budget = self.config.budget
+        self.store.set_status(self.exp.name, "running")
+        if self.progress:
+            self.progress.started(self.exp.name, len(self.stored), budget)
+        nodes: list[str] = []
+        replaced = 0
+        started = time.time()
+        try:
+            if len(self.stored) < budget:
+                with open_pool(self.config, self.screener, factory, payload) as pool:
+                    started = time.time()
+                    while len(self.stored) < budget:
+                        self.fill(pool)
+                        for outcome in pool.wait(timeout=None):
+                            self.record(outcome)
+                    nodes = pool.nodes() if self.config.address or self.config.workers > 1 else []
+                    replaced = pool.replaced
+            self.store.set_status(self.exp.name, "finished")
+        except BaseException:
+            # Best effort: when the store itself failed, its error is the one to report.
+            with contextlib.suppress(NasError):
+                self.store.set_status(self.exp.name, "interrupted")
+            raise
+        return self.finish(time.time() - started, nodes, replaced)
 
-class _Front(RunningFront):
-    """The feasible results' front and hypervolume, and the best value per objective, kept as
-    results arrive (recomputing over every result made a long search's progress bar cost more
-    than its evaluations)."""
-
-    def __init__(self, directions: list[str], reference: list[float]) -> None:
-        super().__init__(reference, directions)
-        self.best_min = np.full(len(directions), np.nan)
-
-    def add(self, point: list[float]) -> None:
-        self.best_min = np.fmin(self.best_min, np.asarray(point, dtype=float) * self.signs)
-        super().add(point)
-
-    def best(self, names: list[str]) -> dict[str, float]:
-        return {n: float(v * s) for n, v, s in zip(names, self.best_min, self.signs, strict=True) if not np.isnan(v)}
+    def finish(self, wall: float, nodes: list[str], replaced: int) -> SearchResult:
+        final = self.store.evaluations(self.exp.name)
+        return SearchResult(self.exp.name, self.evaluated, len(final), self.screened, self.failed,
+                            self.front.hypervolume(), pareto_front(final, self.objectives), wall, self.eval_seconds,
+                            max(self.config.workers, 1), replaced, nodes)
 
 
 def pareto_front(evaluations, objectives: Sequence[Objective]) -> list[dict[str, Any]]:

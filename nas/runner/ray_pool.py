@@ -1,4 +1,4 @@
-"""Ray actors that evaluate archs: each loads its evaluator once and keeps it.
+"""Ray actors that evaluate archs (:class:`RayPool`): each loads its evaluator once and keeps it.
 
 Local Ray is the embedded default (all listeners on 127.0.0.1, temp files under the run
 folder); ``address`` joins an existing cluster. A worker that dies is replaced by a fresh
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import logging
 import os
 import socket
 import time
@@ -16,8 +17,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from nas.errors import NasError
+from nas.errors import NasError, first_line
 from nas.evaluate import Evaluator
+from nas.runner._pool import Job, Outcome, failure
 
 _LOCAL_ENV = {
     "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",  # seen to keep every listener on 127.0.0.1
@@ -27,12 +29,24 @@ _LOCAL_ENV = {
 }
 
 
+class _TokenNotice(logging.Filter):
+    """A local Ray turns token authentication on (good) and says so on the console at every start
+    (not this product's message to print): the notice is dropped, the setting kept."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Token authentication is enabled for this Ray cluster" not in record.getMessage()
+
+
+_TOKEN_NOTICE = _TokenNotice()
+
+
 def start_ray(workers: int, address: str | None, temp_dir: str | None = None) -> bool:
     """Connect to ``address`` or start a local Ray; True when this call started it."""
     import ray
 
     for key, value in _LOCAL_ENV.items():
         os.environ.setdefault(key, value)
+    logging.getLogger("ray._private.authentication.authentication_token_setup").addFilter(_TOKEN_NOTICE)
     if ray.is_initialized():
         return False
     try:
@@ -46,7 +60,7 @@ def start_ray(workers: int, address: str | None, temp_dir: str | None = None) ->
                      _node_ip_address="127.0.0.1", **kwargs)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         where = f"the Ray cluster at {address}" if address else "a local Ray"
-        raise NasError(f"cannot start or join {where}: {str(exc).splitlines()[0][:200]}") from None
+        raise NasError(f"cannot start or join {where}: {first_line(exc)}") from None
     return True
 
 
@@ -89,16 +103,7 @@ def _worker_class():
 
 
 @dataclass
-class Job:
-    arch_text: str
-    trial: int
-    attempts: int = 0  # times a worker died while running it
-    actor: int = -1
-    seq: int = -1  # submission order, which is the order an actor runs its calls in
-
-
-@dataclass
-class Pool:
+class RayPool:
     """``workers`` actors with up to ``depth`` jobs queued on each.
 
     A job that was on a worker when it died runs again *alone* on an actor: nothing is queued
@@ -162,7 +167,7 @@ class Pool:
             job.seq = next(self._seq)
             self.inflight[self.actors[index].evaluate.remote(job.arch_text)] = job
 
-    def wait(self, timeout: float | None = None) -> list[tuple[Job, dict[str, Any] | None, str | None]]:
+    def wait(self, timeout: float | None = None) -> list[Outcome]:
         """Finished jobs as (job, result, error); a dead worker's jobs come back resubmitted or failed."""
         import ray
         from ray.exceptions import RayActorError, RayTaskError
@@ -178,13 +183,13 @@ class Pool:
                 out.append((job, ray.get(ref), None))
             except RayTaskError as exc:  # the evaluation itself raised: not retried
                 cause = exc.cause if getattr(exc, "cause", None) is not None else exc
-                out.append((job, None, f"{type(cause).__name__}: {str(cause).splitlines()[0][:200]}"))
+                out.append((job, None, failure(cause)))
             except RayActorError:  # the worker died (ActorDiedError, ActorUnavailableError)
                 out.extend(self._replace(job))
         self._dispatch()
         return out
 
-    def _replace(self, job: Job) -> list[tuple[Job, dict[str, Any] | None, str | None]]:
+    def _replace(self, job: Job) -> list[Outcome]:
         """Replace the dead actor and resubmit its unfinished jobs. The earliest unfinished one (an
         actor runs its calls in submission order) is charged an attempt and retried alone; a job
         that kills its worker while alone is reported as failed. Jobs queued behind it never ran,
@@ -239,44 +244,3 @@ class Pool:
         self.actors.clear()
         self.inflight.clear()
         self.pending.clear()
-
-
-class LocalPool:
-    """The :class:`Pool` interface without Ray: evaluates one job at a time in this process
-    (``--workers 0``; for notebooks, debugging and benchmarks of the strategies alone)."""
-
-    def __init__(self, evaluator: Evaluator) -> None:
-        self.evaluator = evaluator
-        self.inflight: dict[int, Job] = {}
-        self.replaced = 0
-        self._next = 0
-
-    def free_slots(self) -> int:
-        return 0 if self.inflight else 1
-
-    def busy(self) -> int:
-        return len(self.inflight)
-
-    def submit(self, job: Job) -> None:
-        self.inflight[self._next] = job
-        self._next += 1
-
-    def wait(self, timeout: float | None = None) -> list[tuple[Job, dict[str, Any] | None, str | None]]:
-        out = []
-        for key in list(self.inflight):
-            job = self.inflight.pop(key)
-            started = time.time()
-            try:
-                metrics = self.evaluator.evaluate(self.evaluator.space.parse(job.arch_text))
-            except Exception as exc:  # noqa: BLE001 - stored as a failed evaluation, as with Ray
-                out.append((job, None, f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"))
-                continue
-            out.append((job, {"metrics": metrics, "seconds": time.time() - started, "started": started,
-                              "worker": f"{socket.gethostname()}:{os.getpid()}", "node": "local"}, None))
-        return out
-
-    def nodes(self) -> list[str]:
-        return ["local"]
-
-    def shutdown(self) -> None:
-        self.inflight.clear()

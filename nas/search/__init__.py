@@ -3,7 +3,7 @@
 >>> strategy = make_strategy("nsga2", space, default_objectives(["cpu"]), [], seed=0)  # doctest: +SKIP
 >>> arch = strategy.ask(); strategy.tell(arch, {"accuracy": 0.9, "cpu_ms": 0.4})     # doctest: +SKIP
 
-Add a strategy by writing a ``Strategy`` subclass in its own module and listing it here; the
+Add a strategy by writing a ``Strategy`` subclass (``propose`` and ``tell``) in its own module and listing it here; the
 contract tests in ``tests/search/test_strategies.py`` then run over it.
 """
 
@@ -21,7 +21,7 @@ from nas.objectives import (
     parse_constraint,
     total_violation,
 )
-from nas.search._base import Strategy
+from nas.search._base import SpaceExhausted, Strategy
 from nas.space import Arch, SearchSpace
 
 
@@ -55,6 +55,7 @@ __all__ = [
     "ARCH_METRICS",
     "STRATEGIES",
     "Constraint",
+    "SpaceExhausted",
     "Objective",
     "Strategy",
     "default_objectives",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import random
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import ClassVar
 
 from nas.errors import NasError
@@ -16,8 +16,18 @@ from nas.space import Arch, SearchSpace
 _WORST = {"max": -1e9, "min": 1e9}
 
 
+class SpaceExhausted(NasError):
+    """Every arch of the space has been taken (evaluated, screened or in flight)."""
+
+
 class Strategy(ABC):
     """Propose archs (``ask``) and learn from their results (``tell``).
+
+    ``ask`` never returns an arch already *taken* (asked before, or in the history it was
+    started with): when the strategy's own proposal (``propose``) is taken, ``replace_taken``
+    turns it into the nearest untaken neighbour, so a converged strategy keeps exploring
+    around its optimum instead of proposing the same archs again, and its history never holds
+    an arch twice. When no arch is left, ``ask`` raises :class:`SpaceExhausted`.
 
     ``tell`` receives every metric of an evaluation; the strategy reads its objectives and
     the constraints' violations from them. A candidate that the driver screened out before
@@ -38,17 +48,49 @@ class Strategy(ABC):
         self.seed = seed
         self.rng = random.Random(seed)
         self.cheap = cheap
+        self.taken: set[Arch] = set()
+
+    def ask(self) -> Arch:
+        """A candidate to evaluate next, never one already taken."""
+        arch = self.propose()
+        if arch in self.taken:
+            arch = self.replace_taken(arch)
+        self.taken.add(arch)
+        return arch
 
     @abstractmethod
-    def ask(self) -> Arch:
-        """A candidate to evaluate next (the driver skips ones already evaluated and tells their result)."""
+    def propose(self) -> Arch:
+        """The strategy's own next candidate (it may be taken; :meth:`ask` handles that)."""
 
     @abstractmethod
     def tell(self, arch: Arch, metrics: Mapping[str, float]) -> None:
         """The result of evaluating ``arch``."""
 
-    def warm_start(self, history: Sequence[tuple[Arch, Mapping[str, float]]]) -> None:
-        """Learn from stored evaluations when a search resumes (in the order they were made)."""
+    def replace_taken(self, arch: Arch) -> Arch:
+        """An untaken arch near ``arch``: its mutations, closest first, then a uniform draw.
+        Subclasses that opened bookkeeping for ``arch`` (an Optuna trial) close it here."""
+        for prob in (0.1, 0.1, 0.2, 0.2, 0.3, 0.3, 0.5, 0.5):
+            for _ in range(4):
+                child = self.space.mutate(arch, self.rng, prob=prob)
+                if child not in self.taken:
+                    return child
+        fresh = self.space.sample_unique(self.rng, 1, exclude=self.taken)
+        if fresh:
+            return fresh[0]
+        left = self.space.untaken(self.taken, self.rng)
+        if left is None:
+            raise SpaceExhausted(f"all {self.space.size():,} archs of space {self.space.name!r} are taken")
+        return left
+
+    def warm_start(self, history: Sequence[tuple[Arch, Mapping[str, float]]], taken: Iterable[Arch] = ()) -> None:
+        """Learn from stored evaluations when a search resumes (in the order they were made);
+        ``taken`` adds archs stored without a usable result (failed ones), never to be asked."""
+        self.taken.update(a for a, _ in history)
+        self.taken.update(taken)
+        self.replay(history)
+
+    def replay(self, history: Sequence[tuple[Arch, Mapping[str, float]]]) -> None:
+        """Tell the stored results (how a strategy learns from a resumed search's history)."""
         for arch, metrics in history:
             self.tell(arch, metrics)
 

@@ -10,7 +10,8 @@ the study with ``add_trial``; our SQL store is the persistent record, not Optuna
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 
 import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution, IntDistribution
@@ -19,8 +20,18 @@ from optuna.trial import Trial, TrialState
 from nas.search._base import Strategy
 from nas.space import Arch
 
-optuna.logging.set_verbosity(logging.WARNING)
 _MISSING = 1e6  # the slack of a constraint whose metric is missing (Optuna refuses NaN)
+
+
+@contextmanager
+def _quiet() -> Iterator[None]:
+    """Optuna logs every finished trial at INFO; the search reports its own progress."""
+    previous = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(logging.WARNING)
+    try:
+        yield
+    finally:
+        optuna.logging.set_verbosity(previous)
 
 
 class OptunaStrategy(Strategy):
@@ -46,14 +57,28 @@ class OptunaStrategy(Strategy):
         relative = dict(sorted((n, d) for n, d in self.distributions.items() if not d.single()))
         sampler.infer_relative_search_space = lambda study, trial: dict(relative)
         directions = ["maximize" if d == "max" else "minimize" for d in self.directions]
-        self.study = optuna.create_study(directions=directions, sampler=sampler)
-        self.pending: dict[Arch, list[Trial]] = {}
+        with _quiet():
+            self.study = optuna.create_study(directions=directions, sampler=sampler)
+        self.pending: dict[Arch, Trial] = {}  # asked and not yet told
+        self._last: Trial | None = None  # the trial of the latest proposal
 
-    def ask(self) -> Arch:
-        trial = self.study.ask(self.distributions)
-        arch = self.space.decode(trial.params)
-        self.pending.setdefault(arch, []).append(trial)
+    def propose(self) -> Arch:
+        with _quiet():
+            self._last = self.study.ask(self.distributions)
+        arch = self.space.decode(self._last.params)
+        self.pending.setdefault(arch, self._last)
         return arch
+
+    def replace_taken(self, arch: Arch) -> Arch:
+        # The sampler proposed an arch already taken. Its trial is closed as failed, which the
+        # samplers ignore, instead of told the old result again (a study that counted every
+        # repeat grew, and slowed every ask, with the repeats); the neighbour that replaces it
+        # is added to the study as a trial of its own when its result comes.
+        if self.pending.get(arch) is self._last:
+            del self.pending[arch]
+        with _quiet():
+            self.study.tell(self._last, state=TrialState.FAIL)
+        return super().replace_taken(arch)
 
     def _slacks(self, metrics: Mapping[str, float]) -> dict[str, float] | None:
         if not self.constraints:
@@ -62,20 +87,22 @@ class OptunaStrategy(Strategy):
 
     def tell(self, arch: Arch, metrics: Mapping[str, float]) -> None:
         values = self.values(metrics)
-        trials = self.pending.pop(arch, [])
-        for trial in trials:
-            for key, value in (self._slacks(metrics) or {}).items():
-                trial.set_constraint(key, value)
-            self.study.tell(trial, values, state=TrialState.COMPLETE)
-        if not trials:  # a result the study did not ask for (history, or another strategy's arch)
+        trial = self.pending.pop(arch, None)
+        if trial is None:  # a result the study did not ask for (a replaced repeat, or history)
             self._add(arch, values, metrics)
+            return
+        for key, value in (self._slacks(metrics) or {}).items():
+            trial.set_constraint(key, value)
+        with _quiet():
+            self.study.tell(trial, values, state=TrialState.COMPLETE)
 
     def _add(self, arch: Arch, values: list[float], metrics: Mapping[str, float]) -> None:
-        self.study.add_trial(optuna.trial.create_trial(
-            params=self.space.encode(arch), distributions=self.distributions, values=values,
-            constraints=self._slacks(metrics), state=TrialState.COMPLETE,
-        ))
+        with _quiet():
+            self.study.add_trial(optuna.trial.create_trial(
+                params=self.space.encode(arch), distributions=self.distributions, values=values,
+                constraints=self._slacks(metrics), state=TrialState.COMPLETE,
+            ))
 
-    def warm_start(self, history) -> None:
+    def replay(self, history) -> None:
         for arch, metrics in history:
             self._add(arch, self.values(metrics), metrics)

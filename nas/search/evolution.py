@@ -14,7 +14,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from nas.pareto import crowding_distance, nondominated_ranks
+from nas.pareto import crowding_distance, nondominated_ranks, signs
 from nas.search._base import Strategy
 from nas.space import Arch
 
@@ -36,12 +36,11 @@ class RegularizedEvolution(Strategy):
         ranks = nondominated_ranks(points, self.directions, np.array([m[2] for m in members]))
         best = np.flatnonzero(ranks == ranks.min())
         if len(best) > 1:
-            signs = np.array([-1.0 if d == "max" else 1.0 for d in self.directions])
-            crowd = crowding_distance(points[best] * signs)
+            crowd = crowding_distance(points[best] * signs(self.directions))
             best = best[crowd == crowd.max()]
         return members[int(self.rng.choice(list(best)))][0]
 
-    def ask(self) -> Arch:
+    def propose(self) -> Arch:
         if len(self.population) < self.population_size and self.asked_initial < self.population_size:
             self.asked_initial += 1
             return self.space.sample(self.rng)
@@ -55,7 +54,7 @@ class RegularizedEvolution(Strategy):
     def tell(self, arch: Arch, metrics: Mapping[str, float]) -> None:
         self.population.append((arch, self.values(metrics), self.violation(metrics)))
 
-    def warm_start(self, history) -> None:
+    def replay(self, history) -> None:
         for arch, metrics in history[-self.population_size:]:
             self.tell(arch, metrics)
         self.asked_initial = min(len(history), self.population_size)

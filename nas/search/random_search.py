@@ -11,7 +11,7 @@ from nas.space import Arch
 class RandomSearch(Strategy):
     name = "random"
 
-    def ask(self) -> Arch:
+    def propose(self) -> Arch:
         return self.space.sample(self.rng)
 
     def tell(self, arch: Arch, metrics: Mapping[str, float]) -> None:

@@ -30,34 +30,9 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from nas.pareto import hypervolume, pareto_mask
+from nas.pareto import hypervolume_gains, pareto_mask, signs
 from nas.search._base import Strategy
 from nas.space import Arch
-
-
-def hypervolume_gains(front: np.ndarray, points: np.ndarray, reference: np.ndarray) -> np.ndarray:
-    """The hypervolume each point (a row of ``points``) would add to ``front`` on its own, all in
-    minimisation form. Two objectives: a sweep over the front's staircase for all points at once."""
-    front = front[np.all(front < reference, axis=1)]
-    points = np.minimum(points, reference)
-    if points.shape[1] != 2:
-        directions = ["min"] * len(reference)
-        base = hypervolume(front, reference, directions) if len(front) else 0.0
-        gains = np.zeros(len(points))
-        for r, q in enumerate(points):
-            if not np.any(np.all(front <= q, axis=1)):  # a point the front already covers adds nothing
-                gains[r] = hypervolume(np.vstack([front, q]), reference, directions) - base
-        return gains
-    # The front's dominated region, as columns: over [edges[k], edges[k + 1]) it reaches down to
-    # level[k]; a point adds, column by column, the part of its box above that level.
-    order = np.argsort(front[:, 0], kind="stable")
-    xs, ys = front[order, 0], front[order, 1]
-    edges = np.concatenate([[-np.inf], xs, [reference[0]]])
-    level = np.minimum.accumulate(np.concatenate([[reference[1]], ys]))
-    left = np.maximum(edges[None, :-1], points[:, :1])
-    width = np.clip(edges[None, 1:] - left, 0.0, None)
-    height = np.clip(level[None, :] - points[:, 1:], 0.0, None)
-    return (width * height).sum(axis=1)
 
 
 class SurrogateSearch(Strategy):
@@ -72,7 +47,7 @@ class SurrogateSearch(Strategy):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.signs = np.array([-1.0 if d == "max" else 1.0 for d in self.directions])  # to minimisation form
+        self.signs = signs(self.directions)  # to minimisation form
         self._cheap_cache: dict[Arch, dict[str, float]] = {}
         probe = self._known(self.space.sample(self.rng)) if self.cheap else {}
         self.known = [i for i, o in enumerate(self.objectives) if o.name in probe]
@@ -231,7 +206,7 @@ class SurrogateSearch(Strategy):
         pick = int(np.lexsort((-closeness, -gain, violation))[0])
         return candidates[pick], predicted[pick]
 
-    def ask(self) -> Arch:
+    def propose(self) -> Arch:
         if len(self.archs) + len(self.pending) < self.startup:
             if self._plan is None:
                 self._plan = self._startup_plan()
