@@ -48,4 +48,5 @@ def test_explorer_in_chromium(dashboard_url, tmp_path):
         page.screenshot(path=str(shot), full_page=True)
         assert shot.stat().st_size > 20_000
         assert "Traceback" not in page.content()
+        assert page.get_by_text("Deploy", exact=True).count() == 0  # Streamlit's button is not ours to show
         browser.close()

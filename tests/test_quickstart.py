@@ -20,6 +20,7 @@ def test_quickstart_trains_measures_searches_and_exports(tmp_path):
                           "--budget", "6", "--workers", "2"], capture_output=True, text=True, env=env, timeout=900)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     assert "where the time went" in run.stdout
+    assert "Token authentication" not in run.stdout + run.stderr  # Ray's notice is not this product's to print
     store = Store(str(out / "nas.db"), readonly=True)
     experiment = store.experiment("quickstart")
     assert experiment.strategy == "surrogate" and experiment.evaluations == 6 and experiment.status == "finished"

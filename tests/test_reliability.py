@@ -156,6 +156,7 @@ def test_a_full_disk_is_one_clear_error(tmp_path, cli):
     folder = tmp_path / "tiny"
     if not _mount_tmpfs(folder, "1m"):
         pytest.skip("cannot mount a tmpfs here (needs root)")
+    store = None
     try:
         db = str(folder / "nas.db")
         store = Store(db)
@@ -168,10 +169,14 @@ def test_a_full_disk_is_one_clear_error(tmp_path, cli):
                 store.add_evaluation(exp.id, space_id, NewEvaluation(i, f"a{i}", f"h{i}", "ok", True, blob, {}, "w",
                                                                      _now(), _now()))
         assert "\n" not in str(info.value)
-        kept = Store(db, readonly=True).evaluations("full")
+        with Store(db, readonly=True) as reader:
+            kept = reader.evaluations("full")
         assert kept and all(r.metrics["score"] == 0.5 for r in kept)  # what was committed is whole
     finally:
-        subprocess.run(["umount", str(folder)], capture_output=True)
+        if store is not None:
+            store.close()  # open connections would keep the tmpfs busy
+        if subprocess.run(["umount", str(folder)], capture_output=True).returncode:
+            subprocess.run(["umount", "--lazy", str(folder)], capture_output=True)
 
 
 def _now():

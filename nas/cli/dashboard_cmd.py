@@ -22,7 +22,9 @@ def dashboard_script() -> Path:
 def streamlit_command(db: str, host: str, port: int) -> list[str]:
     return [sys.executable, "-m", "dashboard.serve", "run", str(dashboard_script()),
             "--server.address", host, "--server.port", str(port), "--server.headless", "true",
-            "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none", "--", "--db", db]
+            "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",
+            "--client.toolbarMode", "viewer",  # no Deploy button or developer menu: not our product's
+            "--", "--db", db]
 
 
 def _port_free(host: str, port: int) -> bool:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -47,7 +46,7 @@ def quickstart_cmd(
     seed: int = typer.Option(0, "--seed"),
 ) -> None:
     """Train a supernet, build the CPU latency model, search on Ray, export the best subnet, in minutes."""
-    from nas.cli._progress import TrainBar, progress_bar
+    from nas.cli._progress import TrainBar, progress_bar, step_bars
     from nas.cli.search_cmd import _Bar, _front_table
     from nas.data import load_dataset
     from nas.export import export_subnet, record_export
@@ -63,7 +62,7 @@ def quickstart_cmd(
     if out.exists() and any(out.iterdir()):
         raise NasError(f"{out} is not empty: choose another --out")
     out.mkdir(parents=True, exist_ok=True)
-    os.environ["NAS_PROFILES"] = str((out / "latency_models").resolve())
+    profiles = (out / "latency_models").resolve()  # this run's own profile, used before any other
     db = str((out / "nas.db").resolve())
     ckpt = out / "supernet.ckpt"
     timer = _Timer()
@@ -82,14 +81,10 @@ def quickstart_cmd(
         console.print(f"test accuracy: largest {info.final['test_acc_largest']:.4f}, "
                       f"smallest {info.final['test_acc_smallest']:.4f}")
     with timer.stage("3/5 cpu latency model"):
-        with progress_bar() as bar:
-            def factory(description: str, total: int):
-                task = bar.add_task(description, total=total, status="")
-                return lambda: bar.advance(task)
-
-            profile = build_profile(space, "cpu", progress=factory, input_shape=tuple(data.input_shape))
-        save_profile(profile)
-        predictor = load_predictor("cpu", space, tuple(data.input_shape))
+        with step_bars() as progress:
+            profile = build_profile(space, "cpu", progress=progress, input_shape=tuple(data.input_shape))
+        save_profile(profile, profiles)
+        predictor = load_predictor("cpu", space, tuple(data.input_shape), roots=[profiles])
         fastest, slowest = predictor.predict([space.smallest(), space.largest()])
         latency_budget = round(float(fastest + 0.4 * (slowest - fastest)), 3)
         console.print(f"{profile.meta['device']}: subnets take {fastest:.3f} to {slowest:.3f} ms; "
@@ -97,7 +92,7 @@ def quickstart_cmd(
     with timer.stage("4/5 search"):
         config = SearchConfig(strategy="surrogate", budget=budget, targets=("cpu",), constraints=(f"cpu_ms<={latency_budget}",),
                               workers=workers, db=db, experiment="quickstart", supernet=str(ckpt.resolve()),
-                              seed=seed, val_examples=2000)
+                              seed=seed, val_examples=2000, profiles=str(profiles))
         with progress_bar() as bar:
             result = search(config, progress=_Bar(bar))
         _front_table(result.front, ["cpu_ms"], title=f"Pareto front under cpu_ms<={latency_budget} "

@@ -1,4 +1,4 @@
-"""``nas space show`` and ``nas space sample``."""
+"""``nas space show|sample|check|kinds``."""
 
 from __future__ import annotations
 
@@ -59,3 +59,16 @@ def check(
     from nas.space import load
 
     print(load(space).parse(arch).to_str())
+
+
+@space_app.command("kinds")
+def kinds_cmd() -> None:
+    """The block kinds a space can use: their YAML key, arch-string token and fields."""
+    from nas.space import describe_kinds
+
+    table = Table(title="block kinds (nas/space/_kinds.py; modules in nas/blocks/)")
+    for column in ("kind", "role", "token", "fields", "description"):
+        table.add_column(column)
+    for row in describe_kinds():
+        table.add_row(*(str(row[c]) for c in ("kind", "role", "token", "fields", "description")))
+    console.print(table)
