@@ -142,3 +142,48 @@ def test_optuna_strategies_never_walk_past_trials_to_infer_their_space(name, mon
         arch = strategy.ask()
         strategy.tell(arch, {"accuracy": rng.random(), "cpu_ms": rng.random()})
     assert unfinished in strategy.pending
+
+
+SMALL = """
+name: small
+kind: choice
+choices:
+  a: [1, 2, 3]
+  b: [x, y]
+  c: {low: 0, high: 1}
+"""
+
+
+@pytest.mark.parametrize("name", [s for s in STRATEGIES if s != "gp"])
+def test_never_proposes_a_taken_arch_and_says_when_the_space_is_exhausted(name):
+    """12 archs: every ask is new until none is left, then one clear error."""
+    from nas.search import SpaceExhausted
+    from nas.space import loads
+
+    space = loads(SMALL)
+    strategy = make_strategy(name, space, [Objective("s", "max"), Objective("t", "min")], seed=0)
+    asked = []
+    for _ in range(space.size()):
+        arch = strategy.ask()
+        asked.append(arch)
+        v = arch.as_dict()
+        strategy.tell(arch, {"s": v["a"] + v["c"], "t": v["a"] * (1 + (v["b"] == "y"))})
+    assert len(set(asked)) == space.size() == 12
+    with pytest.raises(SpaceExhausted, match="all 12 archs of space 'small' are taken"):
+        strategy.ask()
+
+
+def test_a_search_on_an_exhausted_space_ends_with_one_line(tmp_path):
+    from nas.evaluate import CallableEvaluator
+    from nas.runner import SearchConfig, search
+    from nas.space import loads
+
+    space = loads(SMALL)
+    objectives = [Objective("s", "max")]
+    factory = lambda: CallableEvaluator(space, lambda a: {"s": a.as_dict()["a"]}, objectives)  # noqa: E731
+    config = SearchConfig(strategy="tpe", budget=20, targets=(), workers=0, db=str(tmp_path / "x.db"), experiment="e")
+    with pytest.raises(NasError, match="the search space is exhausted: all 12 archs"):
+        search(config, evaluator_factory=factory, objectives=objectives)
+    from nas.store import Store
+
+    assert len(Store(str(tmp_path / "x.db"), readonly=True).evaluations("e")) == 12
