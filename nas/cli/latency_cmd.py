@@ -92,20 +92,28 @@ def validate_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print the figures as JSON."),
     plot: Path = typer.Option(None, "--plot", help="Where to write the predicted-vs-measured PNG (default next to the profile)."),
     input_shape: str = typer.Option(None, "--input-shape", help=SHAPE_HELP),
+    measured: Path = typer.Option(None, "--measured", help="Score against these measurements instead of measuring "
+                                  "here: a table of arch,latency_ms or a kit's results (any target, any space)."),
 ) -> None:
     """Measure held-out subnets end to end and score the predictor (MAPE, RMSE, Kendall tau, within 10%)."""
     from nas.latency.profile import default_out_dir, load_profile, save_profile
     from nas.latency.targets import get_target
-    from nas.latency.validate import write_validation
+    from nas.latency.validate import validate_against, write_validation
     from nas.space import NetSpace, load
 
     s = load(space)
     t = get_target(target)
-    if not isinstance(s, NetSpace):
-        raise NasError(f"space {s.name!r} has no supernet: validate a table model by importing a held-out table")
+    if measured is None and not isinstance(s, NetSpace):
+        raise NasError(f"space {s.name!r} has no supernet to measure here: score the model against measurements "
+                       "with --measured FILE.csv")
     profile, path = load_profile(target, s, input_shape=parse_shape(input_shape), hint=space)
-    with step_bars(as_json) as progress:
-        result = t.validate(s, profile, n=n, seed=seed, progress=progress)
+    if measured is not None:
+        from nas.latency.kit import measured_rows
+
+        result = validate_against(t.predictor(profile, s), measured_rows(measured, s))
+    else:
+        with step_bars(as_json) as progress:
+            result = t.validate(s, profile, n=n, seed=seed, progress=progress)
     folder = path.parent if os.access(path.parent, os.W_OK) else default_out_dir() / target
     png = plot or folder / f"{profile.name}.validation.png"
     write_validation(result, folder / f"{profile.name}.validation.csv", png, f"{target} latency on {profile.name}")
@@ -117,7 +125,7 @@ def validate_cmd(
     if as_json:
         _print_json(result.summary)
         return
-    table = Table(title=f"{target} latency model on {result.summary['n']} held-out {s.name} subnets")
+    table = Table(title=f"{target} latency model on {result.summary['n']} held-out {s.name} archs")
     table.add_column("figure")
     table.add_column("value", justify="right")
     for key, value in result.summary.items():
@@ -179,16 +187,41 @@ def kit_cmd(
     out: Path = typer.Option(..., "-o", "--out", help="The .zip to write."),
     fit: int = typer.Option(30, "--fit", help="Whole subnets to fit the overhead on."),
     held_out: int = typer.Option(20, "--validate", help="Whole subnets held out for validation."),
+    quick: int = typer.Option(None, "--quick", help="Only K whole subnets, spread over what --transfer-from predicts, "
+                              "for a transfer (no units: minutes on the device instead of an hour)."),
+    transfer_from: str = typer.Option(None, "--transfer-from", help="With --quick: known targets to spread over and "
+                                      "to learn from, comma-separated (default: every target with a profile of SPACE)."),
     seed: int = typer.Option(0, "--seed"),
 ) -> None:
     """Write a self-contained measurement kit (ONNX files + a runner that needs only onnxruntime)."""
     from nas.latency.kit import write_kit
     from nas.space import load
 
+    s = load(space)
+    references = _targets_list(transfer_from, s) if quick is not None else []
     with step_bars() as progress:
-        path = write_kit(load(space), out, n_fit=fit, n_validate=held_out, seed=seed, progress=progress)
-    console.print(f"wrote {path}: unzip it on the device, run 'python run_kit.py', then "
-                  f"'nas latency import results.csv --target NAME'")
+        path = write_kit(s, out, n_fit=fit, n_validate=held_out, seed=seed, progress=progress, quick=quick,
+                         references=references)
+    then = (f"'nas latency import results.csv --target NAME --space {space} --transfer-from {','.join(references)}'"
+            if quick is not None else "'nas latency import results.csv --target NAME'")
+    console.print(f"wrote {path}: unzip it on the device, run 'python run_kit.py', then {then}")
+
+
+def _targets_list(text: str | None, space) -> list[str]:
+    """``cpu,mcu-m7`` -> known targets (each checked); none given: every target with a profile of ``space``."""
+    from nas.latency.profile import list_profiles, profile_name
+    from nas.latency.targets import get_target
+
+    if text:
+        names = [t.strip() for t in text.split(",") if t.strip()]
+        if not names:
+            raise NasError(f"--transfer-from {text!r} names no target")
+        return [get_target(t).name for t in names]
+    names = sorted({t for t, name, _ in list_profiles() if name == profile_name(space)})
+    if not names:
+        raise NasError(f"no target has a profile of space {space.name!r} to learn from: build one "
+                       f"('nas latency build {space.ref or space.name} --target cpu') or pass --transfer-from")
+    return names
 
 
 @latency_app.command("import")
@@ -196,14 +229,23 @@ def import_cmd(
     results: Path = typer.Argument(..., metavar="RESULTS.csv"),
     target: str = typer.Option(..., "--target", help="The new target's name."),
     space: str = typer.Option(None, "--space", help="Needed for a plain arch,latency_ms table."),
+    transfer_from: str = typer.Option(None, "--transfer-from", help="Learn the device from these known targets' "
+                                      "predictions of the measured archs, comma-separated (cpu,mcu-m7)."),
+    reference: list[Path] = typer.Option([], "--reference", help="A table of other devices (arch + one latency "
+                                         "column per device) to learn the device from; repeatable."),
     out: Path = typer.Option(None, "--out", help="Profiles folder to write (default ./latency_models or $NAS_PROFILES)."),
 ) -> None:
-    """Turn a kit's results (or a table of arch,latency_ms) into a new target."""
+    """Turn a kit's results (or a table of arch,latency_ms) into a new target; with --transfer-from or
+    --reference, from a few measured archs and devices already known."""
     from nas.latency.kit import import_results
     from nas.latency.profile import save_profile
     from nas.space import load
 
-    profile = import_results(results, target, load(space) if space else None)
+    s = load(space) if space else None
+    if transfer_from is not None and s is None:
+        raise NasError("--transfer-from needs --space SPACE (the space the measured archs belong to)")
+    targets = _targets_list(transfer_from, s) if transfer_from is not None else []
+    profile = import_results(results, target, s, transfer_from=targets, reference_tables=reference)
     path = save_profile(profile, out)
     extra = ""
     if profile.validation:

@@ -17,6 +17,7 @@ import json
 import math
 import random
 import zipfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,7 @@ from nas.latency.predictor import FamilyModel, UnitPredictor, from_profile, requ
 from nas.latency.profile import Profile, space_hash
 from nas.latency.targets import BUILTIN
 from nas.latency.validate import summarise
-from nas.space import SearchSpace
+from nas.space import Arch, SearchSpace
 from nas.supernet.to_onnx import to_onnx
 from nas.supernet.units import all_units, unit_module
 
@@ -46,26 +47,55 @@ KIT_README = """nas latency kit for space {space}
 {units} unit graphs and {archs} whole subnets ({fit} to fit the overhead, {validate} held out).
 """
 
+QUICK_README = """nas latency quick kit for space {space}
+================================================
 
-def write_kit(space: SearchSpace, out: str | Path, n_fit: int = 30, n_validate: int = 20, seed: int = 0,
-              progress=None) -> Path:
-    """Write a kit zip to ``out`` (every unit + ``n_fit`` + ``n_validate`` whole subnets)."""
-    space = require_net_space(space)
+1. Copy this folder to the device and install numpy and onnxruntime there
+   (pip install numpy onnxruntime).
+2. Run:  python run_kit.py            (options: --threads N --repeats N --batch N --out FILE)
+3. Bring results.csv back and run:
+   nas latency import results.csv --target NAME --space {space} --transfer-from {references}
+
+{fit} whole subnets spread over what {references} predict, and {validate} held out to check the
+transfer: the new device is learned from how it differs from those targets.
+"""
+
+
+def _check_out(out: str | Path) -> Path:
     out = Path(out)
     if out.suffix != ".zip":
         raise NasError(f"kit output {str(out)!r} must end in .zip")
     if not out.parent.exists():
         raise NasError(f"output folder {str(out.parent)!r} does not exist")
-    if n_fit < 5 or n_validate < 0:
-        raise NasError("a kit needs at least 5 subnets to fit the overhead and a non-negative number to validate")
+    return out
+
+
+def write_kit(space: SearchSpace, out: str | Path, n_fit: int = 30, n_validate: int = 20, seed: int = 0,
+              progress=None, quick: int | None = None, references: Sequence[str] = ()) -> Path:
+    """Write a kit zip to ``out``: every unit + ``n_fit`` + ``n_validate`` whole subnets; or, with
+    ``quick=K``, only ``K`` whole subnets spread over what the ``references`` (known targets)
+    predict, plus ``n_validate`` held out, for a transfer (``nas latency import --transfer-from``)."""
+    space = require_net_space(space)
+    out = _check_out(out)
+    if n_validate < 0:
+        raise NasError(f"--validate must not be negative, got {n_validate}")
+    if quick is None:
+        if n_fit < 5:
+            raise NasError("a kit needs at least 5 subnets to fit the overhead")
+        units, fit = all_units(space), build_archs(space, n_fit, seed)
+    else:
+        from nas.latency.transfer import MIN_ROWS, spread_archs
+
+        if quick < MIN_ROWS:
+            raise NasError(f"--quick must be at least {MIN_ROWS} (the fewest measured subnets a transfer fits), got {quick}")
+        units, fit = [], spread_archs(space, transfer_references(space, references), quick, seed)
+    held = space.sample_unique(random.Random(seed + 1), n_validate, exclude=set(fit))
     net = random_supernet(space, seed)
     shape = space.task.input_shape
-    units = all_units(space)
-    fit = build_archs(space, n_fit, seed)
-    held = space.sample_unique(random.Random(seed + 1), n_validate, exclude=set(fit))
     manifest: dict[str, Any] = {
         "space": space.name, "space_hash": space_hash(space), "input_shape": list(shape),
         "created": _dt.date.today().isoformat(), "versions": versions(), "units": [], "archs": [],
+        "quick": quick is not None, "references": list(references),
     }
     total = len(units) + len(fit) + len(held)
     advance = progress(f"writing a kit of {total} graphs", total) if progress else (lambda: None)
@@ -88,9 +118,26 @@ def write_kit(space: SearchSpace, out: str | Path, n_fit: int = 30, n_validate: 
         z.writestr("manifest.json", json.dumps(manifest, indent=1))
         z.writestr("run_kit.py", Path(kit_runner.__file__).read_text())
         z.writestr("probe.onnx", probe_graph())
-        z.writestr("README.txt", KIT_README.format(space=space.name, units=len(units), archs=len(fit) + len(held),
-                                                    fit=len(fit), validate=len(held)))
+        readme = QUICK_README if quick is not None else KIT_README
+        z.writestr("README.txt", readme.format(space=space.name, units=len(units), archs=len(fit) + len(held),
+                                               fit=len(fit), validate=len(held),
+                                               references=",".join(references) or "cpu"))
     out.write_bytes(buffer.getvalue())
+    return out
+
+
+def transfer_references(space: SearchSpace, names: Sequence[str]) -> list:
+    """The known targets ``names`` as references for a transfer (their profiles of ``space``)."""
+    from nas.latency.predictor import from_profile
+    from nas.latency.profile import load_profile
+    from nas.latency.transfer import ProfileReference
+
+    if not names:
+        raise NasError("a transfer needs at least one known target to learn from: --transfer-from cpu,mcu-m7")
+    out = []
+    for name in names:
+        profile, _ = load_profile(name, space)
+        out.append(ProfileReference(name, from_profile(profile, space), profile))
     return out
 
 
@@ -132,26 +179,23 @@ def _require_columns(rows: list[dict[str, str]], columns: tuple[str, ...], sourc
         raise NasError(f"{source} lacks the column(s) {', '.join(missing)} (has: {', '.join(rows[0])})")
 
 
-def import_results(path: str | Path, target: str, space: SearchSpace | None = None) -> Profile:
-    """A profile for the new target ``target`` from a kit's CSV or from a table of (arch, latency_ms)."""
+def import_results(path: str | Path, target: str, space: SearchSpace | None = None,
+                   transfer_from: Sequence[str] = (), reference_tables: Sequence[str | Path] = ()) -> Profile:
+    """A profile for the new target ``target`` from a kit's CSV or from a table of (arch, latency_ms);
+    with ``transfer_from`` (known targets) or ``reference_tables`` (CSVs of other devices), a
+    transfer from those references fitted on the measured whole archs (nas.latency.transfer)."""
     if target in BUILTIN:
         raise NasError(f"{target!r} is a built-in target; import under a new name (for example my-{target})")
     if not target or not all(c.isalnum() or c in "-_." for c in target) or target.startswith("."):
         raise NasError(f"{target!r} is not a usable target name (letters, digits, '-', '_', '.')")
     rows = _read_csv(path)
     source = Path(path).name
-    if "kind" in rows[0] or "key" in rows[0]:
+    kit = "kind" in rows[0] or "key" in rows[0]
+    if transfer_from or reference_tables:
+        return _import_transfer(rows, source, target, space, kit, transfer_from, reference_tables)
+    if kit:
         return _import_kit(rows, source, target, space)
-    _require_columns(rows, ("arch", "latency_ms"), source)
-    if space is None:
-        raise NasError("a table of arch,latency_ms needs --space to say which space its archs belong to")
-    archs = []
-    for i, row in enumerate(rows, start=2):
-        try:
-            arch = space.parse(row["arch"])
-        except NasError as exc:
-            raise NasError(f"{source} line {i}: {exc}") from None
-        archs.append({"arch": arch.to_str(), "median_ms": _number(row, "latency_ms", i, source)})
+    archs = [{"arch": a.to_str(), "median_ms": ms} for a, ms in _table_rows(rows, source, space)]
     profile = Profile(target, space.name, "table", space_hash(space), list(getattr(getattr(space, "task", None), "input_shape", ())),
                       meta={"device": f"imported from {source}", "date": _dt.date.today().isoformat()},
                       archs=archs, model={"kind": "random forest on the space's parameters"})
@@ -159,7 +203,44 @@ def import_results(path: str | Path, target: str, space: SearchSpace | None = No
     return profile
 
 
-def _import_kit(rows: list[dict[str, str]], source: str, target: str, space: SearchSpace | None) -> Profile:
+def measured_rows(path: str | Path, space: SearchSpace) -> list[tuple[Arch, float]]:
+    """(arch, ms) rows of a table of arch,latency_ms or of a kit's results (its whole archs)."""
+    rows = _read_csv(path)
+    source = Path(path).name
+    if "kind" not in rows[0] and "key" not in rows[0]:
+        return _table_rows(rows, source, space)
+    return [(a, ms) for a, ms, _ in _kit_archs(rows, source, _kit_space(rows, source, space))]
+
+
+def _kit_archs(rows: list[dict[str, str]], source: str, space: SearchSpace) -> list[tuple[Arch, float, str]]:
+    """The whole archs a kit measured: (arch, median ms, role)."""
+    out = []
+    for i, row in enumerate(rows, start=2):
+        if row["kind"] == "arch":
+            try:
+                out.append((space.parse(row["key"]), _number(row, "median_ms", i, source), row["role"]))
+            except NasError as exc:
+                raise NasError(f"{source} line {i}: {exc}") from None
+    return out
+
+
+def _table_rows(rows: list[dict[str, str]], source: str, space: SearchSpace | None) -> list[tuple[Arch, float]]:
+    """(arch, latency_ms) rows of a plain table, each arch checked against ``space``."""
+    _require_columns(rows, ("arch", "latency_ms"), source)
+    if space is None:
+        raise NasError("a table of arch,latency_ms needs --space to say which space its archs belong to")
+    out = []
+    for i, row in enumerate(rows, start=2):
+        try:
+            arch = space.parse(row["arch"])
+        except NasError as exc:
+            raise NasError(f"{source} line {i}: {exc}") from None
+        out.append((arch, _number(row, "latency_ms", i, source)))
+    return out
+
+
+def _kit_space(rows: list[dict[str, str]], source: str, space: SearchSpace | None) -> SearchSpace:
+    """The space a kit's CSV was measured for (its own column; ``space`` when given must match)."""
     from nas.space import load
 
     _require_columns(rows, ("space", "kind", "key", "role", "median_ms"), source)
@@ -174,6 +255,68 @@ def _import_kit(rows: list[dict[str, str]], source: str, target: str, space: Sea
             raise NasError(f"{source} was measured for space {name!r}, which is not shipped: pass --space PATH") from None
     if space.name != name:
         raise NasError(f"{source} was measured for space {name!r}, not {space.name!r}")
+    return space
+
+
+def _reference_tables(paths: Sequence[str | Path], space: SearchSpace) -> dict[str, list[tuple[Arch, float]]]:
+    """Each numeric column of each table (``arch`` + one column per device) as a reference's rows."""
+    out: dict[str, list[tuple[Arch, float]]] = {}
+    for path in paths:
+        rows = _read_csv(path)
+        source = Path(path).name
+        columns = [c for c in rows[0] if c != "arch"]
+        _require_columns(rows, ("arch",), source)
+        if not columns:
+            raise NasError(f"{source} has no latency column besides 'arch' (one column per reference device)")
+        archs = []
+        for i, row in enumerate(rows, start=2):
+            try:
+                archs.append(space.parse(row["arch"]))
+            except NasError as exc:
+                raise NasError(f"{source} line {i}: {exc}") from None
+        for column in columns:
+            name = f"{Path(path).stem}:{column}"
+            out[name] = [(a, _number(row, column, i, source)) for i, (a, row) in enumerate(zip(archs, rows, strict=True), start=2)]
+    return out
+
+
+def _import_transfer(rows: list[dict[str, str]], source: str, target: str, space: SearchSpace | None, kit: bool,
+                     transfer_from: Sequence[str], reference_tables: Sequence[str | Path]) -> Profile:
+    from nas.latency.transfer import fit_transfer, reference_json
+
+    held: list[tuple[Arch, float]] = []
+    if kit:  # a full kit's units are not needed: the references stand for them
+        space = _kit_space(rows, source, space)
+        archs = _kit_archs(rows, source, space)
+        fit = [(a, ms) for a, ms, role in archs if role != "validate"]
+        held = [(a, ms) for a, ms, role in archs if role == "validate"]
+    else:
+        fit = _table_rows(rows, source, space)
+    assert space is not None
+    references: dict[str, Any] = {r.name: r for r in transfer_references(space, transfer_from)} if transfer_from else {}
+    references.update(_reference_tables(reference_tables, space))
+    predictor = fit_transfer(space, fit, references, target)
+    validation: dict[str, Any] = {}
+    predicted = predictor.predict([a for a, _ in held])
+    if len(held) >= 2:
+        validation = summarise(np.array([ms for _, ms in held]), predicted, 0.0, None)
+    device = (rows[0].get("device") if kit else "") or f"imported from {source}"
+    shape = list(getattr(getattr(space, "task", None), "input_shape", ()))
+    return Profile(
+        target=target, space=space.name, kind="transfer", space_hash=space_hash(space), input_shape=shape,
+        meta={"device": device, "runtime": rows[0].get("runtime", "") if kit else "", "imported_from": source,
+              "date": _dt.date.today().isoformat(), "transfer_from": [r.name for r in predictor.references]},
+        archs=[{"arch": a.to_str(), "median_ms": ms} for a, ms in predictor.measured],
+        model={"kind": "transfer: geometric mean of a log-linear ridge and non-negative per-family scales "
+                       "over the references", "references": {r.name: reference_json(r) for r in predictor.references}},
+        validation=validation,
+        validation_rows=[{"arch": a.to_str(), "measured_ms": ms, "predicted_ms": float(p)}
+                         for (a, ms), p in zip(held, predicted, strict=True)],
+    )
+
+
+def _import_kit(rows: list[dict[str, str]], source: str, target: str, space: SearchSpace | None) -> Profile:
+    space = _kit_space(rows, source, space)
     space = require_net_space(space)
     units: dict[str, dict[str, Any]] = {}
     fit_rows, held_rows = [], []

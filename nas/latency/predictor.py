@@ -23,14 +23,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 from scipy.optimize import nnls
 
 from nas.errors import NasError
 from nas.latency.profile import Profile
-from nas.space import Arch, NetSpace, SearchSpace, parse_ffn_or_mixer
+from nas.space import Arch, NetSpace, SearchSpace, kind_names, parse_ffn_or_mixer
 from nas.supernet.units import Unit, UnitCache
 
 
@@ -50,6 +50,23 @@ def unit_family(unit: Unit) -> str:
     if unit.kind in ("mixer", "ffn"):
         return parse_ffn_or_mixer(unit.op).kind
     return unit.kind
+
+
+def families() -> tuple[str, ...]:
+    """Every unit family, in a fixed order: the fixed parts, then each registered block kind."""
+    return ("stem", "down", "head", *kind_names())
+
+
+def _family_matrix(units_of, archs: Sequence[Arch], latency) -> np.ndarray:
+    """(archs, families + 1): each arch's unit latencies summed per family, and its unit count."""
+    order = {f: i for i, f in enumerate(families())}
+    out = np.zeros((len(archs), len(order) + 1))
+    for r, arch in enumerate(archs):
+        units = units_of(arch)
+        for unit in units:
+            out[r, order[unit_family(unit)]] += latency(unit)
+        out[r, -1] = len(units)
+    return out
 
 
 def require_net_space(space: SearchSpace, hint: str | None = None) -> NetSpace:
@@ -160,6 +177,11 @@ class UnitPredictor:
     def predict(self, archs: Sequence[Arch]) -> np.ndarray:
         return self.design(archs) @ np.asarray(self.overhead)
 
+    def family_latencies(self, archs: Sequence[Arch]) -> np.ndarray:
+        """Per arch, the measured unit latencies summed per family (:func:`families`) and the unit
+        count: what a transfer to a new device scales (nas.latency.transfer)."""
+        return _family_matrix(self._units.units, archs, self.unit_latency)
+
     def predict_metrics(self, archs: Sequence[Arch]) -> dict[str, np.ndarray]:
         return {"latency_ms": self.predict(archs)}
 
@@ -226,6 +248,14 @@ class McuPredictor:
     def predict(self, archs: Sequence[Arch]) -> np.ndarray:
         return self.predict_metrics(archs)["latency_ms"]
 
+    def family_latencies(self, archs: Sequence[Arch]) -> np.ndarray:
+        """Per arch, the units' modelled latencies summed per family and the unit count (see UnitPredictor)."""
+        try:
+            return _family_matrix(self._units.units, archs, lambda u: self.cpi * self.unit_counts[u.key]["instructions"]
+                                  / (self.clock_mhz * 1e3))
+        except KeyError as exc:
+            raise NasError(f"the {self.target} profile has no unit {exc}; rebuild it") from None
+
 
 class TablePredictor:
     """A random forest on the space's flat parameters, fitted on measured (arch, latency) rows."""
@@ -253,13 +283,20 @@ class TablePredictor:
         return {"latency_ms": self.predict(archs)}
 
 
-PREDICTORS: dict[str, type] = {"measured": UnitPredictor, "mcu": McuPredictor, "table": TablePredictor}
+def _transfer(profile: Profile, space: SearchSpace) -> Predictor:
+    from nas.latency import transfer
+
+    return transfer.from_profile(profile, space)
+
+
+PREDICTORS: dict[str, Any] = {"measured": UnitPredictor.from_profile, "mcu": McuPredictor.from_profile,
+                              "table": TablePredictor.from_profile, "transfer": _transfer}
 
 
 def from_profile(profile: Profile, space: SearchSpace) -> Predictor:
     """The predictor ``profile`` describes, for ``space`` (whose hash the profile must match)."""
-    cls = PREDICTORS.get(profile.kind)
-    if cls is None:
+    make = PREDICTORS.get(profile.kind)
+    if make is None:
         raise NasError(f"the {profile.target} profile of {profile.name} has kind {profile.kind!r}, "
                        f"which this nas cannot read (known: {', '.join(PREDICTORS)})")
-    return cls.from_profile(profile, space)
+    return make(profile, space)

@@ -39,7 +39,7 @@ def space_hash(space: SearchSpace) -> str:
 class Profile:
     target: str
     space: str
-    kind: str  # measured, mcu, table
+    kind: str  # measured, mcu, table, transfer
     space_hash: str
     input_shape: list[int]
     meta: dict[str, Any] = field(default_factory=dict)

@@ -34,7 +34,7 @@ from nas.latency.build import build_archs, random_supernet
 from nas.latency.measure import MeasureConfig, Meter
 from nas.latency.predictor import from_profile
 from nas.latency.profile import Profile
-from nas.space import NetArch, NetSpace
+from nas.space import Arch, NetArch, NetSpace
 from nas.supernet.to_onnx import to_onnx
 
 if TYPE_CHECKING:
@@ -70,6 +70,17 @@ def held_out_archs(space: NetSpace, profile: Profile, n: int, seed: int) -> list
     built = {space.parse(r["arch"]) for r in profile.archs}
     built |= set(build_archs(space, 2, 0))
     return space.sample_unique(random.Random(seed), n, exclude=built)
+
+
+def validate_against(predictor, rows: list[tuple[Arch, float]]) -> Validation:
+    """A predictor's figures on measurements made elsewhere (a device's own runs of held-out archs)."""
+    _check_n(len(rows))
+    measured = np.array([ms for _, ms in rows])
+    predicted = np.asarray(predictor.predict([a for a, _ in rows]), dtype=float)
+    summary = summarise(measured, predicted, 0.0, None)
+    summary["measured_by"] = "the measurements given"
+    return Validation([{"arch": a.to_str(), "measured_ms": float(m), "predicted_ms": float(p)}
+                       for (a, _), m, p in zip(rows, measured, predicted, strict=True)], summary)
 
 
 def validate_costed(target: McuTarget, space: NetSpace, profile: Profile, n: int, seed: int,
