@@ -203,6 +203,7 @@ def plot(summary: dict | None, points: list, path: Path) -> None:
         ax.axhline(summary["ceiling_mean"], color="#999", ls="--", label="ceiling (4,000 rows)")
         ax.set_xscale("log")
         ax.set_xticks(KS, [str(k) for k in KS])
+        ax.minorticks_off()
         ax.set_xlabel("measured archs of the new device (k)")
         ax.set_ylabel("mean Spearman over 27 devices")
         ax.set_title("FBNet, leave one device out", fontsize=9)
