@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip $(PIP_QUIET)
 	$(PY) -m pip install -q torch==2.13.0 $(PIP_QUIET)
-	$(PY) -m pip install -q -c constraints.txt -e '.[dev]' $(PIP_QUIET)
+	$(PY) -m pip install -q -c constraints.txt -e '.[dev,bench]' $(PIP_QUIET)
 	touch $(STAMP)
 
 system-deps:

@@ -72,6 +72,22 @@ def nondominated_ranks(points: np.ndarray, directions: Sequence[str], violation:
     return ranks
 
 
+def first_fronts(points: np.ndarray, count: int) -> np.ndarray:
+    """Front index of the rows (minimisation form) in the first fronts that together hold at least
+    ``count`` rows; the rows past them get a rank past every front (``len(points)``). Peeling only
+    as many fronts as needed keeps this cheap on tens of thousands of candidates."""
+    n = len(points)
+    ranks = np.full(n, n, dtype=int)
+    remaining = np.arange(n)
+    rank = 0
+    while len(remaining) and (ranks < n).sum() < count:
+        on_front = remaining[pareto_mask(points[remaining], ["min"] * points.shape[1])]
+        ranks[on_front] = rank
+        remaining = np.setdiff1d(remaining, on_front, assume_unique=True)
+        rank += 1
+    return ranks
+
+
 def crowding_distance(points: np.ndarray) -> np.ndarray:
     """NSGA-II crowding distance within one front (larger = more isolated)."""
     n, m = points.shape

@@ -6,6 +6,7 @@ import sys
 
 from nas.cli import (  # noqa: F401  (registration)
     _app,
+    bench_cmd,
     cluster_cmd,
     dashboard_cmd,
     latency_cmd,

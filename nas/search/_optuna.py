@@ -17,6 +17,7 @@ import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution, IntDistribution
 from optuna.trial import Trial, TrialState
 
+from nas.errors import NasError
 from nas.search._base import Strategy
 from nas.space import Arch
 
@@ -63,21 +64,31 @@ class OptunaStrategy(Strategy):
         self._last: Trial | None = None  # the trial of the latest proposal
 
     def propose(self) -> Arch:
-        with _quiet():
-            self._last = self.study.ask(self.distributions)
-        arch = self.space.decode(self._last.params)
-        self.pending.setdefault(arch, self._last)
-        return arch
+        for _ in range(10):
+            with _quiet():
+                self._last = self.study.ask(self.distributions)
+            try:
+                arch = self.space.decode(self._last.params)
+            except NasError:  # a combination the space does not hold (a benchmark that leaves some out)
+                with _quiet():
+                    self.study.tell(self._last, state=TrialState.FAIL)
+                continue
+            self.pending.setdefault(arch, self._last)
+            return arch
+        self._last = None  # ten invalid proposals in a row: a uniform draw, told later as a trial of its own
+        return self.space.sample(self.rng)
 
     def replace_taken(self, arch: Arch) -> Arch:
         # The sampler proposed an arch already taken. Its trial is closed as failed, which the
         # samplers ignore, instead of told the old result again (a study that counted every
         # repeat grew, and slowed every ask, with the repeats); the neighbour that replaces it
         # is added to the study as a trial of its own when its result comes.
-        if self.pending.get(arch) is self._last:
-            del self.pending[arch]
-        with _quiet():
-            self.study.tell(self._last, state=TrialState.FAIL)
+        if self._last is not None:
+            if self.pending.get(arch) is self._last:
+                del self.pending[arch]
+            with _quiet():
+                self.study.tell(self._last, state=TrialState.FAIL)
+            self._last = None
         return super().replace_taken(arch)
 
     def _slacks(self, metrics: Mapping[str, float]) -> dict[str, float] | None:

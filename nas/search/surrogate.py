@@ -1,26 +1,30 @@
-"""Hardware-aware, surrogate-assisted search: latency is known before evaluation, only accuracy
-is modelled, and each ask proposes the candidate with the largest predicted hypervolume gain.
+"""Surrogate-assisted multi-objective search: model what is not known before evaluation, and
+propose what the models say extends the front most.
 
-A hardware-aware search knows a candidate's latency, memory and size before evaluating it:
-the latency predictors cost microseconds, an evaluation costs a pass over the validation
-split. The other strategies treat latency like any measured objective; this one uses what the
-evaluator's cheap metrics already tell (DyNAS-T's LINAS and OFA's predictor-guided search
-rest on the same observation):
+A hardware-aware search often knows a candidate's latency, memory and size before evaluating it
+(the latency predictors cost microseconds); then only accuracy needs modelling. On a table or a
+user's own evaluator every objective may be costly, and every one is modelled. In both cases:
 
 1. Start-up. The first ``startup`` archs are spread evenly over the range of the first known
-   objective (its quantiles over ``pool`` random archs), fastest first, instead of drawn
-   uniformly: uniform draws of a deep elastic net bunch up around the middle latencies.
-2. Then, on each ask, candidates are bred from the archs on the front so far with the space's
-   own mutation and crossover (and a share of uniform draws). Objectives the cheap metrics
-   give are taken as they are; the others (accuracy) come from a random forest over the
-   space's flat parameters, optimistically (mean + ``beta`` x the trees' spread). The
-   candidate whose point adds the most hypervolume to the front of the results so far, and
-   of the archs still in flight at their predicted values (so one batch spreads out), is
-   proposed; when no candidate adds any, the one closest to the front is.
+   objective (its quantiles over ``pool`` random archs), fastest first; with nothing known,
+   drawn uniformly.
+2. Models. Each modelled objective gets a random forest over the space's features (each choice
+   one-hot, and for a plain space how often each value occurs among parameters that share
+   their choices, so that node order matters less than node content). An objective that is
+   positive and spans more than 3x (a latency) is modelled in log space. The trees' spread is
+   the uncertainty; candidates are judged optimistically (mean - ``beta`` x spread, mapped back
+   to the objective's own scale, where the hypervolume is measured).
+3. Candidates. A space small enough to list (at most ``enumerate_limit`` archs, such as a
+   tabular benchmark) is scored whole; a larger one through ``candidates`` archs bred from the
+   front so far (the space's mutation and crossover) and a share of uniform draws.
+4. Choice. Candidates are ordered by predicted constraint violation, then by their rank among
+   the optimistic points' non-dominated fronts, then by the hypervolume each adds to the front
+   of the results so far and of the archs in flight; a *batch* of the best is queued (one at
+   first, growing with the results to ``max_batch``), so that several workers get different
+   archs, a long search is not bound by refits, and the front's whole length is explored
+   instead of the single point of largest gain (which stalls once the front is found).
 
-Constraints on cheap metrics drop the candidates that break them; constraints on modelled
-metrics rank candidates by predicted violation first. Without cheap metrics (a user's own
-evaluator that gives none) every objective is modelled.
+Constraints on cheap metrics drop the candidates that break them.
 """
 
 from __future__ import annotations
@@ -30,20 +34,24 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from nas.pareto import hypervolume_gains, pareto_mask, signs
+from nas.pareto import first_fronts, hypervolume_gains, pareto_mask, signs
 from nas.search._base import Strategy
 from nas.space import Arch
 
 
 class SurrogateSearch(Strategy):
     name = "surrogate"
-    startup = 10  # archs spread over the known objective's range before the model is used
+    startup = 10  # archs spread over the known objective's range (or uniform) before the models are used
     pool = 256  # random archs the start-up quantiles are taken from
-    candidates = 128  # bred per ask
-    uniform_share = 0.1  # of the candidates drawn uniformly, for global exploration
+    candidates = 256  # bred per plan, in a space too large to score whole
+    uniform_share = 0.1  # of the bred candidates drawn uniformly, for global exploration
     crossover_share = 0.25
-    beta = 1.0  # optimism: mean + beta x spread of the trees
-    trees = 32
+    beta = 1.0  # optimism: mean - beta x spread of the trees (minimisation form)
+    trees = 48
+    max_batch = 64  # archs queued per plan at the most (one per 20 results so far, at least one)
+    novelty = 1.0  # extra optimism for candidates far from every evaluated arch (a share of the targets' spread)
+    novelty_sample = 400
+    enumerate_limit = 100_000  # spaces up to this size are scored whole
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -58,9 +66,15 @@ class SurrogateSearch(Strategy):
         self.seen: set[Arch] = set()
         self.pending: dict[Arch, np.ndarray | None] = {}  # asked, not yet told -> predicted point (once modelled)
         self._plan: list[Arch] | None = None
-        self._model = None
+        self._queue: list[tuple[Arch, np.ndarray]] = []  # chosen by the last plan, not yet proposed
+        self._models: list = []  # one forest per modelled objective
         self._model_size = 0
-        self._target_scale: tuple[np.ndarray, np.ndarray] | None = None
+        self._logged: list[bool] = []  # per modelled objective: fitted in log space
+        self._target_spread: list[float] = []
+        self._seen_x: list[np.ndarray] = []
+        self._listed: list[Arch] | None = None  # every arch, for a space small enough to list
+        self._listed_x: np.ndarray | None = None
+        self._counts = self._count_groups()
 
     # -- known (cheap) metrics ---------------------------------------------------------------------
     def _known(self, arch: Arch) -> dict[str, float]:
@@ -75,7 +89,7 @@ class SurrogateSearch(Strategy):
     def _startup_plan(self) -> list[Arch]:
         pool = self.space.sample_unique(self.rng, self.pool, exclude=self.seen)
         if not self.known or not pool:
-            return pool[: self.startup]
+            return pool[: self._startup()]
         allowed = [a for a in pool if self._cheap_violation(a) == 0] or pool
         first = self.objectives[self.known[0]].name
         signs = self.signs[self.known[0]]
@@ -87,46 +101,118 @@ class SurrogateSearch(Strategy):
         known = self._known(arch)
         return float(sum(c.violation(known) for c in self.constraints if c.metric in known))
 
-    # -- the model of the other objectives ---------------------------------------------------------
+    # -- features ----------------------------------------------------------------------------------
+    def _count_groups(self) -> list[tuple[list[str], dict]]:
+        """For a plain space, groups of two or more categorical parameters with the same choices
+        (a cell's operations): each gives, per value, how many of its parameters take it."""
+        if self.space.kind != "choice":
+            return []
+        groups: dict[tuple, list[str]] = {}
+        for p in self.space.params():
+            if p.kind == "categorical":
+                groups.setdefault(tuple(p.choices), []).append(p.name)
+        return [(names, {v: i for i, v in enumerate(choices)}) for choices, names in groups.items() if len(names) > 1]
+
+    def _features(self, archs: list[Arch]) -> np.ndarray:
+        x = self.space.features(archs)
+        if not self._counts:
+            return x
+        extra = []
+        for names, index in self._counts:
+            counts = np.zeros((len(archs), len(index)))
+            for r, arch in enumerate(archs):
+                values = self.space.encode(arch)
+                for name in names:
+                    counts[r, index[values[name]]] += 1
+            extra.append(counts)
+        return np.hstack([x, *extra])
+
+    # -- the models of the other objectives --------------------------------------------------------
     def _fit(self) -> None:
         rows = [i for i, p in enumerate(self.points) if np.all(np.isfinite(p[self.modelled]))]
         if len(rows) < 2:
-            self._model = None
+            self._models = []
             return
         # Refit as results come in, less often as they pile up (a fit grows with the results).
-        if self._model is not None and len(rows) - self._model_size < max(1, len(rows) // 10):
+        n = len(rows)
+        interval = n // 10 if n > 400 else max(1, min(16, n // 10))
+        if self._models and n - self._model_size < interval:
             return
         from sklearn.ensemble import RandomForestRegressor
 
-        x = self.space.features([self.archs[i] for i in rows])
+        x = self._features([self.archs[i] for i in rows]).astype(np.float32)
         y = np.array([self.points[i][self.modelled] for i in rows])
-        mean, scale = y.mean(axis=0), y.std(axis=0)
-        scale[scale == 0] = 1.0
-        model = RandomForestRegressor(n_estimators=self.trees, min_samples_leaf=1, max_features=0.5,
-                                      random_state=self.seed, n_jobs=1)
-        target = (y - mean) / scale
-        model.fit(x, target[:, 0] if target.shape[1] == 1 else target)
-        self._model, self._model_size, self._target_scale = model, len(rows), (mean, scale)
+        self._models, self._logged, self._target_spread = [], [], []
+        for col, j in enumerate(self.modelled):
+            raw = self.signs[j] * y[:, col]
+            logged = bool(np.all(raw > 0) and raw.max() > 3 * raw.min())
+            target = self.signs[j] * np.log(raw) if logged else y[:, col]
+            forest = RandomForestRegressor(n_estimators=self.trees, min_samples_leaf=1, max_features=0.5,
+                                           random_state=self.seed, n_jobs=1).fit(x, target)
+            self._models.append(forest)
+            self._logged.append(logged)
+            self._target_spread.append(float(np.std(target)))
+        self._model_size = len(rows)
 
-    def _predict(self, archs: list[Arch]) -> tuple[np.ndarray, np.ndarray]:
-        """Mean and spread of the modelled objectives (minimisation form), one row per arch."""
-        k = len(self.modelled)
-        if self._model is None or not archs:
-            return np.zeros((len(archs), k)), np.full((len(archs), k), np.inf)
-        x = self.space.features(archs).astype(np.float32)
-        # Each tree's own prediction, for the spread; straight from the fitted trees (the rows are
-        # already valid: sklearn's per-call checks cost more than the trees themselves here).
-        per_tree = np.stack([t.tree_.predict(x).reshape(len(archs), k) for t in self._model.estimators_])
-        mean, scale = self._target_scale
-        return per_tree.mean(axis=0) * scale + mean, per_tree.std(axis=0) * scale
+    def _seen_features(self) -> np.ndarray:
+        """The features of the evaluated archs, kept as they are told."""
+        if len(self._seen_x) < len(self.archs):
+            self._seen_x.extend(self._features(self.archs[len(self._seen_x):]).astype(np.float32))
+        return np.array(self._seen_x)
 
-    def _points(self, archs: list[Arch]) -> tuple[np.ndarray, np.ndarray, list[dict[str, float]]]:
-        """Each arch's objective values (minimisation form; modelled ones at the model's mean),
-        their spread (0 for known ones and before there is a model) and the metrics its
-        constraints can be checked on."""
-        mean, spread = self._predict(archs)
+    def _novelty(self, x: np.ndarray) -> np.ndarray:
+        """Per candidate, how far it is from every evaluated arch: the L1 distance to the nearest
+        one over the one-hot features, as a share of the largest possible (0 = evaluated). Past
+        ``novelty_sample`` evaluated archs, the nearest among a fixed sample of them (the forest's
+        own spread is informed enough by then, and the distances stay cheap)."""
+        seen = self._seen_features()
+        if len(seen) > self.novelty_sample:
+            seen = seen[np.random.default_rng(self.seed).choice(len(seen), self.novelty_sample, replace=False)]
+        onehot = [j for j in range(x.shape[1]) if set(np.unique(seen[:, j])) <= {0.0, 1.0}]
+        if not onehot or not len(seen):
+            return np.zeros(len(x))
+        a, b = x[:, onehot], seen[:, onehot]
+        # |a - b|_1 for 0/1 vectors = |a| + |b| - 2 a.b, for every pair at once
+        distance = a.sum(1)[:, None] + b.sum(1)[None, :] - 2 * (a @ b.T)
+        nearest = distance.min(axis=1)
+        top = float(a.sum(1).max() + b.sum(1).max())
+        return nearest / top if top > 0 else np.zeros(len(x))
+
+    def _predict_x(self, x: np.ndarray, optimism: float) -> tuple[np.ndarray, np.ndarray]:
+        """The modelled objectives (minimisation form, their own scale) at the mean and at mean -
+        ``optimism`` x spread, where the spread is the trees' and, with ``novelty``, a share of the
+        targets' spread for candidates far from anything evaluated (trees extrapolate flat where
+        they have no data)."""
+        mean, optimistic = np.zeros((len(x), len(self.modelled))), np.zeros((len(x), len(self.modelled)))
+        far = self._novelty(x) if optimism and self.novelty else None
+        for col, (forest, logged) in enumerate(zip(self._models, self._logged, strict=True)):
+            # Each tree's own prediction, for the spread; straight from the fitted trees (the rows
+            # are already valid: sklearn's per-call checks cost more than the trees themselves).
+            per_tree = np.stack([t.tree_.predict(x).reshape(-1) for t in forest.estimators_])
+            spread = per_tree.std(axis=0)
+            if far is not None:
+                spread = spread + self.novelty * far * self._target_spread[col]
+            centre = per_tree.mean(axis=0)
+            j = self.modelled[col]
+            for out, value in ((mean, centre), (optimistic, centre - optimism * spread)):
+                out[:, col] = self.signs[j] * np.exp(self.signs[j] * value) if logged else value
+        return mean, optimistic
+
+    def _predict(self, archs: list[Arch]) -> np.ndarray:
+        if not self._models or not archs:
+            return np.zeros((len(archs), len(self.modelled)))
+        return self._predict_x(self._features(archs).astype(np.float32), 0.0)[0]
+
+    def _points(self, archs: list[Arch], modelled: np.ndarray | None = None) -> tuple[np.ndarray, list[dict[str, float]]]:
+        """Each arch's objective values (minimisation form): known ones as they are, modelled ones
+        from ``modelled`` (the models' mean by default), and the metrics its constraints can be
+        checked on."""
+        if modelled is None:
+            modelled = self._predict(archs)
         out = np.zeros((len(archs), len(self.objectives)))
-        unsure = np.zeros_like(out)
+        if not self.known and not self.constraints:  # nothing per arch to look up
+            out[:, self.modelled] = modelled
+            return out, [{} for _ in archs]
         metrics = []
         for r, arch in enumerate(archs):
             known = self._known(arch)
@@ -134,11 +220,10 @@ class SurrogateSearch(Strategy):
             for j in self.known:
                 out[r, j] = self.signs[j] * known[self.objectives[j].name]
             for col, j in enumerate(self.modelled):
-                out[r, j] = mean[r, col]
-                unsure[r, j] = spread[r, col] if np.isfinite(spread[r, col]) else 0.0
-                values[self.objectives[j].name] = self.signs[j] * mean[r, col]
+                out[r, j] = modelled[r, col]
+                values[self.objectives[j].name] = self.signs[j] * modelled[r, col]
             metrics.append(values)
-        return out, unsure, metrics
+        return out, metrics
 
     # -- ask / tell --------------------------------------------------------------------------------
     def _parents(self) -> list[Arch]:
@@ -176,6 +261,21 @@ class SurrogateSearch(Strategy):
                 out[child] = None
         return list(out)
 
+    def _acquisition_scale(self, points: np.ndarray) -> np.ndarray:
+        """Points (minimisation form) with each objective that is positive and spans more than 3x
+        among the results (a latency) on a log axis: gains are weighed by ratios there, so a
+        point ten times faster counts as much at the fast end as at the slow one."""
+        if not self.points:
+            return points
+        seen = np.array(self.points)
+        out = points.copy()
+        for j in range(points.shape[1]):
+            raw = self.signs[j] * seen[:, j]
+            raw = raw[np.isfinite(raw)]
+            if len(raw) and np.all(raw > 0) and raw.max() > 3 * raw.min():
+                out[:, j] = self.signs[j] * np.log(np.maximum(self.signs[j] * points[:, j], 1e-300))
+        return out
+
     def _front(self) -> np.ndarray:
         rows = [p for p, ok in zip(self.points, self.feasible, strict=True) if ok and np.all(np.isfinite(p))]
         rows += [p for p in self.pending.values() if p is not None]
@@ -184,47 +284,76 @@ class SurrogateSearch(Strategy):
         points = np.array(rows)
         return points[pareto_mask(points, ["min"] * points.shape[1])]
 
-    def _choose(self, candidates: list[Arch]) -> tuple[Arch, np.ndarray]:
-        """The candidate to propose, and its predicted point."""
-        predicted, unsure, metrics = self._points(candidates)
-        optimistic = predicted - self.beta * unsure
-        front = self._front()
-        # Predicted violation first (cheap metrics exact, modelled ones at their mean), then gain.
+    def _listed_candidates(self) -> tuple[list[Arch], np.ndarray] | None:
+        """Every untaken arch and its features, for a space small enough to list (else None)."""
+        if self.space.size() > self.enumerate_limit:
+            return None
+        if self._listed is None:
+            self._listed = self.space.listing() or []
+            self._listed_x = self._features(self._listed).astype(np.float32)
+        keep = [i for i, a in enumerate(self._listed) if a not in self.taken and a not in self.pending]
+        return [self._listed[i] for i in keep], self._listed_x[keep]
+
+    def _plan_batch(self) -> list[tuple[Arch, np.ndarray]]:
+        """The next batch: candidates ordered by predicted violation, optimistic front rank and
+        hypervolume gain (see the module's docstring), with their predicted points."""
+        listed = self._listed_candidates()
+        if listed is not None:
+            candidates, x = listed
+        else:
+            candidates = self._breed(self._parents())
+            x = self._features(candidates).astype(np.float32) if candidates and self._models else None
+        if not candidates:
+            return []
+        if self._models:
+            mean, optimistic_m = self._predict_x(x, self.beta)
+        else:
+            mean = optimistic_m = np.zeros((len(candidates), len(self.modelled)))
+        predicted, metrics = self._points(candidates, mean)
+        optimistic, _ = self._points(candidates, optimistic_m)
+        optimistic = self._acquisition_scale(optimistic)
         violation = np.array([sum(c.violation(m) for c in self.constraints if c.metric in m) for m in metrics])
+        batch = int(np.clip(len(self.archs) // 20, 1, self.max_batch))
+        front = self._acquisition_scale(self._front())
         everything = np.vstack([front, optimistic]) if len(front) else optimistic
         worst, best = everything.max(axis=0), everything.min(axis=0)
-        span = np.where(worst > best, worst - best, 1.0)
-        reference = worst + 0.1 * span
+        reference = worst + 0.1 * np.where(worst > best, worst - best, 1.0)
         gain = hypervolume_gains(front, optimistic, reference)
-        # How much each candidate must improve in every objective (relative to the span) to leave
-        # the front's shadow: ranks the candidates that add nothing.
-        if len(front):
-            shadow = np.max(np.min((optimistic[:, None, :] - front[None, :, :]) / span, axis=2), axis=1)
-            closeness = -np.maximum(shadow, 0.0)
-        else:
-            closeness = np.zeros(len(candidates))
-        pick = int(np.lexsort((-closeness, -gain, violation))[0])
-        return candidates[pick], predicted[pick]
+        feasible = violation <= 0
+        ranks = np.full(len(candidates), len(candidates))
+        if feasible.any():
+            ranks[feasible] = first_fronts(optimistic[feasible], batch)
+        order = np.lexsort((-gain, ranks, violation))[:batch]
+        return [(candidates[i], predicted[i]) for i in order]
+
+    def _startup(self) -> int:
+        """Archs before the models: ``startup``, twice that when every objective is modelled."""
+        return self.startup if self.known else 2 * self.startup
 
     def propose(self) -> Arch:
-        if len(self.archs) + len(self.pending) < self.startup:
+        if len(self.archs) + len(self.pending) < self._startup():
             if self._plan is None:
                 self._plan = self._startup_plan()
             while self._plan:
                 arch = self._plan.pop(0)
                 if arch not in self.seen and arch not in self.pending:
                     return self._remember(arch)
+        while self._queue:
+            arch, predicted = self._queue.pop(0)
+            if arch not in self.seen and arch not in self.pending:
+                return self._remember(arch, predicted)
         self._fit()
-        candidates = self._breed(self._parents())
-        if not candidates:
+        self._queue = self._plan_batch()
+        if not self._queue:
             fresh = self.space.sample_unique(self.rng, 1, exclude=self.seen | set(self.pending))
             return self._remember(fresh[0] if fresh else self.space.sample(self.rng))
-        return self._remember(*self._choose(candidates))
+        arch, predicted = self._queue.pop(0)
+        return self._remember(arch, predicted)
 
     def _remember(self, arch: Arch, predicted: np.ndarray | None = None) -> Arch:
         if arch not in self.seen:
             # In flight at its predicted point once there is a model (or nothing to model).
-            if self._model is None and self.modelled:
+            if not self._models and self.modelled:
                 predicted = None
             elif predicted is None:
                 predicted = self._points([arch])[0][0]

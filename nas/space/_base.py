@@ -118,15 +118,25 @@ class SearchSpace(ABC):
 
     enumerable = 200_000  # spaces up to this size can be listed whole
 
-    def untaken(self, taken: Collection[Arch], rng: random.Random) -> Arch | None:
-        """A random arch not in ``taken``, found by listing the space when it is small enough;
-        None when there is none (or the space is too large to list)."""
+    def listing(self) -> list[Arch] | None:
+        """Every arch of the space, in a fixed order, when there are at most ``enumerable`` of
+        them (None for a larger space). Combinations the space refuses are left out."""
         if self.size() > self.enumerable:
             return None
         names = [p.name for p in self.params()]
-        every = {self.decode(dict(zip(names, values, strict=True)))
-                 for values in itertools.product(*(p.choices for p in self.params()))}
-        left = sorted((a for a in every if a not in taken), key=lambda a: a.to_str())
+        every: dict[Arch, None] = {}
+        for values in itertools.product(*(p.choices for p in self.params())):
+            try:
+                every[self.decode(dict(zip(names, values, strict=True)))] = None
+            except NasError:
+                continue  # a combination that is not an arch of the space
+        return list(every)
+
+    def untaken(self, taken: Collection[Arch], rng: random.Random) -> Arch | None:
+        """A random arch not in ``taken``, found by listing the space when it is small enough;
+        None when there is none (or the space is too large to list)."""
+        listed = self.listing()
+        left = [a for a in listed or () if a not in taken]
         return rng.choice(left) if left else None
 
     def sample_unique(self, rng: random.Random, n: int, exclude: set[Arch] | None = None) -> list[Arch]:
