@@ -56,8 +56,8 @@ class TrainBar:
     def epoch_started(self, epoch: int, epochs: int, steps: int) -> None:
         self.task = self.progress.add_task(f"epoch {epoch + 1}/{epochs}", total=steps, status="")
 
-    def step_done(self, loss: float, accuracy: float) -> None:
-        self.progress.update(self.task, advance=1, status=f"loss {loss:.3f} acc(largest) {accuracy:.3f}")
+    def steps_done(self, steps: int, loss: float, accuracy: float) -> None:
+        self.progress.update(self.task, advance=steps, status=f"loss {loss:.3f} acc(largest) {accuracy:.3f}")
 
     def epoch_done(self, record: dict[str, Any]) -> None:
         self.progress.update(

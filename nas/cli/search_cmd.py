@@ -35,7 +35,7 @@ def search_cmd(
     space: str = typer.Argument(None, help="The space (optional: the checkpoint names it; given, it must match)."),
     supernet: str = typer.Option(..., "--supernet", help="A checkpoint from nas supernet train."),
     target: list[str] = typer.Option(["cpu"], "--target", help="Latency target(s): cpu, gpu, mcu-m7, mcu-m4 or an imported one."),
-    strategy: str = typer.Option("nsga2", "--strategy", help="random, evolution, nsga2, tpe, gp or surrogate (uses the latency known before evaluation)."),
+    strategy: str = typer.Option("surrogate", "--strategy", help="surrogate (the default: models what is not known before evaluation), random, evolution, nsga2, tpe or gp."),
     budget: int = typer.Option(100, "--budget", help="Evaluations to store (in total, when resuming)."),
     workers: int = typer.Option(2, "--workers", help="Ray workers (each holds the supernet and data once); 0 evaluates here, without Ray."),
     constraint: list[str] = typer.Option([], "--constraint", help="For example cpu_ms<=2, sram_kb<=320, flash_kb<=1024."),
@@ -45,6 +45,8 @@ def search_cmd(
     address: str = typer.Option(None, "--address", help="Join an existing Ray cluster (ray://... or HOST:PORT)."),
     seed: int = typer.Option(0, "--seed"),
     val_examples: int = typer.Option(None, "--val-examples", help="Score accuracy on the first N validation examples."),
+    device: str = typer.Option("cpu", "--device", help="Where workers score accuracy: cpu, auto, cuda or cuda:N "
+                               "(on a GPU the workers share it, each asking Ray for a fraction)."),
 ) -> None:
     """Multi-objective search (accuracy up, latency down) over a supernet's subnets on Ray workers."""
     from nas.cli._progress import progress_bar
@@ -52,7 +54,7 @@ def search_cmd(
 
     config = SearchConfig(strategy=strategy, budget=budget, targets=tuple(target), constraints=tuple(constraint),
                           workers=workers, experiment=experiment, db=db, resume=resume, address=address, seed=seed,
-                          supernet=supernet, space=space, val_examples=val_examples)
+                          supernet=supernet, space=space, val_examples=val_examples, device=device)
     with progress_bar() as progress:
         result = search(config, progress=_Bar(progress))
     console.print(f"{result.evaluated} evaluations this run ({result.total} stored, {result.screened} screened out by "

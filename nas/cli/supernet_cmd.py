@@ -25,20 +25,30 @@ def train_cmd(
     distill_weight: float = typer.Option(0.5, "--distill-weight", help="Final weight of distillation vs labels for the smaller subnets."),
     limit: int = typer.Option(None, "--limit", help="Use at most this many training examples."),
     seed: int = typer.Option(0, "--seed"),
+    device: str = typer.Option("auto", "--device", help="auto (CUDA when present), cpu, cuda or cuda:N."),
+    precision: str = typer.Option("fp32", "--precision", help="fp32, or bf16 (autocast on CUDA)."),
+    workers: int = typer.Option(0, "--workers", help="Data-parallel Ray Train workers (0: this process only)."),
+    gpus_per_worker: float = typer.Option(0.0, "--gpus-per-worker", help="GPUs per worker (0: CPUs over gloo)."),
+    address: str = typer.Option(None, "--address", help="With --workers: join the Ray cluster at this address."),
 ) -> None:
-    """Train a weight-sharing supernet with the sandwich rule and in-place distillation."""
+    """Train a weight-sharing supernet with the sandwich rule and in-place distillation, on this
+    process's device or on several workers (GPUs, nodes) with Ray Train."""
     from nas.cli._progress import TrainBar, progress_bar
     from nas.data import load_dataset
     from nas.space import NetSpace, load
-    from nas.supernet.train import TrainConfig, train
+    from nas.supernet.train import TrainConfig, resolve_device, train
 
     s = load(space)
     if not isinstance(s, NetSpace):
         raise NasError(f"space {s.name!r} is a plain-choice space: it has no supernet to train")
     config = TrainConfig(
         epochs=epochs, batch_size=batch_size, lr=lr, random_subnets=random_subnets,
-        distill=not no_distill, distill_weight=distill_weight, limit=limit, seed=seed,
+        distill=not no_distill, distill_weight=distill_weight, limit=limit, seed=seed, precision=precision,
     )
+    if workers < 0:
+        raise NasError(f"--workers must be 0 (this process) or more, got {workers}")
+    if address and not workers:
+        raise NasError("--address needs --workers N (the Ray Train workers to run there)")
     dataset = dataset or s.task.dataset
     out = out or Path("runs") / f"{s.name}-{dataset.replace(':', '-').replace('/', '_')}.ckpt"
     if resume and not out.is_file():
@@ -46,9 +56,21 @@ def train_cmd(
     if not resume and out.exists():
         raise NasError(f"{str(out)!r} already exists: pass --resume to continue it, or choose another --out")
     data = load_dataset(dataset, s.task.kind, seed=seed)
-    console.print(f"space {s.name} ({s.size():.2e} subnets), {data.limit(limit).summary()}")
-    with progress_bar() as progress:
-        info = train(s, data, config, out, resume=resume, progress=TrainBar(progress))
+    if workers:
+        from nas.supernet.distributed import train_distributed
+
+        console.print(f"space {s.name} ({s.size():.2e} subnets), {data.limit(limit).summary()}; "
+                      f"{workers} Ray Train workers, {gpus_per_worker:g} GPU each")
+        if resume:
+            from nas.supernet.train import check_resume
+
+            check_resume(out, s, data)
+        info = train_distributed(s, dataset, config, out, workers, gpus_per_worker, address, resume)
+    else:
+        where = resolve_device(device)
+        console.print(f"space {s.name} ({s.size():.2e} subnets), {data.limit(limit).summary()}, on {where}")
+        with progress_bar() as progress:
+            info = train(s, data, config, out, resume=resume, progress=TrainBar(progress), device=where)
     table = Table(title="test accuracy")
     table.add_column("subnet")
     table.add_column("arch")

@@ -31,9 +31,12 @@ class SupernetEvaluator(Evaluator):
 
     def __init__(self, checkpoint_bytes: bytes, profiles: dict[str, dict[str, Any]],
                  x: np.ndarray | None = None, y: np.ndarray | None = None, threads: int | None = None,
-                 targets: Sequence[str] | None = None) -> None:
+                 targets: Sequence[str] | None = None, device: str = "cpu") -> None:
         if threads:
             torch.set_num_threads(threads)
+        from nas.supernet.train import resolve_device
+
+        self.device = resolve_device(device)
         self._checkpoint_bytes = checkpoint_bytes
         self._profiles = profiles
         self.net, self.info = checkpoint.load_bytes(checkpoint_bytes)
@@ -56,6 +59,15 @@ class SupernetEvaluator(Evaluator):
         self.metric_names = ("accuracy", *(latency_metric(t) for t in (*self.targets, *self.other_targets)),
                              *ARCH_METRICS)
         self.x, self.y = x, y
+        # Accuracy runs batched on the device, on a copy of the weights held there with the
+        # validation data; sizes and latency stay on the CPU copy (their graphs are built on the host).
+        self.eval_net = self.net
+        if self.device.type != "cpu":
+            import copy
+
+            self.eval_net = copy.deepcopy(self.net).to(self.device)
+            if x is not None:
+                self.x, self.y = torch.as_tensor(x).to(self.device), torch.as_tensor(y).to(self.device)
 
     @classmethod
     def from_files(cls, checkpoint_path: str | Path, targets: Sequence[str], with_data: bool = True,
@@ -93,7 +105,7 @@ class SupernetEvaluator(Evaluator):
     @classmethod
     def from_payload(cls, payload: dict[str, Any], threads: int | None = 1) -> SupernetEvaluator:
         return cls(payload["checkpoint_bytes"], payload["profiles"], payload["x"], payload["y"], threads,
-                   payload["targets"])
+                   payload["targets"], payload.get("device", "cpu"))
 
     def profiles(self) -> dict[str, dict[str, Any]]:
         """The latency profiles this evaluator predicts with (to keep in the store)."""
@@ -119,7 +131,7 @@ class SupernetEvaluator(Evaluator):
 
         if self.x is None:
             raise NasError("this evaluator was built without data")
-        return {"accuracy": accuracy(self.net, arch, self.x, self.y), **self.cheap(arch)}
+        return {"accuracy": accuracy(self.eval_net, arch, self.x, self.y), **self.cheap(arch)}
 
     def sources(self) -> dict[str, str]:
         out = {"accuracy": "measured (inherited weights, validation split)"}

@@ -37,7 +37,7 @@ from nas.store import NewEvaluation, Store
 class SearchConfig:
     """Everything ``nas search`` takes; see the CLI help for each option."""
 
-    strategy: str = "nsga2"
+    strategy: str = "surrogate"
     budget: int = 100
     targets: tuple[str, ...] = ("cpu",)
     constraints: tuple[str, ...] = ()
@@ -52,6 +52,7 @@ class SearchConfig:
     val_examples: int | None = None
     depth: int = 2
     profiles: str | None = None  # a latency profiles folder to use before the default ones
+    device: str = "cpu"  # where workers score accuracy: cpu, auto, cuda or cuda:N
 
 
 class SearchProgress(Protocol):
@@ -133,15 +134,18 @@ def search(
         from nas.evaluate import SupernetEvaluator
         from nas.latency.profile import profiles_dirs
         from nas.latency.targets import get_target
+        from nas.supernet.train import resolve_device
 
         if not config.supernet:
             raise NasError("a supernet search needs --supernet CKPT (a checkpoint from nas supernet train)")
+        resolve_device(config.device)  # a GPU asked for and not here: one line, before anything starts
         for t in config.targets:
             get_target(t)
         roots = ([Path(config.profiles)] if config.profiles else []) + profiles_dirs()
         screener: Evaluator = SupernetEvaluator.from_files(config.supernet, config.targets, True, config.val_examples,
                                                            roots=roots, hint=config.space)
         payload = screener.payload()  # shipped to every worker through Ray's object store
+        payload["device"] = config.device
         evaluator_factory = SupernetEvaluator.from_payload
     else:
         screener = evaluator_factory()
@@ -207,7 +211,7 @@ def open_pool(config: SearchConfig, screener: Evaluator, factory: Callable[..., 
     if config.workers == 0:
         from nas.runner.local_pool import LocalPool
 
-        pool: WorkerPool = LocalPool(screener)
+        pool: WorkerPool = LocalPool(factory(payload) if payload is not None else screener)
         try:
             yield pool
         finally:
@@ -218,7 +222,8 @@ def open_pool(config: SearchConfig, screener: Evaluator, factory: Callable[..., 
     with tempfile.TemporaryDirectory(prefix="nas-ray-") as tmp:
         started = start_ray(config.workers, config.address, None if config.address else tmp)
         try:
-            pool = RayPool(factory, config.workers, depth=config.depth, payload=payload)
+            gpus = 1.0 / config.workers if _uses_gpu(config.device) else 0.0  # the workers share the GPU
+            pool = RayPool(factory, config.workers, depth=config.depth, payload=payload, gpus=gpus)
             try:
                 yield pool
             finally:
@@ -226,6 +231,16 @@ def open_pool(config: SearchConfig, screener: Evaluator, factory: Callable[..., 
         finally:
             if started:
                 stop_ray()
+
+
+def _uses_gpu(device: str) -> bool:
+    if device.startswith("cuda"):
+        return True
+    if device == "auto":
+        import torch
+
+        return torch.cuda.is_available()
+    return False
 
 
 class _SearchRun:

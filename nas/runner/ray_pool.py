@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import logging
 import os
 import socket
 import time
@@ -17,59 +16,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from nas.errors import NasError, first_line
 from nas.evaluate import Evaluator
+from nas.ray_session import start_ray, stop_ray
 from nas.runner._pool import Job, Outcome, failure
 
-_LOCAL_ENV = {
-    "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",  # seen to keep every listener on 127.0.0.1
-    "RAY_USAGE_STATS_ENABLED": "0",
-    "RAY_DEDUP_LOGS": "0",
-    "RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO": "0",
-}
-
-
-class _TokenNotice(logging.Filter):
-    """A local Ray turns token authentication on (good) and says so on the console at every start
-    (not this product's message to print): the notice is dropped, the setting kept."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "Token authentication is enabled for this Ray cluster" not in record.getMessage()
-
-
-_TOKEN_NOTICE = _TokenNotice()
-
-
-def start_ray(workers: int, address: str | None, temp_dir: str | None = None) -> bool:
-    """Connect to ``address`` or start a local Ray; True when this call started it."""
-    import ray
-
-    for key, value in _LOCAL_ENV.items():
-        os.environ.setdefault(key, value)
-    logging.getLogger("ray._private.authentication.authentication_token_setup").addFilter(_TOKEN_NOTICE)
-    if ray.is_initialized():
-        return False
-    try:
-        if address:
-            ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
-        else:
-            kwargs: dict[str, Any] = {}
-            if temp_dir:
-                kwargs["_temp_dir"] = temp_dir
-            ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False, configure_logging=False,
-                     _node_ip_address="127.0.0.1", **kwargs)
-    except (ConnectionError, RuntimeError, ValueError) as exc:
-        where = f"the Ray cluster at {address}" if address else "a local Ray"
-        raise NasError(f"cannot start or join {where}: {first_line(exc)}") from None
-    return True
-
-
-def stop_ray() -> None:
-    import ray
-
-    if ray.is_initialized():
-        ray.shutdown()
-
+__all__ = ["RayPool", "start_ray", "stop_ray"]
 
 def _worker_class():
     import ray
@@ -116,6 +67,7 @@ class RayPool:
     depth: int = 2
     threads: int = 1
     payload: Any = None  # put into the object store once; each actor builds its evaluator from it
+    gpus: float = 0.0  # per actor: a fraction lets several actors share one GPU
     actors: list[Any] = field(default_factory=list)
     inflight: dict[Any, Job] = field(default_factory=dict)
     pending: list[Job] = field(default_factory=list)  # submitted, waiting for an actor that may take it
@@ -130,7 +82,8 @@ class RayPool:
         self.actors = [self._new_actor() for _ in range(self.workers)]
 
     def _new_actor(self):
-        return self._cls.remote(self.factory, self.threads, self._payload_ref)
+        cls = self._cls.options(num_gpus=self.gpus) if self.gpus else self._cls
+        return cls.remote(self.factory, self.threads, self._payload_ref)
 
     def load(self, index: int) -> int:
         return sum(1 for job in self.inflight.values() if job.actor == index)

@@ -44,8 +44,20 @@ class Checkpoint:
         return Supernet(SupernetConfig.from_space(self.space, self.num_classes, self.input_shape[0]))
 
 
+def _cpu(value: Any) -> Any:
+    """Tensors (in nested dicts and lists) on the CPU: a checkpoint holds no device."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu()
+    if isinstance(value, dict):
+        return {k: _cpu(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_cpu(v) for v in value)
+    return value
+
+
 def save(path: str | Path, net: Supernet, info: Checkpoint) -> None:
-    """Write atomically (a temporary file, then rename), so a kill never leaves half a checkpoint."""
+    """Write atomically (a temporary file, then rename), so a kill never leaves half a checkpoint.
+    Every tensor is saved from the CPU, whatever device trained it."""
     path = Path(path)
     payload = {
         "format": FORMAT,
@@ -62,10 +74,10 @@ def save(path: str | Path, net: Supernet, info: Checkpoint) -> None:
         "train_config": info.train_config,
         "history": info.history,
         "final": info.final,
-        "model": net.state_dict(),
-        "optimizer": info.optimizer,
-        "scheduler": info.scheduler,
-        "rng": info.rng,
+        "model": _cpu(net.state_dict()),
+        "optimizer": _cpu(info.optimizer),
+        "scheduler": _cpu(info.scheduler),
+        "rng": _cpu(info.rng),
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:

@@ -240,7 +240,12 @@ class Supernet(nn.Module):
         return self.head(h, arch.stages[-1].width)
 
     def extract(self, arch: NetArch, input_shape: tuple[int, ...]) -> Subnet:
-        """A standalone module for ``arch`` with copied weights (no reference to this supernet)."""
+        """A standalone module for ``arch`` with copied weights (no reference to this supernet), on
+        the same device as this supernet's weights."""
+        with torch.device(next(self.parameters()).device):
+            return self._extract(arch, input_shape)
+
+    def _extract(self, arch: NetArch, input_shape: tuple[int, ...]) -> Subnet:
         net = Supernet.__new__(Supernet)
         nn.Module.__init__(net)
         net.config = self.config.for_arch(arch)

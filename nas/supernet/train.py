@@ -14,6 +14,7 @@ of updates at every position whatever their share of the space's options; their 
 
 from __future__ import annotations
 
+import contextlib
 import math
 import random
 import time
@@ -48,12 +49,15 @@ class TrainConfig:
     grad_clip: float = 1.0
     limit: int | None = None
     seed: int = 0
+    precision: str = "fp32"  # or "bf16": autocast on CUDA (measure it: many tiny ops pay for the casts)
+    log_every: int = 10  # steps between host syncs for the progress line
 
     def __post_init__(self) -> None:
         checks = (
             ("epochs", self.epochs >= 1), ("batch_size", self.batch_size >= 1), ("lr", self.lr > 0),
             ("random_subnets", self.random_subnets >= 0), ("limit", self.limit is None or self.limit >= 1),
             ("distill_weight", 0.0 <= self.distill_weight <= 1.0), ("distill_ramp", 0.0 <= self.distill_ramp <= 1.0),
+            ("precision", self.precision in ("fp32", "bf16")), ("log_every", self.log_every >= 1),
         )
         for name, ok in checks:
             if not ok:
@@ -62,8 +66,27 @@ class TrainConfig:
 
 class TrainProgress(Protocol):
     def epoch_started(self, epoch: int, epochs: int, steps: int) -> None: ...
-    def step_done(self, loss: float, accuracy: float) -> None: ...
+    def steps_done(self, steps: int, loss: float, accuracy: float) -> None: ...
     def epoch_done(self, record: dict[str, Any]) -> None: ...
+
+
+def resolve_device(text: str = "auto") -> torch.device:
+    """``auto`` (CUDA when present), ``cpu``, ``cuda`` or ``cuda:N``; one line when it is not here."""
+    text = (text or "auto").strip().lower()
+    if text == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if text == "cpu":
+        return torch.device("cpu")
+    if text == "cuda" or text.startswith("cuda:"):
+        if not torch.cuda.is_available():
+            raise NasError(f"--device {text}: no GPU is present here (torch.cuda.is_available() is False)")
+        device = torch.device(text)
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise NasError(f"--device {text}: this machine has {torch.cuda.device_count()} GPU(s)")
+        return device
+    if text == "meta":
+        return torch.device("meta")
+    raise NasError(f"--device {text!r} is not a device (auto, cpu, cuda or cuda:N)")
 
 
 def fair_subnet(space: NetSpace, rng: random.Random, slot: int) -> NetArch:
@@ -92,17 +115,22 @@ def sandwich(space: NetSpace, rng: random.Random, step: int, n_random: int) -> l
 
 
 @torch.no_grad()
-def accuracy(net: torch.nn.Module, arch: NetArch | None, x: np.ndarray, y: np.ndarray, batch: int = 500) -> float:
-    """Top-1 accuracy of ``arch`` (or of an extracted subnet when ``arch`` is None) on arrays."""
+def accuracy(net: torch.nn.Module, arch: NetArch | None, x: np.ndarray | torch.Tensor, y: np.ndarray | torch.Tensor,
+             batch: int = 500) -> float:
+    """Top-1 accuracy of ``arch`` (or of an extracted subnet when ``arch`` is None), batched on the
+    device of ``net``'s weights; arrays or tensors (already there, for a search's workers)."""
     was_training = net.training
     net.eval()
-    correct = 0
+    device = next(net.parameters()).device
+    x = torch.as_tensor(x).to(device, non_blocking=True)
+    y = torch.as_tensor(y).to(device, non_blocking=True)
+    correct = torch.zeros((), dtype=torch.long, device=device)
     for i in range(0, len(x), batch):
-        xb = torch.from_numpy(x[i : i + batch])
+        xb = x[i : i + batch]
         logits = net(xb) if arch is None else net(xb, arch)
-        correct += int((logits.argmax(-1).numpy() == y[i : i + batch]).sum())
+        correct += (logits.argmax(-1) == y[i : i + batch]).sum()
     net.train(was_training)
-    return correct / max(len(x), 1)
+    return int(correct) / max(len(x), 1)  # one host sync, at the end
 
 
 def distill_weight(config: TrainConfig, step: int, total_steps: int) -> float:
@@ -128,32 +156,44 @@ def _lr_lambda(total: int, warmup: int):
     return f
 
 
-def train(
-    space: NetSpace,
-    data: Dataset,
-    config: TrainConfig,
-    out: str | Path,
-    resume: bool = False,
-    progress: TrainProgress | None = None,
-) -> checkpoint.Checkpoint:
-    """Train (or resume training) a supernet of ``space`` on ``data``; checkpoint every epoch to ``out``.
+class Ranks(Protocol):
+    """How the ranks of a data-parallel run share the work (see :mod:`nas.supernet.distributed`)."""
 
-    Returns the final checkpoint info, whose ``final`` holds the test accuracy of the largest
-    and the smallest subnet.
-    """
-    data = data.limit(config.limit)
-    if resume:
-        net, info = checkpoint.load(out)
-        if info.space.name != space.name or info.space.source_text.strip() != space.source_text.strip():
-            raise NasError(f"cannot resume {str(out)!r}: it was trained on space {info.space.name!r}, not this one")
-        if info.dataset != data.name:
-            raise NasError(f"cannot resume {str(out)!r}: it was trained on {info.dataset!r}, not {data.name!r}")
-    else:
+    rank: int
+    world: int
+
+    def average_gradients(self, params: list[torch.nn.Parameter]) -> None: ...
+
+
+class _OneProcess:
+    rank, world = 0, 1
+
+    def average_gradients(self, params: list[torch.nn.Parameter]) -> None:
+        pass
+
+
+def _held(array: np.ndarray, device: torch.device) -> torch.Tensor:
+    """An array as a tensor on ``device``: the whole of it when it fits easily (the shipped
+    datasets), else in pinned host memory, batches copied over as they are used."""
+    tensor = torch.from_numpy(np.ascontiguousarray(array))
+    if device.type == "cuda":
+        if tensor.nbytes <= 2**30:
+            return tensor.to(device)
+        return tensor.pin_memory()
+    return tensor.to(device)
+
+
+def setup(space: NetSpace, data: Dataset, config: TrainConfig, resume_from: checkpoint.Checkpoint | None,
+          net: Supernet | None, device: torch.device):
+    """The supernet, checkpoint info, optimiser, schedule and random state of a run (fresh or resumed)."""
+    if resume_from is None:
         torch.manual_seed(config.seed)
         net = Supernet(SupernetConfig.from_space(space, data.num_classes, data.input_shape[0]))
         info = checkpoint.Checkpoint(space, data.name, data.input_shape, data.num_classes, data.mean, data.std)
-    info.train_config = asdict(config)
-
+    else:
+        info = resume_from
+    info.train_config = {k: v for k, v in asdict(config).items()}
+    net = net.to(device)
     steps_per_epoch = math.ceil(len(data.x_train) / config.batch_size)
     total_steps = steps_per_epoch * config.epochs
     decay = [p for n, p in net.named_parameters() if p.dim() >= 2]
@@ -167,55 +207,84 @@ def train(
     )
     rng = random.Random(config.seed)
     gen = torch.Generator().manual_seed(config.seed)
-    if resume and info.optimizer is not None:
+    if resume_from is not None and info.optimizer is not None:
         optimizer.load_state_dict(info.optimizer)
         scheduler.load_state_dict(info.scheduler)
         if info.rng:
             rng.setstate(_to_state(info.rng["python"]))
             gen.set_state(info.rng["torch"])
+    return net, info, optimizer, scheduler, rng, gen, steps_per_epoch, total_steps
 
-    x_all = torch.from_numpy(data.x_train)
-    y_all = torch.from_numpy(data.y_train)
+
+def run_epochs(space: NetSpace, data: Dataset, config: TrainConfig, net: Supernet, info: checkpoint.Checkpoint,
+               optimizer, scheduler, rng: random.Random, gen: torch.Generator, steps_per_epoch: int,
+               total_steps: int, save, progress: TrainProgress | None = None, ranks: Ranks | None = None) -> None:
+    """The training loop from ``info.epoch`` on, calling ``save(net, info)`` after every epoch.
+
+    With ``ranks`` (data-parallel training), each global batch of ``batch_size`` examples is
+    split between the ranks, every rank trains the same subnets (the sampling's random state
+    is the same everywhere), and the gradients are averaged before each step, weighted by
+    each rank's share of the batch: the same update as one process on the whole batch.
+    Host synchronisation happens once every ``config.log_every`` steps, for the progress line."""
+    ranks = ranks or _OneProcess()
+    device = next(net.parameters()).device
+    x_all, y_all = _held(data.x_train, device), _held(data.y_train, device)
+    params = list(net.parameters())
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if config.precision == "bf16" and device.type == "cuda" \
+        else contextlib.nullcontext()
     net.train()
     for epoch in range(info.epoch, config.epochs):
         started = time.time()
         if progress:
             progress.epoch_started(epoch, config.epochs, steps_per_epoch)
         order = torch.randperm(len(x_all), generator=gen)
-        loss_sum, correct, seen = 0.0, 0, 0
+        loss_sum = torch.zeros((), device=device)
+        correct = torch.zeros((), dtype=torch.long, device=device)
+        seen = pending = 0
         for b in range(steps_per_epoch):
-            idx = order[b * config.batch_size : (b + 1) * config.batch_size]
-            xb, yb = x_all[idx], y_all[idx]
+            batch = order[b * config.batch_size : (b + 1) * config.batch_size]
+            mine = batch.tensor_split(ranks.world)[ranks.rank]
+            share = len(mine) * ranks.world / len(batch)  # this rank's part of the global mean
+            idx = mine.to(x_all.device)
+            xb = x_all[idx].to(device, non_blocking=True)
+            yb = y_all[idx].to(device, non_blocking=True)
             optimizer.zero_grad(set_to_none=True)
             archs = sandwich(space, rng, info.step, config.random_subnets)
-            aux = Aux()
-            logits = net(xb, archs[0], aux=aux)
-            loss = F.cross_entropy(logits, yb) + config.aux_weight * sum(aux.losses, torch.zeros(()))
-            loss.backward()
-            teacher = F.softmax(logits.detach(), dim=-1)
             kd = distill_weight(config, info.step, total_steps)
-            for arch in archs[1:]:
-                aux = Aux()
-                student = net(xb, arch, aux=aux)
-                sub_loss = F.cross_entropy(student, yb) if kd < 1 else 0.0
-                if kd > 0:
-                    soft = -(teacher * F.log_softmax(student, dim=-1)).sum(-1).mean()
-                    sub_loss = (1 - kd) * sub_loss + kd * soft
-                (sub_loss + config.aux_weight * sum(aux.losses, torch.zeros(()))).backward()
-            torch.nn.utils.clip_grad_norm_(net.parameters(), config.grad_clip)
+            if len(mine):
+                with autocast:
+                    aux = Aux()
+                    logits = net(xb, archs[0], aux=aux)
+                    loss = F.cross_entropy(logits, yb) + config.aux_weight * sum(aux.losses)
+                (share * loss).backward()
+                teacher = F.softmax(logits.detach().float(), dim=-1)
+                for arch in archs[1:]:
+                    with autocast:
+                        aux = Aux()
+                        student = net(xb, arch, aux=aux)
+                        sub_loss = F.cross_entropy(student, yb) if kd < 1 else 0.0
+                        if kd > 0:
+                            soft = -(teacher * F.log_softmax(student.float(), dim=-1)).sum(-1).mean()
+                            sub_loss = (1 - kd) * sub_loss + kd * soft
+                        sub_loss = sub_loss + config.aux_weight * sum(aux.losses)
+                    (share * sub_loss).backward()
+                loss_sum += loss.detach() * len(yb)
+                correct += (logits.argmax(-1) == yb).sum()
+            ranks.average_gradients(params)
+            torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
             optimizer.step()
             scheduler.step()
             info.step += 1
-            loss_sum += float(loss.detach()) * len(yb)
-            correct += int((logits.argmax(-1) == yb).sum())
             seen += len(yb)
-            if progress:
-                progress.step_done(loss_sum / seen, correct / seen)
+            pending += 1
+            if progress and (pending == config.log_every or b == steps_per_epoch - 1):
+                progress.steps_done(pending, float(loss_sum) / max(seen, 1), int(correct) / max(seen, 1))
+                pending = 0
         info.epoch = epoch + 1
         record = {
             "epoch": info.epoch,
-            "loss": round(loss_sum / seen, 4),
-            "train_acc_largest": round(correct / seen, 4),
+            "loss": round(float(loss_sum) / max(seen, 1), 4),
+            "train_acc_largest": round(int(correct) / max(seen, 1), 4),
             "val_acc_largest": round(accuracy(net, space.largest(), data.x_val, data.y_val), 4),
             "val_acc_smallest": round(accuracy(net, space.smallest(), data.x_val, data.y_val), 4),
             "seconds": round(time.time() - started, 1),
@@ -223,10 +292,13 @@ def train(
         info.history.append(record)
         info.optimizer, info.scheduler = optimizer.state_dict(), scheduler.state_dict()
         info.rng = {"python": _from_state(rng.getstate()), "torch": gen.get_state()}
-        checkpoint.save(out, net, info)
+        save(net, info)
         if progress:
             progress.epoch_done(record)
 
+
+def finish(space: NetSpace, data: Dataset, net: Supernet, info: checkpoint.Checkpoint) -> None:
+    """The final test accuracies of the largest and smallest subnet, kept in the checkpoint info."""
     info.final = {
         "test_acc_largest": round(accuracy(net, space.largest(), data.x_test, data.y_test), 4),
         "test_acc_smallest": round(accuracy(net, space.smallest(), data.x_test, data.y_test), 4),
@@ -234,6 +306,39 @@ def train(
         "smallest": space.smallest().to_str(),
         "train_examples": len(data.x_train),
     }
+
+
+def check_resume(out: str | Path, space: NetSpace, data: Dataset) -> tuple[Supernet, checkpoint.Checkpoint]:
+    net, info = checkpoint.load(out)
+    if info.space.name != space.name or info.space.source_text.strip() != space.source_text.strip():
+        raise NasError(f"cannot resume {str(out)!r}: it was trained on space {info.space.name!r}, not this one")
+    if info.dataset != data.name:
+        raise NasError(f"cannot resume {str(out)!r}: it was trained on {info.dataset!r}, not {data.name!r}")
+    return net, info
+
+
+def train(
+    space: NetSpace,
+    data: Dataset,
+    config: TrainConfig,
+    out: str | Path,
+    resume: bool = False,
+    progress: TrainProgress | None = None,
+    device: str | torch.device = "cpu",
+) -> checkpoint.Checkpoint:
+    """Train (or resume training) a supernet of ``space`` on ``data`` on ``device`` (``auto``, ``cpu``,
+    ``cuda[:N]``); checkpoint every epoch to ``out`` (device-free: it loads anywhere).
+
+    Returns the final checkpoint info, whose ``final`` holds the test accuracy of the largest
+    and the smallest subnet. Several GPUs or nodes: :func:`nas.supernet.distributed.train_distributed`.
+    """
+    device = device if isinstance(device, torch.device) else resolve_device(device)
+    data = data.limit(config.limit)
+    net, info = check_resume(out, space, data) if resume else (None, None)
+    net, info, optimizer, scheduler, rng, gen, steps, total = setup(space, data, config, info, net, device)
+    run_epochs(space, data, config, net, info, optimizer, scheduler, rng, gen, steps, total,
+               lambda n, i: checkpoint.save(out, n, i), progress)
+    finish(space, data, net, info)
     checkpoint.save(out, net, info)
     return info
 

@@ -114,7 +114,12 @@ class _Call(nn.Module):
 
 
 def unit_module(net: Supernet, unit: Unit) -> tuple[nn.Module, tuple[int, ...]]:
-    """A standalone module for ``unit`` with weights from ``net``, and its input shape (batch 1)."""
+    """A standalone module for ``unit`` with weights from ``net`` (on its device), and its input shape (batch 1)."""
+    with torch.device(next(net.parameters()).device):
+        return _unit_module(net, unit)
+
+
+def _unit_module(net: Supernet, unit: Unit) -> tuple[nn.Module, tuple[int, ...]]:
     tokens_shape = (1, unit.tokens, unit.in_width)
     if unit.kind == "stem":
         return _Call(net.stem.extract(unit.width), unit.width), (1, unit.in_width, *unit.grid)
