@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from nas.atomic import atomic_write
-from nas.errors import NasError
+from nas.errors import NasError, first_line
 from nas.space import NetArch, NetSpace
 
 MAX_ABS_ERROR = 1e-4
@@ -32,6 +32,7 @@ class ExportResult:
     check_inputs: str  # where the parity inputs came from
     params: int
     seconds: float
+    int8: dict | None = None  # with --int8: accuracies, memory beside the MCU model, ops kept float
 
 
 def resolve_arch(space: NetSpace, text: str) -> NetArch:
@@ -69,13 +70,19 @@ def export_subnet(
     out: str | Path,
     max_error: float = MAX_ABS_ERROR,
     n_check: int = 64,
+    int8: bool = False,
+    n_test: int = 2000,
 ) -> ExportResult:
     """Extract ``arch`` from the checkpoint, write ONNX to ``out``, and verify it in onnxruntime.
 
     Raises NasError (and writes nothing) when the error against PyTorch exceeds ``max_error``.
+    With ``int8``, the verified float graph is quantised (:mod:`nas.supernet.quantize`,
+    calibrated on the training split) and the int8 graph is what is written; the result then
+    holds both graphs' test accuracy on ``n_test`` examples and the int8 graph's peak SRAM and
+    flash beside the MCU cost model's.
     """
     from nas.supernet import checkpoint
-    from nas.supernet.to_onnx import OPSET, parity, to_onnx
+    from nas.supernet.to_onnx import parity, to_onnx
 
     started = time.time()
     out = Path(out)
@@ -89,22 +96,112 @@ def export_subnet(
     arch = resolve_arch(info.space, arch_text)
     subnet = net.extract(arch, info.input_shape).eval()
     x, source = check_inputs(info.dataset, info.space.task.kind, info.input_shape, n_check)
-    metadata = {
-        "nas.arch": arch.to_str(),
-        "nas.space": info.space.name,
-        "nas.dataset": info.dataset,
-        "nas.input_mean": json.dumps(list(info.mean)),
-        "nas.input_std": json.dumps(list(info.std)),
-        "nas.opset": str(OPSET),
-    }
-    data = to_onnx(subnet, torch.from_numpy(x[:1]), metadata)
+    data = to_onnx(subnet, torch.from_numpy(x[:1]), _metadata(info, arch))
     error, ties = parity(subnet, data, x)
     if ties:  # MoE routing a rounding difference can flip: both runtimes are right on these
         source += f" ({ties} on an MoE routing tie left out)"
     if not error <= max_error:  # also catches NaN
         raise NasError(f"onnxruntime output differs from PyTorch by {error:.2e} (limit {max_error:.0e}); nothing written")
+    report = None
+    if int8:
+        data, report = _int8(data, info, arch, n_test)
     atomic_write(out, data)
-    return ExportResult(out, arch, info.space.name, info.space, error, source, subnet.num_params(), time.time() - started)
+    return ExportResult(out, arch, info.space.name, info.space, error, source, subnet.num_params(), time.time() - started,
+                        report)
+
+
+def finetune_qat_export(checkpoint_path: str | Path, arch_text: str, out: str | Path, steps: int = 300,
+                        n_test: int = 2000) -> dict:
+    """Quantisation-aware fine-tuning of a subnet (:func:`nas.supernet.quantize.finetune_qat`), then
+    the int8 export of the result to ``out``; the report has the int8 accuracy without and with
+    the fine-tuning beside the float accuracy."""
+    from nas.data import load_dataset
+    from nas.supernet import checkpoint
+    from nas.supernet.quantize import finetune_qat
+    from nas.supernet.to_onnx import to_onnx
+
+    out = Path(out)
+    if out.suffix != ".onnx" or not out.parent.exists():
+        raise NasError(f"output {str(out)!r} must be an .onnx file in an existing folder")
+    if steps < 1:
+        raise NasError(f"--steps must be at least 1, got {steps}")
+    net, info = checkpoint.load(checkpoint_path)
+    arch = resolve_arch(info.space, arch_text)
+    try:
+        dataset = load_dataset(info.dataset, info.space.task.kind)
+    except NasError as exc:
+        raise NasError(f"--qat needs the checkpoint's training data: {exc}") from None
+    subnet = net.extract(arch, info.input_shape).eval()
+    example = torch.from_numpy(dataset.x_test[:1])
+    _, before = _int8(to_onnx(subnet, example), info, arch, n_test)
+    finetune_qat(subnet, dataset.x_train, dataset.y_train, steps=steps)
+    data, after = _int8(to_onnx(subnet, example, _metadata(info, arch)), info, arch, n_test)
+    atomic_write(out, data)
+    return {"path": str(out), "arch": arch.to_str(), "float_accuracy": before["float_accuracy"],
+            "int8_accuracy_ptq": before["int8_accuracy"], "int8_accuracy_qat": after["int8_accuracy"],
+            "float_accuracy_after_qat": after["float_accuracy"], "steps": steps, "test_examples": after["test_examples"]}
+
+
+def _metadata(info, arch: NetArch) -> dict[str, str]:
+    from nas.supernet.to_onnx import OPSET
+
+    return {"nas.arch": arch.to_str(), "nas.space": info.space.name, "nas.dataset": info.dataset,
+            "nas.input_mean": json.dumps(list(info.mean)), "nas.input_std": json.dumps(list(info.std)),
+            "nas.opset": str(OPSET)}
+
+
+def _int8(data: bytes, info, arch: NetArch, n_test: int) -> tuple[bytes, dict]:
+    """The int8 graph of the verified float ``data``, and what it costs in accuracy and memory."""
+    import onnx
+
+    from nas.data import load_dataset
+    from nas.graph import analyze
+    from nas.supernet.quantize import onnx_accuracy, quantise
+
+    try:
+        dataset = load_dataset(info.dataset, info.space.task.kind)
+    except NasError as exc:
+        raise NasError(f"--int8 needs calibration data from the checkpoint's dataset: {exc}") from None
+    if tuple(dataset.input_shape) != tuple(info.input_shape) or not len(dataset.x_train):
+        raise NasError(f"--int8 needs calibration data: dataset {info.dataset} has none of the checkpoint's shape")
+    rng = np.random.default_rng(0)
+    calibration = dataset.x_train[rng.permutation(len(dataset.x_train))[:256]]
+    model = quantise(data, calibration)
+    int8_model = onnx.load_from_string(model.data)
+    try:
+        onnx.checker.check_model(int8_model)
+    except onnx.checker.ValidationError as exc:
+        raise NasError(f"the int8 graph fails onnx.checker: {first_line(exc)}") from None
+    for key, value in (("nas.precision", "int8 (QDQ: weights per channel, activations per tensor)"),
+                       ("nas.float_ops", json.dumps(model.kept_float))):
+        meta = int8_model.metadata_props.add()  # the float graph's metadata came through quantisation
+        meta.key, meta.value = key, value
+    int8_data = int8_model.SerializeToString()
+    x, y = dataset.x_test[:n_test], dataset.y_test[:n_test]
+    stats = analyze(int8_data)
+    report = {"float_accuracy": onnx_accuracy(data, x, y), "int8_accuracy": onnx_accuracy(int8_data, x, y),
+              "test_examples": int(len(x)), "kept_float": model.kept_float, "quantised": model.quantised,
+              "graph_sram_kb": stats.peak_sram_kb, "graph_flash_kb": stats.flash_kb, **_mcu_prediction(info, arch, data)}
+    return int8_data, report
+
+
+def _mcu_prediction(info, arch: NetArch, data: bytes) -> dict:
+    """What the MCU model predicts for the subnet: its mcu-m7 profile's composition of units when
+    one exists for the space and input, else the cost model on the whole graph."""
+    from nas.graph import analyze
+    from nas.latency.predictor import from_profile
+    from nas.latency.profile import load_profile
+    from nas.latency.targets import get_target
+
+    try:
+        profile, _ = load_profile("mcu-m7", info.space, input_shape=tuple(info.input_shape))
+        got = from_profile(profile, info.space).predict_metrics([arch])
+        return {"mcu_sram_kb": float(got["peak_sram_kb"][0]), "mcu_flash_kb": float(got["flash_kb"][0]),
+                "mcu_source": "the mcu-m7 profile's units"}
+    except NasError:
+        est = get_target("mcu-m7").cost_graph(analyze(data))
+        return {"mcu_sram_kb": est.peak_sram_kb, "mcu_flash_kb": est.flash_kb,
+                "mcu_source": "the cost model on the float graph (no mcu-m7 profile at this input)"}
 
 
 def record_export(store, result: ExportResult, experiment: str | None = None) -> None:

@@ -13,7 +13,11 @@ Conventions, chosen to match int8 microcontroller runtimes (TFLite Micro, CMSIS-
 - peak activation memory is the largest sum of live activation bytes while an op runs (its
   inputs still needed later, its outputs, and everything produced earlier and read later),
   executing ops in the graph's order;
-- MACs count the multiply-accumulates of Conv, ConvTranspose, MatMul and Gemm.
+- MACs count the multiply-accumulates of Conv, ConvTranspose, MatMul and Gemm;
+- an int8 graph in QDQ form (onnxruntime's quantisation) is read as a runtime runs it:
+  QuantizeLinear and DequantizeLinear are fused into their neighbours (no time, no memory of
+  their own: a DequantizeLinear of a weight is the weight), and the int8 weights and 32-bit
+  biases they dequantise are what flash holds.
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ from nas.errors import NasError, first_line
 
 # Ops whose outputs are fixed once input shapes are (a deployment evaluates them at build time).
 _SHAPE_OPS = {"Shape", "Size", "ConstantOfShape", "EyeLike"}
+# A QDQ graph's (de)quantisation: fused into the ops around it by an int8 runtime.
+_QDQ_OPS = {"QuantizeLinear", "DequantizeLinear"}
 
 _DTYPES = {
     onnx.TensorProto.FLOAT: np.float32,
@@ -163,6 +169,8 @@ def _kind(node: onnx.NodeProto, shapes: dict[str, tuple[int, ...]], weights: set
         return "softmax"
     if t in ("LayerNormalization", "BatchNormalization", "InstanceNormalization"):
         return "norm"
+    if t in _QDQ_OPS:
+        return "move"
     if t in ("Reshape", "Transpose", "Flatten", "Squeeze", "Unsqueeze", "Concat", "Split", "Slice", "Gather",
              "GatherND", "GatherElements", "ScatterElements", "ScatterND", "Expand", "Pad", "Identity",
              "Tile", "NonZero", "Cast", "Trilu"):
@@ -209,6 +217,11 @@ def analyze(source: str | Path | bytes | onnx.ModelProto, x: np.ndarray | None =
         ):
             static.update(o for o in node.output if o)
     weights = {n for n, v in inits.items() if v.dtype.kind == "f"}
+    # In a QDQ graph the stored weights are the integers a DequantizeLinear reads (int8 weights,
+    # int32 biases), and what it gives is that weight again, not one more.
+    dequantised = {n.input[0]: n.output[0] for n in g.node if n.op_type == "DequantizeLinear" and n.input[0] in inits}
+    weights |= {n for n in dequantised if inits[n].dtype.kind in "iu"}
+    weights -= {n for n, v in inits.items() if v.dtype.kind == "f" and v.ndim <= 1 and _is_qdq_param(g, n)}
     # Constants of float type with more than one element are weights too (folded parameters).
     for node in g.node:
         if node.op_type == "Constant" and node.output and node.output[0] in values:
@@ -240,7 +253,8 @@ def analyze(source: str | Path | bytes | onnx.ModelProto, x: np.ndarray | None =
 
     params = sum(int(np.asarray(v).size) for n, v in {**values, **inits}.items() if n in weights and v is not None)
     flash = sum(_weight_bytes(inits.get(n, values.get(n))) for n in weights)
-    peak = _peak_bytes(executed, shapes, static, input_name, {o.name for o in g.output})
+    peak = _peak_bytes([n for n in executed if n.op_type not in _QDQ_OPS], shapes, static, input_name,
+                       {o.name for o in g.output}, _aliases(g, static))
     return GraphStats(tuple(ops), params, sum(o.macs for o in ops), peak, flash, tuple(x.shape))
 
 
@@ -251,21 +265,39 @@ def _weight_bytes(value: np.ndarray | None) -> int:
     return int(arr.size) if arr.ndim >= 2 else 4 * int(arr.size)
 
 
+def _is_qdq_param(g: onnx.GraphProto, name: str) -> bool:
+    """A scale or zero point of a (de)quantisation (counted with the weight it belongs to, not as one)."""
+    return any(n.op_type in _QDQ_OPS and name in n.input[1:] for n in g.node)
+
+
+def _aliases(g: onnx.GraphProto, static: set[str]) -> dict[str, str]:
+    """Activation tensors a (de)quantisation renames: the tensor it reads, followed back."""
+    alias: dict[str, str] = {}
+    for node in g.node:
+        if node.op_type in _QDQ_OPS and node.input[0] not in static:
+            alias[node.output[0]] = alias.get(node.input[0], node.input[0])
+    return alias
+
+
 def _peak_bytes(
     nodes: list[onnx.NodeProto],
     shapes: dict[str, tuple[int, ...]],
     static: set[str],
     input_name: str,
     outputs: set[str],
+    alias: dict[str, str] | None = None,
 ) -> int:
-    """Largest live activation footprint (int8) over the schedule given by ``nodes``' order."""
+    """Largest live activation footprint (int8) over the schedule given by ``nodes``' order;
+    ``alias`` maps a renamed tensor (a QDQ graph's) to the one it is."""
+    alias = alias or {}
     last_use: dict[str, int] = {}
     for i, node in enumerate(nodes):
         for name in node.input:
+            name = alias.get(name, name)
             if name and name not in static:
                 last_use[name] = i
     for name in outputs:
-        last_use[name] = len(nodes)
+        last_use[alias.get(name, name)] = len(nodes)
     size = {n: math.prod(s) for n, s in shapes.items()}
     live = {input_name} if input_name in last_use else set()
     peak = size.get(input_name, 0)

@@ -60,6 +60,14 @@ class Constraint:
         return max(self.slack(metrics), 0.0)
 
 
+def parse_objective(text: str) -> Objective:
+    """``accuracy:max`` -> Objective (one line naming the form when it is not that)."""
+    name, sep, direction = text.partition(":")
+    if not sep or direction not in ("max", "min") or not name:
+        raise NasError(f"--objective {text!r}: expected NAME:max or NAME:min (for example accuracy:max)")
+    return Objective(name, direction)
+
+
 def latency_metric(target: str) -> str:
     return f"{target}_ms"
 

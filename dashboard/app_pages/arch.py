@@ -32,7 +32,7 @@ left, right = st.columns([3, 2])
 with left:
     st.graphviz_chart(charts.arch_dot(arch), width="stretch")
 with right:
-    metrics = {k: row[k] for k in df.columns if (k.endswith("_ms") or k in ("accuracy", "params", "macs", "sram_kb",
+    metrics = {k: row[k] for k in df.columns if (k.endswith("_ms") or k in ("accuracy", "int8_accuracy", "params", "macs", "sram_kb",
                                                                            "flash_kb")) and k in row and row[k] == row[k]}
     st.dataframe([{"metric": k, "value": v} for k, v in metrics.items()], hide_index=True, width="stretch")
     st.caption(f"trial {row['trial']}; {'on the Pareto front' if row['pareto'] else 'not on the front'}; "

@@ -27,7 +27,7 @@ if ok.empty or "accuracy" not in ok.columns:
     st.stop()
 
 latencies = data.latency_columns(ok)
-numeric = [c for c in ["accuracy", *latencies, "params", "macs", "sram_kb", "flash_kb"] if c in ok.columns]
+numeric = [c for c in ["accuracy", "int8_accuracy", *latencies, "params", "macs", "sram_kb", "flash_kb"] if c in ok.columns]
 objective_names = [o["name"] for o in info["objectives"]]
 left, mid, right = controls.columns(3)
 target = left.selectbox("Target", latencies or numeric, index=0, key="explorer_target")

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from nas.errors import NasError
-from nas.objectives import Objective
+from nas.objectives import Objective, parse_objective
 from nas.pareto import hypervolume, pareto_mask
 from nas.space import Arch, ChoiceArch, ChoiceSpace, SearchSpace
 
@@ -232,12 +232,7 @@ def load_graph(dataset: str) -> Benchmark:
 # -- any CSV ----------------------------------------------------------------------------------------
 def parse_objectives(texts: Sequence[str]) -> list[Objective]:
     """``accuracy:max`` -> Objective; at least one."""
-    out = []
-    for text in texts:
-        name, sep, direction = text.partition(":")
-        if not sep or direction not in ("max", "min") or not name:
-            raise NasError(f"--objective {text!r}: expected NAME:max or NAME:min (for example accuracy:max)")
-        out.append(Objective(name, direction))
+    out = [parse_objective(text) for text in texts]
     if not out:
         raise NasError("a table benchmark needs --objective NAME:max|min (at least one)")
     return out

@@ -47,6 +47,10 @@ def search_cmd(
     val_examples: int = typer.Option(None, "--val-examples", help="Score accuracy on the first N validation examples."),
     device: str = typer.Option("cpu", "--device", help="Where workers score accuracy: cpu, auto, cuda or cuda:N "
                                "(on a GPU the workers share it, each asking Ray for a fraction)."),
+    int8: bool = typer.Option(False, "--int8", help="Also score every subnet quantised to int8 (int8_accuracy), "
+                              "for MCU targets: usable in --objective and --constraint."),
+    objective: list[str] = typer.Option([], "--objective", help="NAME:max|min (repeatable), instead of accuracy "
+                                        "and each target's latency; for example int8_accuracy:max --objective mcu-m7_ms:min."),
 ) -> None:
     """Multi-objective search (accuracy up, latency down) over a supernet's subnets on Ray workers."""
     from nas.cli._progress import progress_bar
@@ -54,7 +58,8 @@ def search_cmd(
 
     config = SearchConfig(strategy=strategy, budget=budget, targets=tuple(target), constraints=tuple(constraint),
                           workers=workers, experiment=experiment, db=db, resume=resume, address=address, seed=seed,
-                          supernet=supernet, space=space, val_examples=val_examples, device=device)
+                          supernet=supernet, space=space, val_examples=val_examples, device=device, int8=int8,
+                          objectives=tuple(objective))
     with progress_bar() as progress:
         result = search(config, progress=_Bar(progress))
     console.print(f"{result.evaluated} evaluations this run ({result.total} stored, {result.screened} screened out by "

@@ -19,8 +19,10 @@ def export_cmd(
     db: str = typer.Option(None, "--db", help="Also record the export in this store."),
     experiment: str = typer.Option(None, "--experiment", help="The experiment the arch came from (with --db)."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    int8: bool = typer.Option(False, "--int8", help="Write the int8 graph (post-training static quantisation, "
+                              "calibrated on the training split), with its test accuracy beside the float one."),
 ) -> None:
-    """Export a subnet to ONNX and verify it against onnxruntime on real inputs."""
+    """Export a subnet to ONNX and verify it against onnxruntime on real inputs (optionally as int8)."""
     import json
 
     from nas.export import export_subnet, record_export
@@ -34,18 +36,48 @@ def export_cmd(
         store = Store(db)  # fail on an unreachable store before the work
         if experiment:
             store.experiment(experiment)
-    result = export_subnet(checkpoint_path, arch, out, max_error=max_error)
+    result = export_subnet(checkpoint_path, arch, out, max_error=max_error, int8=int8)
     if store is not None:
         record_export(store, result, experiment)
     if as_json:
         print(json.dumps({"path": str(result.path), "arch": result.arch.to_str(), "space": result.space,
                           "max_abs_error": result.max_abs_error, "params": result.params,
-                          "check_inputs": result.check_inputs, "seconds": round(result.seconds, 3)}))
+                          "check_inputs": result.check_inputs, "seconds": round(result.seconds, 3),
+                          **({"int8": result.int8} if result.int8 else {})}))
         return
     console.print(f"arch {result.arch.to_str()}")
     console.print(f"{result.params:,} parameters; onnxruntime vs PyTorch on {result.check_inputs}: "
                   f"max abs error {result.max_abs_error:.2e}")
+    if result.int8:
+        r = result.int8
+        console.print(f"test accuracy on {r['test_examples']:,} examples: float {r['float_accuracy']:.4f}, "
+                      f"int8 {r['int8_accuracy']:.4f} ({100 * (r['int8_accuracy'] - r['float_accuracy']):+.2f} points)")
+        console.print(f"int8 graph: peak SRAM {r['graph_sram_kb']:.1f} KB, flash {r['graph_flash_kb']:.1f} KB; "
+                      f"MCU model ({r['mcu_source']}): {r['mcu_sram_kb']:.1f} KB, {r['mcu_flash_kb']:.1f} KB")
+        console.print("int8: " + ", ".join(f"{n} {op}" for op, n in r["quantised"].items())
+                      + "; kept float: " + (", ".join(f"{n} {op}" for op, n in r["kept_float"].items()) or "nothing"))
     console.print(f"wrote {result.path}")
+
+
+@subnet_app.command("finetune")
+def finetune_cmd(
+    checkpoint_path: Path = typer.Argument(..., metavar="CKPT", help="A supernet checkpoint."),
+    arch: str = typer.Argument(..., help="An arch string, JSON, a .json file, 'largest' or 'smallest'."),
+    out: Path = typer.Option(..., "-o", "--out", help="The int8 .onnx file to write."),
+    qat: bool = typer.Option(False, "--qat", help="Quantisation-aware fine-tuning (the only kind there is for now)."),
+    steps: int = typer.Option(300, "--steps", help="Fine-tuning steps (batches of 128 training examples)."),
+) -> None:
+    """Fine-tune a subnet with its weights and activations fake-quantised to int8, then export it as
+    int8: for a subnet that loses more than a point to post-training quantisation."""
+    from nas.export import finetune_qat_export
+
+    if not qat:
+        raise NasError("nas subnet finetune needs --qat (quantisation-aware fine-tuning)")
+    r = finetune_qat_export(checkpoint_path, arch, out, steps=steps)
+    console.print(f"test accuracy on {r['test_examples']:,} examples: float {r['float_accuracy']:.4f}; int8 after "
+                  f"post-training quantisation {r['int8_accuracy_ptq']:.4f}; int8 after {r['steps']} QAT steps "
+                  f"{r['int8_accuracy_qat']:.4f}")
+    console.print(f"wrote {r['path']}")
 
 
 @subnet_app.command("show")

@@ -31,7 +31,8 @@ class SupernetEvaluator(Evaluator):
 
     def __init__(self, checkpoint_bytes: bytes, profiles: dict[str, dict[str, Any]],
                  x: np.ndarray | None = None, y: np.ndarray | None = None, threads: int | None = None,
-                 targets: Sequence[str] | None = None, device: str = "cpu") -> None:
+                 targets: Sequence[str] | None = None, device: str = "cpu",
+                 calibration: np.ndarray | None = None) -> None:
         if threads:
             torch.set_num_threads(threads)
         from nas.supernet.train import resolve_device
@@ -56,9 +57,12 @@ class SupernetEvaluator(Evaluator):
                     self.metrics.cache.setdefault(key, UnitStats(int(unit["params"]), int(unit["macs"]),
                                                                  int(unit["peak_bytes"]), int(unit["flash_bytes"])))
         self.objectives = tuple(default_objectives(self.targets))
-        self.metric_names = ("accuracy", *(latency_metric(t) for t in (*self.targets, *self.other_targets)),
-                             *ARCH_METRICS)
+        # With calibration samples, every evaluation also quantises the subnet to int8 and scores it.
+        self.calibration = calibration
+        self.metric_names = ("accuracy", *(("int8_accuracy",) if calibration is not None else ()),
+                             *(latency_metric(t) for t in (*self.targets, *self.other_targets)), *ARCH_METRICS)
         self.x, self.y = x, y
+        self._x_host, self._y_host = x, y
         # Accuracy runs batched on the device, on a copy of the weights held there with the
         # validation data; sizes and latency stay on the CPU copy (their graphs are built on the host).
         self.eval_net = self.net
@@ -72,8 +76,9 @@ class SupernetEvaluator(Evaluator):
     @classmethod
     def from_files(cls, checkpoint_path: str | Path, targets: Sequence[str], with_data: bool = True,
                    val_examples: int | None = None, roots: list[Path] | None = None,
-                   hint: str | None = None) -> SupernetEvaluator:
-        """``hint``: how the user named the space, for the build command an error suggests."""
+                   hint: str | None = None, int8: bool = False) -> SupernetEvaluator:
+        """``hint``: how the user named the space, for the build command an error suggests; ``int8``:
+        every evaluation also reports ``int8_accuracy`` (calibrated on the training split)."""
         path = Path(checkpoint_path)
         if not path.is_file():
             raise NasError(f"checkpoint {str(path)!r} does not exist")
@@ -96,16 +101,21 @@ class SupernetEvaluator(Evaluator):
                 raise NasError(f"dataset {info.dataset} now has input {list(dataset.input_shape)}, "
                                f"the checkpoint expects {list(info.input_shape)}")
             x, y = dataset.x_val[:val_examples], dataset.y_val[:val_examples]
-        return cls(data, profiles, x, y, targets=targets)
+        calibration = None
+        if int8:
+            if not with_data:
+                raise NasError("int8 accuracy needs the dataset's training split for calibration")
+            calibration = dataset.x_train[np.random.default_rng(0).permutation(len(dataset.x_train))[:128]]
+        return cls(data, profiles, x, y, targets=targets, calibration=calibration)
 
     def payload(self) -> dict[str, Any]:
-        return {"checkpoint_bytes": self._checkpoint_bytes, "profiles": self._profiles, "x": self.x, "y": self.y,
-                "targets": self.targets}
+        return {"checkpoint_bytes": self._checkpoint_bytes, "profiles": self._profiles, "x": self._x_host,
+                "y": self._y_host, "targets": self.targets, "calibration": self.calibration}
 
     @classmethod
     def from_payload(cls, payload: dict[str, Any], threads: int | None = 1) -> SupernetEvaluator:
         return cls(payload["checkpoint_bytes"], payload["profiles"], payload["x"], payload["y"], threads,
-                   payload["targets"], payload.get("device", "cpu"))
+                   payload["targets"], payload.get("device", "cpu"), payload.get("calibration"))
 
     def profiles(self) -> dict[str, dict[str, Any]]:
         """The latency profiles this evaluator predicts with (to keep in the store)."""
@@ -131,10 +141,24 @@ class SupernetEvaluator(Evaluator):
 
         if self.x is None:
             raise NasError("this evaluator was built without data")
-        return {"accuracy": accuracy(self.eval_net, arch, self.x, self.y), **self.cheap(arch)}
+        out = {"accuracy": accuracy(self.eval_net, arch, self.x, self.y), **self.cheap(arch)}
+        if self.calibration is not None:
+            out["int8_accuracy"] = self.int8_accuracy(arch)
+        return out
+
+    def int8_accuracy(self, arch: NetArch) -> float:
+        """The subnet exported, quantised to int8 (calibrated on training samples) and scored in
+        onnxruntime on the validation split: the accuracy of the model an MCU would run."""
+        from nas.supernet.quantize import onnx_accuracy, quantise
+        from nas.supernet.to_onnx import to_onnx
+
+        sub = self.net.extract(arch, self.info.input_shape)
+        data = to_onnx(sub, torch.from_numpy(np.asarray(self.calibration[:1], dtype=np.float32)))
+        return onnx_accuracy(quantise(data, self.calibration).data, np.asarray(self._x_host), np.asarray(self._y_host))
 
     def sources(self) -> dict[str, str]:
-        out = {"accuracy": "measured (inherited weights, validation split)"}
+        out = {"accuracy": "measured (inherited weights, validation split)",
+               "int8_accuracy": "measured (the int8 QDQ graph in onnxruntime, validation split)"}
         out.update({latency_metric(t): "predicted" for t in (*self.targets, *self.other_targets)})
         out.update({m: "computed" for m in ARCH_METRICS})
         return out

@@ -50,7 +50,8 @@ NORM_PER_ELEMENT = 15.0  # mean, variance, normalise, requantise
 SOFTMAX_PER_ELEMENT = 40.0  # max, exp by table, sum, divide, requantise
 POOL_PER_INPUT = 2.0
 MOVE_PER_ELEMENT = 1.0
-VIEW_OPS = {"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity"}  # no data movement
+VIEW_OPS = {"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity",  # no data movement
+            "QuantizeLinear", "DequantizeLinear"}  # fused into the int8 kernels around them
 
 
 def op_instructions(op: OpInfo) -> float:

@@ -25,7 +25,7 @@ from typing import Any, Protocol
 
 from nas.errors import NasError
 from nas.evaluate import Evaluator
-from nas.objectives import Constraint, Objective, parse_constraint, total_violation
+from nas.objectives import Constraint, Objective, parse_constraint, parse_objective, total_violation
 from nas.pareto import RunningFront, front_rows
 from nas.runner._pool import Job, Outcome, WorkerPool
 from nas.search import STRATEGIES, SpaceExhausted, make_strategy
@@ -53,6 +53,8 @@ class SearchConfig:
     depth: int = 2
     profiles: str | None = None  # a latency profiles folder to use before the default ones
     device: str = "cpu"  # where workers score accuracy: cpu, auto, cuda or cuda:N
+    int8: bool = False  # every evaluation also reports int8_accuracy (the quantised subnet's)
+    objectives: tuple[str, ...] = ()  # NAME:max|min each; default accuracy and each target's latency
 
 
 class SearchProgress(Protocol):
@@ -143,13 +145,15 @@ def search(
             get_target(t)
         roots = ([Path(config.profiles)] if config.profiles else []) + profiles_dirs()
         screener: Evaluator = SupernetEvaluator.from_files(config.supernet, config.targets, True, config.val_examples,
-                                                           roots=roots, hint=config.space)
+                                                           roots=roots, hint=config.space, int8=config.int8)
         payload = screener.payload()  # shipped to every worker through Ray's object store
         payload["device"] = config.device
         evaluator_factory = SupernetEvaluator.from_payload
     else:
         screener = evaluator_factory()
     metric_names = list(screener.metric_names)
+    if config.objectives and not objectives:
+        objectives = [parse_objective(text) for text in config.objectives]
     objectives = list(objectives or screener.objectives)
     space = screener.space
     if wanted is not None and (wanted.name != space.name or wanted.source_text.strip() != space.source_text.strip()):
