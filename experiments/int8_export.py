@@ -27,22 +27,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from experiments._common import REPO, markdown_table, write_report  # noqa: E402
+from experiments._common import REPO, ensure_supernet, markdown_table, write_report  # noqa: E402
 
 MCU = REPO / "runs" / "mcu-vision-fashion-mnist.ckpt"
-
-
-def ensure_mcu_supernet(path: Path = MCU) -> Path:
-    if path.is_file():
-        return path
-    from nas.data import load_dataset
-    from nas.space import load
-    from nas.supernet.train import TrainConfig, train
-
-    print(f"training {path} with the default recipe ...", flush=True)
-    space = load("mcu-vision")
-    train(space, load_dataset("fashion-mnist", space.task.kind), TrainConfig(), path)
-    return path
 
 
 def quickstart_pick(folder: Path | None) -> tuple[Path, str]:
@@ -79,7 +66,7 @@ def row(label: str, ckpt: Path, arch: str, n_test: int) -> list:
 def run(n: int, quickstart: Path | None, n_test: int) -> Path:
     from nas.supernet import checkpoint
 
-    ckpt = ensure_mcu_supernet()
+    ckpt = ensure_supernet(MCU, "mcu-vision")
     _, info = checkpoint.load(ckpt)
     space = info.space
     rows = [row(f"random {i + 1}", ckpt, a.to_str(), n_test)

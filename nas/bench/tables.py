@@ -14,10 +14,8 @@ A benchmark's reference point is the table's 10th percentile of each maximised o
 
 from __future__ import annotations
 
-import csv
 import importlib.util
 import itertools
-import math
 import pickle
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -239,47 +237,14 @@ def parse_objectives(texts: Sequence[str]) -> list[Objective]:
 
 
 def load_csv(path: str | Path, space: SearchSpace, objectives: Sequence[Objective]) -> Benchmark:
-    """A table of an ``arch`` column and metric columns: every row an arch of ``space``, every
-    objective's column a finite number."""
-    path = Path(path)
-    if not path.is_file():
-        raise NasError(f"benchmark table {str(path)!r} does not exist")
-    try:
-        with open(path, newline="") as f:
-            rows = list(csv.DictReader(f))
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise NasError(f"cannot read {str(path)!r} as CSV: {exc}") from None
-    if not rows:
-        raise NasError(f"benchmark table {path.name} has no rows")
-    if "arch" not in rows[0]:
-        raise NasError(f"benchmark table {path.name} has no 'arch' column (columns: {', '.join(rows[0])})")
-    missing = [o.name for o in objectives if o.name not in rows[0]]
-    if missing:
-        raise NasError(f"benchmark table {path.name} has no column for objective(s) {', '.join(missing)}")
-    metric_names = [c for c in rows[0] if c != "arch"]
-    table: dict[Arch, dict[str, float]] = {}
-    for i, row in enumerate(rows, start=2):
-        try:
-            arch = space.parse(row["arch"])
-        except NasError as exc:
-            raise NasError(f"{path.name} line {i}: {exc}") from None
-        metrics = {}
-        for name in metric_names:
-            try:
-                value = float(row[name])
-            except (TypeError, ValueError):
-                if any(o.name == name for o in objectives):
-                    raise NasError(f"{path.name} line {i}: {name} is not a number ({row[name]!r})") from None
-                continue  # a column no objective uses may hold text
-            if not math.isfinite(value) and any(o.name == name for o in objectives):
-                raise NasError(f"{path.name} line {i}: {name} is {row[name]!r}; every objective needs a finite number")
-            metrics[name] = value
-        if arch in table:
-            raise NasError(f"{path.name} line {i}: arch {arch.to_str()} appears twice")
-        table[arch] = metrics
+    """A table of an ``arch`` column and metric columns (:func:`nas.evaluate.read_table`); when it
+    holds only part of a plain space, the search stays inside its archs."""
+    from nas.evaluate import read_table
+
+    table = read_table(path, space, objectives)
     if isinstance(space, ChoiceSpace) and len(table) < space.size():
-        space = TableSpace(space, list(table))  # the search stays inside the table
-    return Benchmark(f"table:{path.stem}", space, table, list(objectives), source=str(path))
+        space = TableSpace(space, list(table))
+    return Benchmark(f"table:{Path(path).stem}", space, table, list(objectives), source=str(path))
 
 
 def load_benchmark(name: str, space: str | None = None, objectives: Sequence[str] = ()) -> Benchmark:

@@ -10,7 +10,7 @@
 uses it to screen out candidates that break a constraint before spending an evaluation.
 """
 
-from nas.evaluate._base import CallableEvaluator, Evaluator, TableEvaluator
+from nas.evaluate._base import CallableEvaluator, Evaluator, TableEvaluator, read_table
 from nas.evaluate.supernet import SupernetEvaluator
 
-__all__ = ["CallableEvaluator", "Evaluator", "SupernetEvaluator", "TableEvaluator"]
+__all__ = ["CallableEvaluator", "Evaluator", "SupernetEvaluator", "TableEvaluator", "read_table"]

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import csv
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -75,38 +74,50 @@ class CallableEvaluator(Evaluator):
         return metrics
 
 
+def read_table(path: str | Path, space: SearchSpace, objectives: Sequence[Objective]) -> dict[Arch, dict[str, float]]:
+    """A CSV of an ``arch`` column and metric columns as {arch: metrics}: every arch of ``space``,
+    once; every objective's column a finite number (other columns may hold text, left out)."""
+    from nas.csvfile import read_rows
+
+    path = Path(path)
+    rows = read_rows(path, "results table")
+    if "arch" not in rows[0]:
+        raise NasError(f"results table {path.name} has no 'arch' column (columns: {', '.join(rows[0])})")
+    missing = [o.name for o in objectives if o.name not in rows[0]]
+    if missing:
+        raise NasError(f"results table {path.name} has no column for objective(s) {', '.join(missing)}")
+    needed = {o.name for o in objectives}
+    table: dict[Arch, dict[str, float]] = {}
+    for i, row in enumerate(rows, start=2):
+        try:
+            arch = space.parse(row["arch"])
+        except NasError as exc:
+            raise NasError(f"{path.name} line {i}: {exc}") from None
+        metrics = {}
+        for name in (c for c in rows[0] if c != "arch"):
+            try:
+                value = float(row[name])
+            except (TypeError, ValueError):
+                if name in needed:
+                    raise NasError(f"{path.name} line {i}: {name} is not a number ({row[name]!r})") from None
+                continue
+            if name in needed and not math.isfinite(value):
+                raise NasError(f"{path.name} line {i}: {name} is {row[name]!r}; every objective needs a finite number")
+            metrics[name] = value
+        if arch in table:
+            raise NasError(f"{path.name} line {i}: arch {arch.to_str()} appears twice")
+        table[arch] = metrics
+    return table
+
+
 class TableEvaluator(Evaluator):
     """Looks archs up in a CSV of measured results: an ``arch`` column and one column per metric."""
 
     def __init__(self, space: SearchSpace, path: str | Path, objectives: list[Objective]) -> None:
-        path = Path(path)
-        if not path.is_file():
-            raise NasError(f"results table {str(path)!r} does not exist")
-        with open(path, newline="") as f:
-            rows = list(csv.DictReader(f))
-        if not rows or "arch" not in rows[0]:
-            raise NasError(f"results table {path.name} needs an 'arch' column and one column per metric")
         self.space = space
         self.objectives = tuple(objectives)
-        self.metric_names = tuple(c for c in rows[0] if c != "arch")
-        missing = [o.name for o in objectives if o.name not in self.metric_names]
-        if missing:
-            raise NasError(f"results table {path.name} has no column for objective(s) {', '.join(missing)}")
-        self.table: dict[Arch, dict[str, float]] = {}
-        for i, row in enumerate(rows, start=2):
-            try:
-                arch = space.parse(row["arch"])
-            except NasError as exc:
-                raise NasError(f"{path.name} line {i}: {exc}") from None
-            values = {}
-            for k in self.metric_names:
-                try:
-                    values[k] = float(row[k])
-                except (TypeError, ValueError):
-                    raise NasError(f"{path.name} line {i}: column {k!r} is not a number ({row[k]!r})") from None
-                if not math.isfinite(values[k]):
-                    raise NasError(f"{path.name} line {i}: column {k!r} is not finite")
-            self.table[arch] = values
+        self.table = read_table(path, space, objectives)
+        self.metric_names = tuple(sorted({k for m in self.table.values() for k in m}))
 
     def evaluate(self, arch: Arch) -> dict[str, float]:
         if arch not in self.table:

@@ -10,7 +10,6 @@ space, plain-choice spaces included, and fits a table model on it.
 
 from __future__ import annotations
 
-import csv
 import datetime as _dt
 import io
 import json
@@ -142,17 +141,9 @@ def transfer_references(space: SearchSpace, names: Sequence[str]) -> list:
 
 
 def _read_csv(path: str | Path) -> list[dict[str, str]]:
-    path = Path(path)
-    if not path.is_file():
-        raise NasError(f"results file {str(path)!r} does not exist")
-    try:
-        with open(path, newline="") as f:
-            rows = list(csv.DictReader(f))
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise NasError(f"cannot read {str(path)!r} as CSV: {exc}") from None
-    if not rows:
-        raise NasError(f"{str(path)!r} has no data rows")
-    return rows
+    from nas.csvfile import read_rows
+
+    return read_rows(path, "results file")
 
 
 def _number(row: dict[str, str], column: str, line: int, source: str) -> float:
