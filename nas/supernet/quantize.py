@@ -73,6 +73,7 @@ def quantise(data: bytes, calibration: np.ndarray, op_types: tuple[str, ...] = Q
         except Exception as exc:  # onnxruntime raises several types for a graph it cannot calibrate
             raise NasError(f"cannot quantise this subnet to int8: {type(exc).__name__}: {first_line(exc, 160)}") from None
         out = onnx.load(str(target))
+    _restore_order(out, model)
     quantised_inputs = {n.output[0] for n in out.graph.node if n.op_type == "DequantizeLinear"}
     kept, done = Counter(), Counter()
     for node in out.graph.node:
@@ -84,6 +85,42 @@ def quantise(data: bytes, calibration: np.ndarray, op_types: tuple[str, ...] = Q
                                   "Concat", "Gather", "Slice", "Identity"):
             kept[node.op_type] += 1
     return Int8Model(out.SerializeToString(), dict(sorted(kept.items())), dict(sorted(done.items())))
+
+
+def _restore_order(quantised, original) -> None:
+    """Put the quantised graph's nodes back in the float graph's order (onnxruntime's quantiser
+    sorts them breadth first, which runs every MoE expert's first half before any second half:
+    a runtime executing that order holds far more activations at once). Each (de)quantisation
+    goes just before the first node that reads it; data dependencies always win."""
+    import heapq
+
+    position = {n.name: i for i, n in enumerate(original.graph.node) if n.name}
+    nodes = list(quantised.graph.node)
+    readers: dict[str, list[int]] = {}
+    for j, node in enumerate(nodes):
+        for name in node.input:
+            readers.setdefault(name, []).append(j)
+    key = [float(position[n.name]) if n.name in position else None for n in nodes]
+    for j in range(len(nodes) - 1, -1, -1):  # (de)quantisations: just before their first reader
+        if key[j] is None:
+            later = [key[r] for o in nodes[j].output for r in readers.get(o, ()) if key[r] is not None]
+            key[j] = (min(later) if later else float(len(nodes))) - 0.5
+    producer = {o: j for j, n in enumerate(nodes) for o in n.output}
+    waiting = [sum(1 for i in set(n.input) if i in producer) for n in nodes]
+    ready = [(key[j], j) for j in range(len(nodes)) if waiting[j] == 0]
+    heapq.heapify(ready)
+    order = []
+    while ready:
+        _, j = heapq.heappop(ready)
+        order.append(nodes[j])
+        for o in nodes[j].output:
+            for r in set(readers.get(o, ())):
+                waiting[r] -= 1
+                if waiting[r] == 0:
+                    heapq.heappush(ready, (key[r], r))
+    if len(order) == len(nodes):  # else leave the quantiser's order (it is a valid one)
+        del quantised.graph.node[:]
+        quantised.graph.node.extend(order)
 
 
 @contextmanager
@@ -104,7 +141,7 @@ def _pre_process(source: Path, prepared: Path) -> None:
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     try:
-        quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
+        quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True, skip_optimization=True)
     except Exception:  # noqa: BLE001 - optional: quantisation works without it
         return
     source.write_bytes(prepared.read_bytes())
