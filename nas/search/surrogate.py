@@ -39,6 +39,13 @@ from nas.search._base import Strategy
 from nas.space import Arch
 
 
+def _log_axis(raw: np.ndarray) -> bool:
+    """Whether an objective's values (its own sign) are a positive quantity spanning more than 3x,
+    such as a latency: modelled, and weighed in the acquisition, on a log axis."""
+    raw = raw[np.isfinite(raw)]
+    return bool(len(raw) and np.all(raw > 0) and raw.max() > 3 * raw.min())
+
+
 class SurrogateSearch(Strategy):
     name = "surrogate"
     startup = 10  # archs spread over the known objective's range (or uniform) before the models are used
@@ -117,11 +124,11 @@ class SurrogateSearch(Strategy):
         x = self.space.features(archs)
         if not self._counts:
             return x
+        encoded = [self.space.encode(arch) for arch in archs]
         extra = []
         for names, index in self._counts:
             counts = np.zeros((len(archs), len(index)))
-            for r, arch in enumerate(archs):
-                values = self.space.encode(arch)
+            for r, values in enumerate(encoded):
                 for name in names:
                     counts[r, index[values[name]]] += 1
             extra.append(counts)
@@ -145,7 +152,7 @@ class SurrogateSearch(Strategy):
         self._models, self._logged, self._target_spread = [], [], []
         for col, j in enumerate(self.modelled):
             raw = self.signs[j] * y[:, col]
-            logged = bool(np.all(raw > 0) and raw.max() > 3 * raw.min())
+            logged = _log_axis(raw)
             target = self.signs[j] * np.log(raw) if logged else y[:, col]
             forest = RandomForestRegressor(n_estimators=self.trees, min_samples_leaf=1, max_features=0.5,
                                            random_state=self.seed, n_jobs=1).fit(x, target)
@@ -261,19 +268,20 @@ class SurrogateSearch(Strategy):
                 out[child] = None
         return list(out)
 
-    def _acquisition_scale(self, points: np.ndarray) -> np.ndarray:
-        """Points (minimisation form) with each objective that is positive and spans more than 3x
-        among the results (a latency) on a log axis: gains are weighed by ratios there, so a
-        point ten times faster counts as much at the fast end as at the slow one."""
+    def _log_axes(self) -> list[int]:
+        """The objectives whose results so far are on a log axis (:func:`_log_axis`)."""
         if not self.points:
-            return points
+            return []
         seen = np.array(self.points)
+        return [j for j in range(seen.shape[1]) if _log_axis(self.signs[j] * seen[:, j])]
+
+    def _acquisition_scale(self, points: np.ndarray, axes: list[int]) -> np.ndarray:
+        """Points (minimisation form) with the objectives in ``axes`` on a log axis: gains are
+        weighed by ratios there, so a point ten times faster counts as much at the fast end as at
+        the slow one."""
         out = points.copy()
-        for j in range(points.shape[1]):
-            raw = self.signs[j] * seen[:, j]
-            raw = raw[np.isfinite(raw)]
-            if len(raw) and np.all(raw > 0) and raw.max() > 3 * raw.min():
-                out[:, j] = self.signs[j] * np.log(np.maximum(self.signs[j] * points[:, j], 1e-300))
+        for j in axes:
+            out[:, j] = self.signs[j] * np.log(np.maximum(self.signs[j] * points[:, j], 1e-300))
         return out
 
     def _front(self) -> np.ndarray:
@@ -310,11 +318,13 @@ class SurrogateSearch(Strategy):
         else:
             mean = optimistic_m = np.zeros((len(candidates), len(self.modelled)))
         predicted, metrics = self._points(candidates, mean)
-        optimistic, _ = self._points(candidates, optimistic_m)
-        optimistic = self._acquisition_scale(optimistic)
+        optimistic = predicted.copy()  # the known objectives as they are, the modelled ones optimistic
+        optimistic[:, self.modelled] = optimistic_m
+        axes = self._log_axes()
+        optimistic = self._acquisition_scale(optimistic, axes)
         violation = np.array([sum(c.violation(m) for c in self.constraints if c.metric in m) for m in metrics])
         batch = int(np.clip(len(self.archs) // 20, 1, self.max_batch))
-        front = self._acquisition_scale(self._front())
+        front = self._acquisition_scale(self._front(), axes)
         everything = np.vstack([front, optimistic]) if len(front) else optimistic
         worst, best = everything.max(axis=0), everything.min(axis=0)
         reference = worst + 0.1 * np.where(worst > best, worst - best, 1.0)
