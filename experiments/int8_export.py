@@ -82,7 +82,7 @@ def run(n: int, quickstart: Path | None, n_test: int) -> Path:
               "flash KB: graph / MCU model", "kept float"]
     drops = [float(r[4]) for r in rows]
     body = (f"mcu-vision supernet on Fashion-MNIST (defaults), {n_test:,} test examples; int8 = onnxruntime static "
-            "quantisation, QDQ, weights per channel, activations per tensor, calibrated on 256 training samples; "
+            "quantisation, QDQ, weights per channel, activations per tensor, calibrated on 128 training samples; "
             "Conv, MatMul and Gemm in int8, the rest float (named per row). The MCU model's memory is the mcu-m7 "
             "profile's composition of units where the profile exists, else the cost model on the float graph.\n\n"
             + markdown_table(header, rows)

@@ -104,7 +104,7 @@ def export_subnet(
         raise NasError(f"onnxruntime output differs from PyTorch by {error:.2e} (limit {max_error:.0e}); nothing written")
     report = None
     if int8:
-        data, report = _int8(data, info, arch, n_test)
+        data, report = _int8(data, info, arch, n_test, _training_data(info, "--int8"))
     atomic_write(out, data)
     return ExportResult(out, arch, info.space.name, info.space, error, source, subnet.num_params(), time.time() - started,
                         report)
@@ -115,7 +115,6 @@ def finetune_qat_export(checkpoint_path: str | Path, arch_text: str, out: str | 
     """Quantisation-aware fine-tuning of a subnet (:func:`nas.supernet.quantize.finetune_qat`), then
     the int8 export of the result to ``out``; the report has the int8 accuracy without and with
     the fine-tuning beside the float accuracy."""
-    from nas.data import load_dataset
     from nas.supernet import checkpoint
     from nas.supernet.quantize import finetune_qat
     from nas.supernet.to_onnx import to_onnx
@@ -127,15 +126,12 @@ def finetune_qat_export(checkpoint_path: str | Path, arch_text: str, out: str | 
         raise NasError(f"--steps must be at least 1, got {steps}")
     net, info = checkpoint.load(checkpoint_path)
     arch = resolve_arch(info.space, arch_text)
-    try:
-        dataset = load_dataset(info.dataset, info.space.task.kind)
-    except NasError as exc:
-        raise NasError(f"--qat needs the checkpoint's training data: {exc}") from None
+    dataset = _training_data(info, "--qat")
     subnet = net.extract(arch, info.input_shape).eval()
     example = torch.from_numpy(dataset.x_test[:1])
-    _, before = _int8(to_onnx(subnet, example), info, arch, n_test)
+    _, before = _int8(to_onnx(subnet, example), info, arch, n_test, dataset)
     finetune_qat(subnet, dataset.x_train, dataset.y_train, steps=steps)
-    data, after = _int8(to_onnx(subnet, example, _metadata(info, arch)), info, arch, n_test)
+    data, after = _int8(to_onnx(subnet, example, _metadata(info, arch)), info, arch, n_test, dataset)
     atomic_write(out, data)
     return {"path": str(out), "arch": arch.to_str(), "float_accuracy": before["float_accuracy"],
             "int8_accuracy_ptq": before["int8_accuracy"], "int8_accuracy_qat": after["int8_accuracy"],
@@ -150,22 +146,29 @@ def _metadata(info, arch: NetArch) -> dict[str, str]:
             "nas.opset": str(OPSET)}
 
 
-def _int8(data: bytes, info, arch: NetArch, n_test: int) -> tuple[bytes, dict]:
-    """The int8 graph of the verified float ``data``, and what it costs in accuracy and memory."""
-    import onnx
-
+def _training_data(info, option: str):
+    """The checkpoint's dataset, for calibration and fine-tuning (one line when it is not here)."""
     from nas.data import load_dataset
-    from nas.graph import analyze
-    from nas.supernet.quantize import onnx_accuracy, quantise
 
     try:
         dataset = load_dataset(info.dataset, info.space.task.kind)
     except NasError as exc:
-        raise NasError(f"--int8 needs calibration data from the checkpoint's dataset: {exc}") from None
+        raise NasError(f"{option} needs calibration data from the checkpoint's dataset: {exc}") from None
     if tuple(dataset.input_shape) != tuple(info.input_shape) or not len(dataset.x_train):
-        raise NasError(f"--int8 needs calibration data: dataset {info.dataset} has none of the checkpoint's shape")
+        raise NasError(f"{option} needs calibration data: dataset {info.dataset} has none of the checkpoint's shape")
+    return dataset
+
+
+def _int8(data: bytes, info, arch: NetArch, n_test: int, dataset) -> tuple[bytes, dict]:
+    """The int8 graph of the verified float ``data``, and what it costs in accuracy and memory
+    (calibrated on ``dataset``'s training split, scored on its test split)."""
+    import onnx
+
+    from nas.graph import analyze
+    from nas.supernet.quantize import CALIBRATION_SAMPLES, onnx_accuracy, quantise
+
     rng = np.random.default_rng(0)
-    calibration = dataset.x_train[rng.permutation(len(dataset.x_train))[:256]]
+    calibration = dataset.x_train[rng.permutation(len(dataset.x_train))[:CALIBRATION_SAMPLES]]
     model = quantise(data, calibration)
     int8_model = onnx.load_from_string(model.data)
     try:

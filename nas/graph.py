@@ -219,9 +219,10 @@ def analyze(source: str | Path | bytes | onnx.ModelProto, x: np.ndarray | None =
     weights = {n for n, v in inits.items() if v.dtype.kind == "f"}
     # In a QDQ graph the stored weights are the integers a DequantizeLinear reads (int8 weights,
     # int32 biases), and what it gives is that weight again, not one more.
-    dequantised = {n.input[0]: n.output[0] for n in g.node if n.op_type == "DequantizeLinear" and n.input[0] in inits}
+    dequantised = {n.input[0] for n in g.node if n.op_type == "DequantizeLinear" and n.input[0] in inits}
     weights |= {n for n in dequantised if inits[n].dtype.kind in "iu"}
-    weights -= {n for n, v in inits.items() if v.dtype.kind == "f" and v.ndim <= 1 and _is_qdq_param(g, n)}
+    # A (de)quantisation's scales and zero points count with the weight they belong to, not as one.
+    weights -= {i for n in g.node if n.op_type in _QDQ_OPS for i in n.input[1:]}
     # Constants of float type with more than one element are weights too (folded parameters).
     for node in g.node:
         if node.op_type == "Constant" and node.output and node.output[0] in values:
@@ -263,11 +264,6 @@ def _weight_bytes(value: np.ndarray | None) -> int:
         return 0
     arr = np.asarray(value)
     return int(arr.size) if arr.ndim >= 2 else 4 * int(arr.size)
-
-
-def _is_qdq_param(g: onnx.GraphProto, name: str) -> bool:
-    """A scale or zero point of a (de)quantisation (counted with the weight it belongs to, not as one)."""
-    return any(n.op_type in _QDQ_OPS and name in n.input[1:] for n in g.node)
 
 
 def _aliases(g: onnx.GraphProto, static: set[str]) -> dict[str, str]:

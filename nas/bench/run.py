@@ -18,6 +18,7 @@ from nas.evaluate import CallableEvaluator
 from nas.pareto import RunningFront
 from nas.runner import SearchConfig, search
 from nas.search import STRATEGIES
+from nas.store import Store
 
 CHECKPOINTS = (25, 50, 100, 200, 300)
 
@@ -110,8 +111,6 @@ def run_bench(bench: Benchmark, config: BenchConfig, progress: Callable[[str], N
                                     db=db, experiment=name, seed=seed),
                        evaluator_factory=factory, objectives=objectives)
                 seconds = time.perf_counter() - started
-                from nas.store import Store
-
                 with Store(db, readonly=True) as store:
                     stored = [e.metrics for e in store.evaluations(name)]
                 run = Run(strategy, seed, hypervolume_fraction(bench, stored), seconds, len(stored))

@@ -212,10 +212,12 @@ def open_pool(config: SearchConfig, screener: Evaluator, factory: Callable[..., 
               payload: Any) -> Iterator[WorkerPool]:
     """The workers a search evaluates on: this process (``workers == 0``) or Ray actors, on a
     local Ray started here (and stopped after) or on the cluster at ``address``."""
+    on_gpu = _on_gpu(config.device)
     if config.workers == 0:
         from nas.runner.local_pool import LocalPool
 
-        pool: WorkerPool = LocalPool(factory(payload) if payload is not None else screener)
+        # The screener already holds the supernet and data on the CPU; a GPU needs its own copy.
+        pool: WorkerPool = LocalPool(factory(payload) if payload is not None and on_gpu else screener)
         try:
             yield pool
         finally:
@@ -226,7 +228,7 @@ def open_pool(config: SearchConfig, screener: Evaluator, factory: Callable[..., 
     with tempfile.TemporaryDirectory(prefix="nas-ray-") as tmp:
         started = start_ray(config.workers, config.address, None if config.address else tmp)
         try:
-            gpus = 1.0 / config.workers if _uses_gpu(config.device) else 0.0  # the workers share the GPU
+            gpus = 1.0 / config.workers if on_gpu else 0.0  # the workers share the GPU
             pool = RayPool(factory, config.workers, depth=config.depth, payload=payload, gpus=gpus)
             try:
                 yield pool
@@ -237,14 +239,13 @@ def open_pool(config: SearchConfig, screener: Evaluator, factory: Callable[..., 
                 stop_ray()
 
 
-def _uses_gpu(device: str) -> bool:
-    if device.startswith("cuda"):
-        return True
-    if device == "auto":
-        import torch
+def _on_gpu(device: str) -> bool:
+    """Whether ``device`` (as ``nas search --device`` takes it) means the GPU here."""
+    if device == "cpu":
+        return False  # a plain-space search need not import torch
+    from nas.supernet.train import resolve_device
 
-        return torch.cuda.is_available()
-    return False
+    return resolve_device(device).type == "cuda"
 
 
 class _SearchRun:

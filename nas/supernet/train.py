@@ -192,7 +192,7 @@ def setup(space: NetSpace, data: Dataset, config: TrainConfig, resume_from: chec
         info = checkpoint.Checkpoint(space, data.name, data.input_shape, data.num_classes, data.mean, data.std)
     else:
         info = resume_from
-    info.train_config = {k: v for k, v in asdict(config).items()}
+    info.train_config = asdict(config)
     net = net.to(device)
     steps_per_epoch = math.ceil(len(data.x_train) / config.batch_size)
     total_steps = steps_per_epoch * config.epochs
