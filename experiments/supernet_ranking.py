@@ -1,24 +1,38 @@
-"""Does the supernet rank subnets the way training them from scratch does?
+"""Does the supernet rank subnets the way training them from scratch does, and better than free proxies?
 
-    python experiments/supernet_ranking.py [--supernet CKPT ...] [--archs 20] [--steps 2580] [--seeds 2]
-                                           [--concurrent 2]
+    python experiments/supernet_ranking.py [--space mcu-vision] [--supernet CKPT ...] [--archs 30]
+                                           [--seeds 3] [--steps 400] [--target mcu-m7] [--concurrent 2]
+                                           [--finetune-steps K] [--reuse-standalone]
 
-Samples archs across the space (400 random draws ordered by parameter count, ``--archs`` of
-them at evenly spaced ranks, so small and large nets are both in), trains each one stand-alone
-from scratch on Fashion-MNIST as Ray Tune trials (``--seeds`` runs per arch, ``--concurrent``
-at a time, one thread each), and compares their mean accuracy with the accuracy the supernet
-gives them with inherited weights: Kendall tau and Spearman rho. Both accuracies are taken on
-the same 15,000 held-out images (the validation and test splits; neither trains anything), so
-that the ranking is not lost in the sampling error of a smaller set. With two or more seeds
-it also reports the tau between the seeds' own rankings: the noise ceiling of the stand-alone
-ground truth. Stand-alone recipe: ``--steps`` AdamW steps of 128 images (lr 3e-3, weight
-decay 0.05, 3% warm-up then cosine). Writes experiments/results/supernet_ranking.md and .png.
+Picks ``--archs`` archs stratified over the space's latency range (2,000 random draws, the ones
+nearest to evenly spaced points of log predicted latency on ``--target``), trains each one
+stand-alone from scratch on Fashion-MNIST as Ray Tune trials (``--seeds`` runs per arch,
+``--concurrent`` at a time, one thread each) and ranks them by the mean of their seeds. Scored
+against that ranking (Kendall tau, with a 95% bootstrap interval over archs):
+
+- each supernet's accuracy with inherited weights (the first one's also on 1,000 and 5,000 of the
+  images, and with ``--finetune-steps K`` after K fine-tuning steps, as ``nas search
+  --finetune-steps`` scores);
+- free baselines: parameter count, MACs and the zero-cost proxies synflow, grad-norm and NASWOT
+  at initialisation (``nas.supernet.proxies``; the mean over 3 initialisations, one batch of 128
+  training images);
+- a blend: the mean rank of the first supernet's accuracy and the best free baseline.
+
+The ceiling is the split-half tau: the seeds split into two halves (every split; with 3 seeds one
+seed against the mean of the other two), the tau between the halves' mean accuracies, averaged over
+splits, with its bootstrap interval. Accuracies are taken on the same 15,000 held-out images (the
+validation and test splits; neither trains anything). Stand-alone recipe: ``--steps`` AdamW steps
+of 128 images (lr 3e-3, weight decay 0.05, 3% warm-up then cosine). Stand-alone accuracies are kept
+in supernet_ranking_standalone.csv (``--reuse-standalone`` reads them back). Writes
+experiments/results/supernet_ranking.md and .png.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import itertools
+import math
 import random
 import sys
 import tempfile
@@ -26,16 +40,18 @@ import time
 from pathlib import Path
 
 import numpy as np
+from scipy.stats import rankdata
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from experiments._common import RESULTS, ensure_supernet, markdown_table, write_report  # noqa: E402
+from experiments._common import REPO, RESULTS, ensure_supernet, markdown_table, write_report  # noqa: E402
+
+PROXY_SEEDS = 3
+BOOTSTRAP = 2000
 
 
 def standalone(config: dict, data=None) -> None:
-    """A Ray Tune trainable: train one arch from scratch, report validation and test accuracy."""
-    import math
-
+    """A Ray Tune trainable: train one arch from scratch, report its held-out accuracy."""
     import torch
     import torch.nn.functional as F
     from ray import tune
@@ -47,7 +63,7 @@ def standalone(config: dict, data=None) -> None:
     torch.set_num_threads(1)
     arch_text, seed = config["trial"]
     torch.manual_seed(seed)
-    space = load("hybrid-vision")
+    space = load(config["space"])
     arch = space.parse(arch_text)
     x_train, y_train, x_eval, y_eval = data
     net = Supernet(SupernetConfig.from_space(space)).extract(arch, tuple(x_train.shape[1:]))
@@ -74,7 +90,7 @@ def standalone(config: dict, data=None) -> None:
 STANDALONE_CSV = RESULTS / "supernet_ranking_standalone.csv"
 
 
-def train_standalone(trials: list[tuple[str, int]], steps: int, arrays: tuple, concurrent: int) -> dict:
+def train_standalone(space: str, trials: list[tuple[str, int]], steps: int, arrays: tuple, concurrent: int) -> dict:
     """Train each (arch, seed) from scratch as a Ray Tune trial; their held-out accuracies."""
     from ray import tune
 
@@ -85,7 +101,7 @@ def train_standalone(trials: list[tuple[str, int]], steps: int, arrays: tuple, c
         with tempfile.TemporaryDirectory() as tmp:
             tuner = tune.Tuner(
                 tune.with_resources(tune.with_parameters(standalone, data=arrays), {"cpu": 1}),
-                param_space={"trial": tune.grid_search([list(t) for t in trials]), "steps": steps},
+                param_space={"trial": tune.grid_search([list(t) for t in trials]), "steps": steps, "space": space},
                 tune_config=tune.TuneConfig(max_concurrent_trials=concurrent),
                 run_config=tune.RunConfig(storage_path=tmp, name="ranking", verbose=0),
             )
@@ -94,103 +110,217 @@ def train_standalone(trials: list[tuple[str, int]], steps: int, arrays: tuple, c
         stop_ray()
 
 
-def read_standalone(steps: int) -> dict[tuple[str, int], float]:
-    """Stand-alone accuracies of an earlier run with the same number of steps (``--reuse-standalone``)."""
+STANDALONE_CSV = RESULTS / "supernet_ranking_standalone.csv"
+FIELDS = ["space", "arch", "steps", "seed", "acc"]
+
+
+def read_standalone() -> list[dict]:
+    """Every stand-alone run kept so far (rows from before the space column are hybrid-vision's)."""
     if not STANDALONE_CSV.is_file():
-        return {}
+        return []
     with STANDALONE_CSV.open() as f:
-        return {(r["arch"], int(r["seed"])): float(r["acc"]) for r in csv.DictReader(f) if int(r["steps"]) == steps}
+        return [{"space": r.get("space") or "hybrid-vision", **{k: r[k] for k in FIELDS[1:]}} for r in csv.DictReader(f)]
 
 
-def write_standalone(steps: int, results: dict[tuple[str, int], float]) -> None:
-    rows = []
-    if STANDALONE_CSV.is_file():
-        with STANDALONE_CSV.open() as f:
-            rows = [r for r in csv.DictReader(f) if int(r["steps"]) != steps]
-    rows += [{"arch": a, "steps": steps, "seed": k, "acc": acc} for (a, k), acc in sorted(results.items())]
+def standalone_results(space: str, steps: int) -> dict[tuple[str, int], float]:
+    return {(r["arch"], int(r["seed"])): float(r["acc"]) for r in read_standalone()
+            if r["space"] == space and int(r["steps"]) == steps}
+
+
+def write_standalone(space: str, steps: int, results: dict[tuple[str, int], float]) -> None:
+    rows = [r for r in read_standalone() if not (r["space"] == space and int(r["steps"]) == steps)]
+    rows += [{"space": space, "arch": a, "steps": steps, "seed": k, "acc": acc} for (a, k), acc in sorted(results.items())]
     with STANDALONE_CSV.open("w", newline="") as f:
-        writer = csv.DictWriter(f, ["arch", "steps", "seed", "acc"])
+        writer = csv.DictWriter(f, FIELDS)
         writer.writeheader()
         writer.writerows(rows)
 
 
-def pick_archs(space, evaluator, n: int, seed: int):
-    pool = space.sample_unique(random.Random(seed), 400)
-    pool.sort(key=lambda a: evaluator.cheap(a)["params"])
-    return [pool[round(i * (len(pool) - 1) / (n - 1))] for i in range(n)]
+def pick_archs(space, evaluator, target: str, n: int, seed: int):
+    """``n`` archs nearest to evenly spaced points of log predicted latency over 2,000 random ones."""
+    from nas.objectives import latency_metric
+
+    pool = space.sample_unique(random.Random(seed), 2000)
+    log_latency = np.log([evaluator.cheap_metrics(a, [latency_metric(target)])[latency_metric(target)] for a in pool])
+    order = np.argsort(log_latency)
+    points = np.linspace(log_latency[order[0]], log_latency[order[-1]], n)
+    chosen: list[int] = []
+    for point in points:
+        free = [i for i in order if i not in chosen]
+        chosen.append(min(free, key=lambda i: abs(log_latency[i] - point)))
+    return [pool[i] for i in chosen], np.exp(log_latency[chosen])
 
 
-def run(ckpts: list[str], n_archs: int, steps: int, seeds: int, concurrent: int, seed: int, reuse: bool) -> Path:
-    """Rank the same archs with each supernet in ``ckpts``; the first one's plot and headline."""
+def correct_flags(net, arch, x: np.ndarray, y: np.ndarray, batch: int = 500) -> np.ndarray:
+    """Per image, whether ``arch`` with the supernet's weights classifies it right."""
+    import torch
+
+    net.eval()
+    with torch.no_grad():
+        pred = np.concatenate([net(torch.as_tensor(x[i:i + batch]), arch).argmax(1).numpy()
+                               for i in range(0, len(x), batch)])
+    return pred == y
+
+
+def finetuned_accuracy(supernet, arch, data, x_eval, y_eval, steps: int) -> float:
+    """Held-out accuracy of ``arch`` after ``steps`` fine-tuning steps from the weights it inherits,
+    as ``nas search --finetune-steps`` scores it."""
+    from nas.supernet.train import accuracy, finetune, finetune_sample
+
+    x, y = finetune_sample(data.x_train, data.y_train, steps)
+    subnet = finetune(supernet.extract(arch, tuple(data.x_train.shape[1:])), x, y, steps)
+    return accuracy(subnet, None, x_eval, y_eval)
+
+
+def tau(a, b) -> float:
+    from scipy.stats import kendalltau
+
+    return float(kendalltau(a, b).statistic)
+
+
+def split_half(runs: np.ndarray, idx: np.ndarray | None = None) -> float:
+    """Mean over every split of the seeds into two halves of the tau between the halves' means."""
+    runs = runs if idx is None else runs[idx]
+    seeds = runs.shape[1]
+    splits = [c for c in itertools.combinations(range(seeds), seeds // 2)
+              if seeds % 2 or 0 in c]  # with an even count, each split once
+    return float(np.mean([tau(runs[:, list(c)].mean(1), np.delete(runs, list(c), axis=1).mean(1)) for c in splits]))
+
+
+def bootstrap(stat, n: int, rng: np.random.Generator) -> tuple[float, float]:
+    """95% interval of ``stat(idx)`` over archs resampled with replacement."""
+    values = [stat(rng.integers(0, n, n)) for _ in range(BOOTSTRAP)]
+    values = [v for v in values if not math.isnan(v)]
+    return float(np.percentile(values, 2.5)), float(np.percentile(values, 97.5))
+
+
+def free_scores(space, evaluator, archs, data) -> dict[str, np.ndarray]:
+    """Parameter count, MACs and the zero-cost proxies (mean over initialisations) of each arch."""
+    from nas.supernet.proxies import PROXIES, fresh_supernet, score_arch
+
+    scores = {"params": np.array([evaluator.cheap_metrics(a, ["params"])["params"] for a in archs]),
+              "MACs": np.array([evaluator.cheap_metrics(a, ["macs"])["macs"] for a in archs])}
+    x, y = data.x_train[:128], data.y_train[:128]
+    per_seed = []
+    for seed in range(PROXY_SEEDS):
+        supernet = fresh_supernet(space, seed)
+        per_seed.append([score_arch(supernet, a, x, y) for a in archs])
+    for name in PROXIES:
+        scores[name] = np.array([np.mean([s[i][name] for s in per_seed]) for i in range(len(archs))])
+    return scores
+
+
+def run(space_name: str, ckpts: list[str], n_archs: int, steps: int, seeds: int, target: str, concurrent: int,
+        seed: int, reuse: bool, finetune: int = 0) -> Path:
+    """Rank the same archs with each supernet in ``ckpts`` and with the free baselines."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from scipy.stats import kendalltau, spearmanr
 
     from nas.data import load_dataset
     from nas.evaluate import SupernetEvaluator
-    from nas.supernet.train import accuracy
-
-    evaluators = [SupernetEvaluator.from_files(c, ["cpu"], with_data=False) for c in ckpts]
+    evaluators = [SupernetEvaluator.from_files(c, [target], with_data=False) for c in ckpts]
     space = evaluators[0].space
-    if any(e.space.source_text != space.source_text for e in evaluators):
-        raise SystemExit("every --supernet must be trained on the same space")
-    archs = pick_archs(space, evaluators[0], n_archs, seed)
+    if space.name != space_name or any(e.space.source_text != space.source_text for e in evaluators):
+        raise SystemExit(f"every --supernet must be trained on {space_name}")
+    archs, latency = pick_archs(space, evaluators[0], target, n_archs, seed)
     data = load_dataset("fashion-mnist", space.task.kind)
     x_eval, y_eval = np.concatenate([data.x_val, data.x_test]), np.concatenate([data.y_val, data.y_test])
     started = time.time()
-    supernet_acc = np.array([[accuracy(e.net, a, x_eval, y_eval) for a in archs] for e in evaluators])
+    correct = {Path(c).name: np.array([correct_flags(e.net, a, x_eval, y_eval) for a in archs])
+               for c, e in zip(ckpts, evaluators, strict=True)}
+    supernet_acc = {k: v.mean(axis=1) for k, v in correct.items()}
     print(f"supernet accuracies of {len(archs)} archs in {time.time() - started:.0f} s", flush=True)
+    first = next(iter(supernet_acc))
+    tuned = {}
+    if finetune:
+        started = time.time()
+        tuned[f"supernet {first} + {finetune} fine-tuning steps"] = np.array(
+            [finetuned_accuracy(evaluators[0].net, a, data, x_eval, y_eval, finetune) for a in archs])
+        print(f"fine-tuned accuracies in {time.time() - started:.0f} s", flush=True)
+    started = time.time()
+    free = free_scores(space, evaluators[0], archs, data)
+    print(f"free baselines in {time.time() - started:.0f} s", flush=True)
 
     wanted = [(a.to_str(), seed + k) for a in archs for k in range(seeds)]
-    cached = read_standalone(steps) if reuse else {}
+    cached = standalone_results(space_name, steps) if reuse else {}
     missing = [t for t in wanted if t not in cached]
     print(f"stand-alone trials: {len(wanted) - len(missing)} reused, {len(missing)} to train", flush=True)
     started = time.time()
     if missing:
-        cached.update(train_standalone(missing, steps, (data.x_train, data.y_train, x_eval, y_eval), concurrent))
-        write_standalone(steps, cached)
-    train_seconds = time.time() - started
+        cached.update(train_standalone(space_name, missing, steps, (data.x_train, data.y_train, x_eval, y_eval),
+                                       concurrent))
+        write_standalone(space_name, steps, cached)
+    train_minutes = (time.time() - started) / 60
     runs = np.array([[cached[(a.to_str(), seed + k)] for k in range(seeds)] for a in archs])
-    standalone_acc = runs.mean(axis=1)
-    ceiling = [kendalltau(runs[:, i], runs[:, j]).statistic for i in range(seeds) for j in range(i + 1, seeds)]
+    truth = runs.mean(axis=1)
 
-    summary = []
-    for ckpt, acc in zip(ckpts, supernet_acc, strict=True):
-        summary.append([Path(ckpt).name, checkpoint_recipe(ckpt), f"{kendalltau(acc, standalone_acc).statistic:.3f}",
-                        f"{spearmanr(acc, standalone_acc).statistic:.3f}",
-                        ", ".join(f"{kendalltau(acc, runs[:, k]).statistic:.3f}" for k in range(seeds))])
-    tau, rho = summary[0][2], summary[0][3]
+    rng = np.random.default_rng(seed)
+    n = len(archs)
+    ceiling = split_half(runs)
+    ceiling_ci = bootstrap(lambda idx: split_half(runs, idx), n, rng)
+    # What the first supernet's tau owes to the number of images it is scored on (the 5,000 of the
+    # validation split are what a search uses by default), and a blend with the free baselines.
+    fewer = {f"supernet {first} on {m:,} images": correct[first][:, :m].mean(axis=1) for m in (1000, 5000)}
+    scorers = {**{f"supernet {k}": v for k, v in supernet_acc.items()}, **fewer, **tuned, **free}
+    taus = {k: tau(v, truth) for k, v in scorers.items()}
+    best_free = max(free, key=lambda k: taus[k])
+    scorers[f"blend: mean rank of supernet {first} and {best_free}"] = (
+        rankdata(supernet_acc[first]) + rankdata(free[best_free]))
+    taus = {k: tau(v, truth) for k, v in scorers.items()}
+    cis = {k: bootstrap(lambda idx, v=v: tau(v[idx], truth[idx]), n, rng) for k, v in scorers.items()}
+    rows = [[k, f"{taus[k]:.3f}", f"{cis[k][0]:.3f} to {cis[k][1]:.3f}"] for k in scorers]
+    margins = []
+    for k in supernet_acc:
+        sk = scorers[f"supernet {k}"]
+        lo, hi = bootstrap(lambda idx, sk=sk: tau(sk[idx], truth[idx]) - tau(free[best_free][idx], truth[idx]), n, rng)
+        margins.append([k, checkpoint_recipe(next(c for c in ckpts if Path(c).name == k)),
+                        f"{taus[f'supernet {k}']:.3f}", f"{taus[f'supernet {k}'] - taus[best_free]:+.3f}",
+                        f"{lo:+.3f} to {hi:+.3f}"])
 
-    fig, ax = plt.subplots(figsize=(5.2, 4.6), dpi=110)
-    params = [evaluators[0].cheap(a)["params"] / 1e3 for a in archs]
-    sc = ax.scatter(standalone_acc, supernet_acc[0], c=np.log10(params), cmap="viridis", s=30)
-    fig.colorbar(sc, label="log10 thousands of parameters")
-    ax.set_xlabel(f"stand-alone accuracy (from scratch, mean of {seeds} seeds)")
-    ax.set_ylabel(f"supernet accuracy (inherited weights, {Path(ckpts[0]).name})")
-    ax.set_title(f"{len(archs)} archs: Kendall tau {tau}, Spearman rho {rho}", fontsize=9)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.4), dpi=110)
+    sc = axes[0].scatter(truth, supernet_acc[first], c=np.log10(latency), cmap="viridis", s=30)
+    fig.colorbar(sc, ax=axes[0], label=f"log10 predicted latency on {target} (ms)")
+    axes[0].set_xlabel(f"stand-alone accuracy (from scratch, mean of {seeds} seeds)")
+    axes[0].set_ylabel(f"supernet accuracy (inherited weights, {first})")
+    axes[0].set_title(f"{space_name}, {n} archs: Kendall tau {taus['supernet ' + first]:.3f}", fontsize=9)
+    names = list(scorers)
+    axes[1].barh(range(len(names)), [taus[k] for k in names],
+                 xerr=np.array([[taus[k] - cis[k][0], cis[k][1] - taus[k]] for k in names]).T, color="#5b8db8")
+    axes[1].axvline(ceiling, color="#c0392b", ls="--", label=f"ceiling (split-half) {ceiling:.3f}")
+    axes[1].set_yticks(range(len(names)), names, fontsize=7)
+    axes[1].set_xlabel("Kendall tau with the stand-alone ranking (95% bootstrap interval)")
+    axes[1].legend(fontsize=8, loc="lower right")
     fig.tight_layout()
     fig.savefig(RESULTS / "supernet_ranking.png")
-    rows = [[i, f"{p:.0f}k", *(f"{acc[i]:.4f}" for acc in supernet_acc), f"{standalone_acc[i]:.4f}",
-             " ".join(f"{v:.4f}" for v in runs[i]), a.to_str()] for i, (a, p) in enumerate(zip(archs, params, strict=True))]
-    noise = (f"The stand-alone ground truth's own reproducibility, Kendall tau between its seeds: "
-             f"{', '.join(f'{c:.3f}' for c in ceiling)}. Its accuracies span {standalone_acc.min():.4f} to "
-             f"{standalone_acc.max():.4f}; the two seeds of one arch differ by {np.abs(runs[:, 0] - runs[:, 1]).mean():.4f} "
-             "on average.\n\n" if seeds > 1 else "")
-    body = (f"**Kendall tau {tau}, Spearman rho {rho}** over {len(archs)} archs ({Path(ckpts[0]).name}).\n\n"
-            + markdown_table(["supernet", "training", "Kendall tau", "Spearman rho", "tau against each seed alone"],
-                             summary)
-            + f"\n\n{noise}"
+
+    arch_rows = [[i, f"{latency[i]:.1f}", f"{free['params'][i] / 1e3:.1f}k", *(f"{v[i]:.4f}" for v in supernet_acc.values()),
+                  f"{truth[i]:.4f}", " ".join(f"{v:.4f}" for v in runs[i]), a.to_str()] for i, a in enumerate(archs)]
+    body = (f"**{space_name}: supernet Kendall tau {taus['supernet ' + first]:.3f} "
+            f"(95% interval {cis['supernet ' + first][0]:.3f} to {cis['supernet ' + first][1]:.3f}) against a ceiling of "
+            f"{ceiling:.3f} ({ceiling_ci[0]:.3f} to {ceiling_ci[1]:.3f}); best free baseline {best_free} "
+            f"{taus[best_free]:.3f}.** {n} archs stratified over {target} latency "
+            f"({latency.min():.1f} to {latency.max():.1f} ms predicted), {seeds} stand-alone seeds each.\n\n"
+            "### Supernets against the best free baseline\n\n"
+            + markdown_table(["supernet", "training", "Kendall tau", f"minus {best_free}'s", "95% interval of the difference"],
+                             margins)
+            + "\n\n### Every scorer\n\n"
+            + markdown_table(["scorer", "Kendall tau with the stand-alone ranking", "95% bootstrap interval"], rows)
+            + f"\n\nCeiling (split-half tau of the stand-alone seeds): {ceiling:.3f} ({ceiling_ci[0]:.3f} to "
+            f"{ceiling_ci[1]:.3f}). Stand-alone accuracies span {truth.min():.4f} to {truth.max():.4f}; a seed differs "
+            f"from its arch's mean by {np.abs(runs - truth[:, None]).mean():.4f} on average.\n\n"
             f"Stand-alone recipe: {steps} AdamW steps of 128 Fashion-MNIST images (lr 3e-3, weight decay 0.05, "
             f"3% warm-up, cosine), seeds {seed} to {seed + seeds - 1}, one thread per trial, {concurrent} Ray Tune "
-            f"trials at a time ({train_seconds / 60:.1f} minutes for the {len(missing)} trials trained in this run; "
-            f"the others came from {STANDALONE_CSV.name}). Supernet accuracy with inherited weights. Both on the "
-            "same 15,000 held-out images (validation and test splits).\n\n"
-            + markdown_table(["#", "params", *(f"{Path(c).name} acc" for c in ckpts),
-                              f"stand-alone acc (mean of {seeds})", "per seed", "arch"], rows)
+            f"trials at a time ({train_minutes:.1f} minutes for the {len(missing)} trials trained in this run; "
+            f"the others came from {STANDALONE_CSV.name}). Free baselines: params and MACs from the per-unit "
+            f"tables; proxies at initialisation, the mean over {PROXY_SEEDS} initialisations, on 128 training images "
+            f"(NASWOT on 64). Supernet and stand-alone accuracy on the same 15,000 held-out images (validation and "
+            f"test splits). Intervals: {BOOTSTRAP} bootstrap resamples of the archs.\n\n"
+            + markdown_table(["#", f"{target} ms", "params", *(f"{k} acc" for k in supernet_acc),
+                              f"stand-alone acc (mean of {seeds})", "per seed", "arch"], arch_rows)
             + "\n\n![ranking](supernet_ranking.png)")
-    return write_report("supernet_ranking", "Supernet ranking vs stand-alone training",
+    return write_report("supernet_ranking", "Supernet ranking vs stand-alone training and free baselines",
                         "python experiments/supernet_ranking.py " + " ".join(sys.argv[1:]), body)
 
 
@@ -202,24 +332,31 @@ def checkpoint_recipe(ckpt: str) -> str:
     config = info.train_config or {}
     return (f"{info.dataset}, {config.get('epochs', '?')} epochs, {info.step} steps of {config.get('batch_size', '?')}, "
             f"{config.get('random_subnets', '?')} random subnets per step, distillation "
-            f"{'on' if config.get('distill') else 'off'}")
+            + (f"weight {config.get('distill_weight', '?')}" if config.get("distill") else "off"))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--space", default="mcu-vision")
     parser.add_argument("--supernet", nargs="+", default=None,
-                        help="one or more checkpoints to compare (default: train or reuse "
-                             "runs/hybrid-vision-fashion-mnist.ckpt)")
-    parser.add_argument("--archs", type=int, default=20)
-    parser.add_argument("--steps", type=int, default=2580, help="stand-alone steps (2580 = 6 epochs)")
-    parser.add_argument("--seeds", type=int, default=2, help="stand-alone runs per arch (averaged)")
+                        help="one or more checkpoints of --space to compare (default: train or reuse "
+                             "runs/SPACE-fashion-mnist.ckpt with the default recipe)")
+    parser.add_argument("--archs", type=int, default=30)
+    parser.add_argument("--steps", type=int, default=400, help="stand-alone steps of 128 images")
+    parser.add_argument("--seeds", type=int, default=3, help="stand-alone runs per arch (averaged)")
+    parser.add_argument("--target", default="mcu-m7", help="latency target the archs are stratified over")
     parser.add_argument("--reuse-standalone", action="store_true",
                         help=f"reuse the stand-alone accuracies in {STANDALONE_CSV.name} (to compare supernets)")
+    parser.add_argument("--finetune-steps", type=int, default=0,
+                        help="also score the first supernet's subnets after this many fine-tuning steps")
     parser.add_argument("--concurrent", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    ckpts = args.supernet or [str(ensure_supernet())]
-    print(run(ckpts, args.archs, args.steps, args.seeds, args.concurrent, args.seed, args.reuse_standalone))
+    if args.archs < 5 or args.seeds < 2:
+        raise SystemExit("--archs must be at least 5 and --seeds at least 2 (the ceiling needs two halves)")
+    ckpts = args.supernet or [str(ensure_supernet(REPO / "runs" / f"{args.space}-fashion-mnist.ckpt", args.space))]
+    print(run(args.space, ckpts, args.archs, args.steps, args.seeds, args.target, args.concurrent, args.seed,
+              args.reuse_standalone, args.finetune_steps))
 
 
 if __name__ == "__main__":

@@ -49,6 +49,9 @@ def search_cmd(
                                "(on a GPU the workers share it, each asking Ray for a fraction)."),
     int8: bool = typer.Option(False, "--int8", help="Also score every subnet quantised to int8 (int8_accuracy), "
                               "for MCU targets: usable in --objective and --constraint."),
+    finetune_steps: int = typer.Option(0, "--finetune-steps", help="Fine-tune each subnet this many steps (batches "
+                                       "of 128 training examples) before scoring its accuracy: slower, ranks closer to "
+                                       "training from scratch (see README, The supernet)."),
     objective: list[str] = typer.Option([], "--objective", help="NAME:max|min (repeatable), instead of accuracy "
                                         "and each target's latency; for example int8_accuracy:max --objective mcu-m7_ms:min."),
 ) -> None:
@@ -59,7 +62,7 @@ def search_cmd(
     config = SearchConfig(strategy=strategy, budget=budget, targets=tuple(target), constraints=tuple(constraint),
                           workers=workers, experiment=experiment, db=db, resume=resume, address=address, seed=seed,
                           supernet=supernet, space=space, val_examples=val_examples, device=device, int8=int8,
-                          objectives=tuple(objective))
+                          finetune_steps=finetune_steps, objectives=tuple(objective))
     with progress_bar() as progress:
         result = search(config, progress=_Bar(progress))
     console.print(f"{result.evaluated} evaluations this run ({result.total} stored, {result.screened} screened out by "

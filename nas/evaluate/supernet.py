@@ -32,7 +32,8 @@ class SupernetEvaluator(Evaluator):
     def __init__(self, checkpoint_bytes: bytes, profiles: dict[str, dict[str, Any]],
                  x: np.ndarray | None = None, y: np.ndarray | None = None, threads: int | None = None,
                  targets: Sequence[str] | None = None, device: str = "cpu",
-                 calibration: np.ndarray | None = None) -> None:
+                 calibration: np.ndarray | None = None,
+                 finetune: tuple[int, np.ndarray, np.ndarray] | None = None) -> None:
         if threads:
             torch.set_num_threads(threads)
         from nas.supernet.train import resolve_device
@@ -63,6 +64,8 @@ class SupernetEvaluator(Evaluator):
                              *(latency_metric(t) for t in (*self.targets, *self.other_targets)), *ARCH_METRICS)
         self.x, self.y = x, y
         self._x_host, self._y_host = x, y
+        # (steps, x_train, y_train): each subnet is fine-tuned that many steps before it is scored.
+        self.finetune = finetune
         # Accuracy runs batched on the device, on a copy of the weights held there with the
         # validation data; sizes and latency stay on the CPU copy (their graphs are built on the host).
         self.eval_net = self.net
@@ -76,9 +79,11 @@ class SupernetEvaluator(Evaluator):
     @classmethod
     def from_files(cls, checkpoint_path: str | Path, targets: Sequence[str], with_data: bool = True,
                    val_examples: int | None = None, roots: list[Path] | None = None,
-                   hint: str | None = None, int8: bool = False) -> SupernetEvaluator:
+                   hint: str | None = None, int8: bool = False, finetune_steps: int = 0) -> SupernetEvaluator:
         """``hint``: how the user named the space, for the build command an error suggests; ``int8``:
-        every evaluation also reports ``int8_accuracy`` (calibrated on the training split)."""
+        every evaluation also reports ``int8_accuracy`` (calibrated on the training split);
+        ``finetune_steps``: accuracy after that many fine-tuning steps on the training split (batches
+        of 128 from a fixed sample of ``steps * 128`` training examples shipped with the evaluator)."""
         path = Path(checkpoint_path)
         if not path.is_file():
             raise NasError(f"checkpoint {str(path)!r} does not exist")
@@ -101,21 +106,27 @@ class SupernetEvaluator(Evaluator):
                 raise NasError(f"dataset {info.dataset} now has input {list(dataset.input_shape)}, "
                                f"the checkpoint expects {list(info.input_shape)}")
             x, y = dataset.x_val[:val_examples], dataset.y_val[:val_examples]
-        calibration = None
+        calibration = finetune = None
+        if (int8 or finetune_steps) and not with_data:
+            raise NasError("int8 accuracy and fine-tuning need the dataset's training split")
+        if finetune_steps < 0:
+            raise NasError(f"--finetune-steps must be 0 or more, not {finetune_steps}")
         if int8:
-            if not with_data:
-                raise NasError("int8 accuracy needs the dataset's training split for calibration")
             calibration = dataset.x_train[np.random.default_rng(0).permutation(len(dataset.x_train))[:128]]
-        return cls(data, profiles, x, y, targets=targets, calibration=calibration)
+        if finetune_steps:
+            from nas.supernet.train import finetune_sample
+
+            finetune = (finetune_steps, *finetune_sample(dataset.x_train, dataset.y_train, finetune_steps))
+        return cls(data, profiles, x, y, targets=targets, calibration=calibration, finetune=finetune)
 
     def payload(self) -> dict[str, Any]:
         return {"checkpoint_bytes": self._checkpoint_bytes, "profiles": self._profiles, "x": self._x_host,
-                "y": self._y_host, "targets": self.targets, "calibration": self.calibration}
+                "y": self._y_host, "targets": self.targets, "calibration": self.calibration, "finetune": self.finetune}
 
     @classmethod
     def from_payload(cls, payload: dict[str, Any], threads: int | None = 1) -> SupernetEvaluator:
         return cls(payload["checkpoint_bytes"], payload["profiles"], payload["x"], payload["y"], threads,
-                   payload["targets"], payload.get("device", "cpu"), payload.get("calibration"))
+                   payload["targets"], payload.get("device", "cpu"), payload.get("calibration"), payload.get("finetune"))
 
     def profiles(self) -> dict[str, dict[str, Any]]:
         """The latency profiles this evaluator predicts with (to keep in the store)."""
@@ -141,7 +152,15 @@ class SupernetEvaluator(Evaluator):
 
         if self.x is None:
             raise NasError("this evaluator was built without data")
-        out = {"accuracy": accuracy(self.eval_net, arch, self.x, self.y), **self.cheap(arch)}
+        if self.finetune:
+            from nas.supernet.train import finetune
+
+            steps, x_train, y_train = self.finetune
+            subnet = finetune(self.eval_net.extract(arch, self.info.input_shape), x_train, y_train, steps)
+            score = accuracy(subnet, None, self.x, self.y)
+        else:
+            score = accuracy(self.eval_net, arch, self.x, self.y)
+        out = {"accuracy": score, **self.cheap(arch)}
         if self.calibration is not None:
             out["int8_accuracy"] = self.int8_accuracy(arch)
         return out
@@ -157,7 +176,8 @@ class SupernetEvaluator(Evaluator):
         return onnx_accuracy(quantise(data, self.calibration).data, np.asarray(self._x_host), np.asarray(self._y_host))
 
     def sources(self) -> dict[str, str]:
-        out = {"accuracy": "measured (inherited weights, validation split)",
+        tuned = f" + {self.finetune[0]} fine-tuning steps" if self.finetune else ""
+        out = {"accuracy": f"measured (inherited weights{tuned}, validation split)",
                "int8_accuracy": "measured (the int8 QDQ graph in onnxruntime, validation split)"}
         out.update({latency_metric(t): "predicted" for t in (*self.targets, *self.other_targets)})
         out.update({m: "computed" for m in ARCH_METRICS})

@@ -54,6 +54,7 @@ class SearchConfig:
     profiles: str | None = None  # a latency profiles folder to use before the default ones
     device: str = "cpu"  # where workers score accuracy: cpu, auto, cuda or cuda:N
     int8: bool = False  # every evaluation also reports int8_accuracy (the quantised subnet's)
+    finetune_steps: int = 0  # fine-tuning steps from the inherited weights before accuracy is scored
     objectives: tuple[str, ...] = ()  # NAME:max|min each; default accuracy and each target's latency
 
 
@@ -145,7 +146,8 @@ def search(
             get_target(t)
         roots = ([Path(config.profiles)] if config.profiles else []) + profiles_dirs()
         screener: Evaluator = SupernetEvaluator.from_files(config.supernet, config.targets, True, config.val_examples,
-                                                           roots=roots, hint=config.space, int8=config.int8)
+                                                           roots=roots, hint=config.space, int8=config.int8,
+                                                           finetune_steps=config.finetune_steps)
         payload = screener.payload()  # shipped to every worker through Ray's object store
         payload["device"] = config.device
         evaluator_factory = SupernetEvaluator.from_payload

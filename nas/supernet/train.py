@@ -133,6 +133,35 @@ def accuracy(net: torch.nn.Module, arch: NetArch | None, x: np.ndarray | torch.T
     return int(correct) / max(len(x), 1)  # one host sync, at the end
 
 
+def finetune_sample(x: np.ndarray, y: np.ndarray, steps: int, batch: int = 128) -> tuple[np.ndarray, np.ndarray]:
+    """The training examples a fine-tune of ``steps`` draws its batches from: a fixed random
+    ``steps * batch`` of them (all when fewer), so every worker and every subnet sees the same."""
+    keep = np.random.default_rng(0).permutation(len(x))[: steps * batch]
+    return x[keep], y[keep]
+
+
+def finetune(subnet: torch.nn.Module, x: np.ndarray | torch.Tensor, y: np.ndarray | torch.Tensor, steps: int,
+             lr: float = 1e-3, batch: int = 128, seed: int = 0) -> torch.nn.Module:
+    """``steps`` AdamW steps on the labels (random batches of ``batch``, seeded) from the weights an
+    extracted subnet inherited, in place, on its weights' device. Scoring subnets after such a short
+    fine-tune ranks them closer to training each from scratch than inherited weights alone
+    (experiments/supernet_ranking.py)."""
+    device = next(subnet.parameters()).device
+    x, y = torch.as_tensor(x).to(device), torch.as_tensor(y).to(device)
+    opt = torch.optim.AdamW(subnet.parameters(), lr=lr, weight_decay=0.0)
+    gen = torch.Generator().manual_seed(seed)
+    was_training = subnet.training
+    subnet.train()
+    for _ in range(steps):
+        idx = torch.randint(0, len(x), (batch,), generator=gen).to(device)
+        loss = F.cross_entropy(subnet(x[idx]), y[idx])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    subnet.train(was_training)
+    return subnet
+
+
 def distill_weight(config: TrainConfig, step: int, total_steps: int) -> float:
     """Weight of the distillation loss for the smaller subnets at ``step``.
 
