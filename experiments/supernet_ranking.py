@@ -198,8 +198,8 @@ def free_scores(space, evaluator, archs, data) -> dict[str, np.ndarray]:
     """Parameter count, MACs and the zero-cost proxies (mean over initialisations) of each arch."""
     from nas.supernet.proxies import PROXIES, fresh_supernet, score_arch
 
-    scores = {"params": np.array([evaluator.cheap_metrics(a, ["params"])["params"] for a in archs]),
-              "MACs": np.array([evaluator.cheap_metrics(a, ["macs"])["macs"] for a in archs])}
+    sizes = [evaluator.cheap_metrics(a, ["params", "macs"]) for a in archs]
+    scores = {"params": np.array([m["params"] for m in sizes]), "MACs": np.array([m["macs"] for m in sizes])}
     x, y = data.x_train[:128], data.y_train[:128]
     per_seed = []
     for seed in range(PROXY_SEEDS):
@@ -266,9 +266,9 @@ def run(space_name: str, ckpts: list[str], n_archs: int, steps: int, seeds: int,
     scorers = {**{f"supernet {k}": v for k, v in supernet_acc.items()}, **fewer, **tuned, **free}
     taus = {k: tau(v, truth) for k, v in scorers.items()}
     best_free = max(free, key=lambda k: taus[k])
-    scorers[f"blend: mean rank of supernet {first} and {best_free}"] = (
-        rankdata(supernet_acc[first]) + rankdata(free[best_free]))
-    taus = {k: tau(v, truth) for k, v in scorers.items()}
+    blend = f"blend: mean rank of supernet {first} and {best_free}"
+    scorers[blend] = rankdata(supernet_acc[first]) + rankdata(free[best_free])
+    taus[blend] = tau(scorers[blend], truth)
     cis = {k: bootstrap(lambda idx, v=v: tau(v[idx], truth[idx]), n, rng) for k, v in scorers.items()}
     rows = [[k, f"{taus[k]:.3f}", f"{cis[k][0]:.3f} to {cis[k][1]:.3f}"] for k in scorers]
     margins = []

@@ -165,10 +165,9 @@ def _int8(data: bytes, info, arch: NetArch, n_test: int, dataset) -> tuple[bytes
     import onnx
 
     from nas.graph import analyze
-    from nas.supernet.quantize import CALIBRATION_SAMPLES, onnx_accuracy, quantise
+    from nas.supernet.quantize import calibration_sample, onnx_accuracy, quantise
 
-    rng = np.random.default_rng(0)
-    calibration = dataset.x_train[rng.permutation(len(dataset.x_train))[:CALIBRATION_SAMPLES]]
+    calibration = calibration_sample(dataset.x_train)
     model = quantise(data, calibration)
     int8_model = onnx.load_from_string(model.data)
     try:

@@ -84,6 +84,10 @@ class SupernetEvaluator(Evaluator):
         every evaluation also reports ``int8_accuracy`` (calibrated on the training split);
         ``finetune_steps``: accuracy after that many fine-tuning steps on the training split (batches
         of 128 from a fixed sample of ``steps * 128`` training examples shipped with the evaluator)."""
+        if finetune_steps < 0:
+            raise NasError(f"--finetune-steps must be 0 or more, not {finetune_steps}")
+        if (int8 or finetune_steps) and not with_data:
+            raise NasError("int8 accuracy and fine-tuning need the dataset's training split")
         path = Path(checkpoint_path)
         if not path.is_file():
             raise NasError(f"checkpoint {str(path)!r} does not exist")
@@ -107,12 +111,10 @@ class SupernetEvaluator(Evaluator):
                                f"the checkpoint expects {list(info.input_shape)}")
             x, y = dataset.x_val[:val_examples], dataset.y_val[:val_examples]
         calibration = finetune = None
-        if (int8 or finetune_steps) and not with_data:
-            raise NasError("int8 accuracy and fine-tuning need the dataset's training split")
-        if finetune_steps < 0:
-            raise NasError(f"--finetune-steps must be 0 or more, not {finetune_steps}")
         if int8:
-            calibration = dataset.x_train[np.random.default_rng(0).permutation(len(dataset.x_train))[:128]]
+            from nas.supernet.quantize import calibration_sample
+
+            calibration = calibration_sample(dataset.x_train)
         if finetune_steps:
             from nas.supernet.train import finetune_sample
 

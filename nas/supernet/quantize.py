@@ -29,6 +29,11 @@ QUANTISED = ("Conv", "MatMul", "Gemm")
 CALIBRATION_SAMPLES = 128
 
 
+def calibration_sample(x_train: np.ndarray) -> np.ndarray:
+    """The training examples static quantisation calibrates on: a fixed random ``CALIBRATION_SAMPLES``."""
+    return x_train[np.random.default_rng(0).permutation(len(x_train))[:CALIBRATION_SAMPLES]]
+
+
 @dataclass(frozen=True)
 class Int8Model:
     data: bytes  # the QDQ ONNX model
@@ -202,25 +207,21 @@ def finetune_qat(subnet: torch.nn.Module, x: np.ndarray, y: np.ndarray, steps: i
     import torch.nn.functional as F
     from torch.nn.utils import parametrize
 
+    from nas.supernet.train import finetune
+
     teacher = copy.deepcopy(subnet).eval()
     params = [(m, name) for m in subnet.modules() for name, p in list(m.named_parameters(recurse=False)) if p.dim() >= 2]
     for module, name in params:
         parametrize.register_parametrization(module, name, _FakeQuantWeight())
     hooks = [m.register_forward_hook(_FakeQuantActivation()) for m in subnet.modules()
              if type(m).__name__ in ("_Residual", "SuperLayer", "Stem", "Downsample")]
-    optimizer = torch.optim.AdamW(subnet.parameters(), lr=lr, weight_decay=0.0)
-    gen = torch.Generator().manual_seed(seed)
-    xs, ys = torch.from_numpy(np.asarray(x, dtype=np.float32)), torch.from_numpy(np.asarray(y))
-    subnet.train()
-    for _ in range(steps):
-        idx = torch.randint(0, len(xs), (min(batch, len(xs)),), generator=gen)
+
+    def loss_fn(logits: torch.Tensor, xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
-            soft = F.softmax(teacher(xs[idx]), dim=-1)
-        logits = subnet(xs[idx])
-        loss = 0.5 * F.cross_entropy(logits, ys[idx]) - 0.5 * (soft * F.log_softmax(logits, dim=-1)).sum(-1).mean()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+            soft = F.softmax(teacher(xb), dim=-1)
+        return 0.5 * F.cross_entropy(logits, yb) - 0.5 * (soft * F.log_softmax(logits, dim=-1)).sum(-1).mean()
+
+    finetune(subnet, x, y, steps, lr=lr, batch=min(batch, len(x)), seed=seed, loss_fn=loss_fn)
     for hook in hooks:
         hook.remove()
     for module, name in params:

@@ -18,6 +18,7 @@ import contextlib
 import math
 import random
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -141,20 +142,23 @@ def finetune_sample(x: np.ndarray, y: np.ndarray, steps: int, batch: int = 128) 
 
 
 def finetune(subnet: torch.nn.Module, x: np.ndarray | torch.Tensor, y: np.ndarray | torch.Tensor, steps: int,
-             lr: float = 1e-3, batch: int = 128, seed: int = 0) -> torch.nn.Module:
-    """``steps`` AdamW steps on the labels (random batches of ``batch``, seeded) from the weights an
-    extracted subnet inherited, in place, on its weights' device. Scoring subnets after such a short
-    fine-tune ranks them closer to training each from scratch than inherited weights alone
-    (experiments/supernet_ranking.py)."""
+             lr: float = 1e-3, batch: int = 128, seed: int = 0,
+             loss_fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor] | None = None) -> torch.nn.Module:
+    """``steps`` AdamW steps (no weight decay; random batches of ``batch``, seeded) from the weights
+    an extracted subnet inherited, in place, on its weights' device. The loss is cross-entropy on
+    the labels unless ``loss_fn(logits, x_batch, y_batch)`` gives another. Scoring subnets after
+    such a short fine-tune ranks them closer to training each from scratch than inherited weights
+    alone (experiments/supernet_ranking.py)."""
     device = next(subnet.parameters()).device
-    x, y = torch.as_tensor(x).to(device), torch.as_tensor(y).to(device)
+    x, y = torch.as_tensor(x, dtype=torch.float32).to(device), torch.as_tensor(y).to(device)
     opt = torch.optim.AdamW(subnet.parameters(), lr=lr, weight_decay=0.0)
     gen = torch.Generator().manual_seed(seed)
     was_training = subnet.training
     subnet.train()
     for _ in range(steps):
         idx = torch.randint(0, len(x), (batch,), generator=gen).to(device)
-        loss = F.cross_entropy(subnet(x[idx]), y[idx])
+        logits = subnet(x[idx])
+        loss = F.cross_entropy(logits, y[idx]) if loss_fn is None else loss_fn(logits, x[idx], y[idx])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
