@@ -59,7 +59,7 @@ def test_asks_valid_archs_and_learns(name):
 def test_works_on_a_network_space(name):
     space = load("mcu-vision")
     strategy = make_strategy(name, space, [Objective("accuracy", "max"), Objective("cpu_ms", "min")], seed=1)
-    results = run(strategy, net_metrics, 30)
+    results = run(strategy, net_metrics, 20 if name == "gp" else 30)  # gp's fit grows fast with its history
     assert len(results) >= 15
 
 
