@@ -331,7 +331,8 @@ def checkpoint_recipe(ckpt: str) -> str:
     info = checkpoint.load(ckpt)[1]
     config = info.train_config or {}
     return (f"{info.dataset}, {config.get('epochs', '?')} epochs, {info.step} steps of {config.get('batch_size', '?')}, "
-            f"{config.get('random_subnets', '?')} random subnets per step, distillation "
+            f"{config.get('random_subnets', '?')} random subnets per step, "
+            f"{config.get('extremes', 'global')} largest and smallest, distillation "
             + (f"weight {config.get('distill_weight', '?')}" if config.get("distill") else "off"))
 
 

@@ -120,6 +120,8 @@ def _cases():
     case("cannot load dataset callable", "supernet", "train", "hybrid-vision", "--dataset", "no_module_here:load",
          "--out", "{root}/t.ckpt")
     case("epochs=0", "supernet", "train", "hybrid-vision", "--dataset", "digits", "--epochs", "0", "--out", "{root}/t.ckpt")
+    case("extremes='biggest'", "supernet", "train", "hybrid-vision", "--dataset", "digits", "--extremes", "biggest",
+         "--out", "{root}/t.ckpt")
     # targets, ONNX files, kit CSVs
     case("unknown target 'tpu'", "latency", "build", TINY, "--target", "tpu")
     case("no GPU", "latency", "build", TINY, "--target", "gpu")

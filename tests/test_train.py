@@ -16,8 +16,29 @@ from nas.supernet.train import TrainConfig, accuracy, fair_subnet, sandwich, tra
 
 def test_sandwich_has_largest_smallest_and_random():
     space = load("hybrid-vision")
-    archs = sandwich(space, random.Random(0), step=0, n_random=2)
+    archs = sandwich(space, random.Random(0), step=0, n_random=2, extremes="global")
     assert archs[0] == space.largest() and archs[1] == space.smallest() and len(archs) == 4
+
+
+def test_per_kind_extremes_walk_every_pair_of_kinds():
+    space = load("hybrid-vision")
+    largest, smallest = Counter(), Counter()
+    for step in range(12):  # 3 mixer kinds x 2 ffn kinds, twice
+        archs = sandwich(space, random.Random(0), step=step, n_random=1)
+        assert len(archs) == 3
+        for arch, seen in zip(archs[:2], (largest, smallest), strict=True):
+            space.validate(arch)
+            kinds = {(layer.mixer.kind, layer.ffn.kind) for _, _, layer in arch.layers()}
+            assert len(kinds) == 1  # every layer of one pair of kinds
+            seen[kinds.pop()] += 1
+        assert archs[0].depths == space.largest().depths and archs[1].depths == space.smallest().depths
+        assert archs[0].widths == space.largest().widths and archs[1].widths == space.smallest().widths
+    pairs = {(m, f) for m in ("conv", "attention", "ssm") for f in ("mlp", "moe")}
+    assert set(largest) == set(smallest) == pairs
+    assert set(largest.values()) == set(smallest.values()) == {2}
+    assert sandwich(space, random.Random(0), step=0, n_random=0)[0] != space.largest()
+    with pytest.raises(NasError, match="extremes"):
+        TrainConfig(extremes="biggest")
 
 
 def test_fair_sampling_gives_each_kind_equal_updates_per_position():

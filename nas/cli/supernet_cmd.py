@@ -21,6 +21,7 @@ def train_cmd(
     batch_size: int = typer.Option(128, "--batch-size"),
     lr: float = typer.Option(3e-3, "--lr"),
     random_subnets: int = typer.Option(2, "--random-subnets", help="Random subnets per step besides the largest and smallest."),
+    extremes: str = typer.Option("per-kind", "--extremes", help="per-kind: the largest and smallest subnet of one block kind per step, in turn; global: the space's costliest and cheapest every step."),
     no_distill: bool = typer.Option(False, "--no-distill", help="Train every subnet on the labels only (no in-place distillation)."),
     distill_weight: float = typer.Option(0.5, "--distill-weight", help="Final weight of distillation vs labels for the smaller subnets."),
     limit: int = typer.Option(None, "--limit", help="Use at most this many training examples."),
@@ -42,7 +43,7 @@ def train_cmd(
     if not isinstance(s, NetSpace):
         raise NasError(f"space {s.name!r} is a plain-choice space: it has no supernet to train")
     config = TrainConfig(
-        epochs=epochs, batch_size=batch_size, lr=lr, random_subnets=random_subnets,
+        epochs=epochs, batch_size=batch_size, lr=lr, random_subnets=random_subnets, extremes=extremes,
         distill=not no_distill, distill_weight=distill_weight, limit=limit, seed=seed, precision=precision,
     )
     if workers < 0:

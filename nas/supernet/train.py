@@ -1,6 +1,6 @@
 """Supernet training: the sandwich rule, in-place distillation and fair sampling of block kinds.
 
-Every step trains the largest subnet on the labels, then the smallest and ``random_subnets``
+Every step trains a largest subnet on the labels, then a smallest and ``random_subnets``
 random subnets on a blend of the labels and the largest one's soft predictions (in-place
 distillation, as in BigNAS/Once-for-All), summing the gradients before one optimiser step.
 The distillation weight ramps up from 0 as the teacher improves (pure in-place distillation
@@ -9,7 +9,11 @@ compares the three). The random subnets
 draw their mixer and ffn *kinds* round-robin per layer position (FairNAS-style strict
 fairness), so that conv, attention and SSM layers, and MLP and MoE ffns, get the same number
 of updates at every position whatever their share of the space's options; their sizes
-(width, depth, kernel, heads, ...) are uniform.
+(width, depth, kernel, heads, ...) are uniform. The largest and smallest are by default those
+of one pair of block kinds per step, in turn (``extremes="per-kind"``): with the space's single
+costliest and cheapest subnet (``"global"``) every step, the kinds those two never use are
+trained by the random subnets alone, and subnets that mix kinds in a deep first stage scored
+far under their stand-alone accuracy (experiments/results/supernet_ranking*.md).
 """
 
 from __future__ import annotations
@@ -34,6 +38,9 @@ from nas.space import Layer, NetArch, NetSpace, Stage
 from nas.supernet import checkpoint
 from nas.supernet.model import Supernet, SupernetConfig
 
+EXTREMES = ("global", "per-kind")
+PRECISIONS = ("fp32", "bf16")
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -43,6 +50,7 @@ class TrainConfig:
     weight_decay: float = 0.05
     warmup_fraction: float = 0.03
     random_subnets: int = 2
+    extremes: str = "per-kind"  # the largest and smallest of one block kind per step, in turn; or "global"
     distill: bool = True
     distill_weight: float = 0.5
     distill_ramp: float = 0.5
@@ -58,11 +66,14 @@ class TrainConfig:
             ("epochs", self.epochs >= 1), ("batch_size", self.batch_size >= 1), ("lr", self.lr > 0),
             ("random_subnets", self.random_subnets >= 0), ("limit", self.limit is None or self.limit >= 1),
             ("distill_weight", 0.0 <= self.distill_weight <= 1.0), ("distill_ramp", 0.0 <= self.distill_ramp <= 1.0),
-            ("precision", self.precision in ("fp32", "bf16")), ("log_every", self.log_every >= 1),
+            ("log_every", self.log_every >= 1),
         )
         for name, ok in checks:
             if not ok:
                 raise NasError(f"training option {name}={getattr(self, name)!r} is out of range")
+        for name, allowed in (("precision", PRECISIONS), ("extremes", EXTREMES)):
+            if getattr(self, name) not in allowed:
+                raise NasError(f"training option {name}={getattr(self, name)!r} is not one of {', '.join(allowed)}")
 
 
 class TrainProgress(Protocol):
@@ -108,11 +119,24 @@ def fair_subnet(space: NetSpace, rng: random.Random, slot: int) -> NetArch:
     return NetArch(tuple(stages))
 
 
-def sandwich(space: NetSpace, rng: random.Random, step: int, n_random: int) -> list[NetArch]:
-    """The subnets one step trains: largest first (the teacher), smallest, then fair random ones."""
-    return [space.largest(), space.smallest()] + [
-        fair_subnet(space, rng, step * n_random + k) for k in range(n_random)
-    ]
+def kind_extremes(space: NetSpace, step: int) -> tuple[NetArch, NetArch]:
+    """The largest and smallest subnets of one pair of block kinds: step by step, the largest
+    walks through every (mixer kind, ffn kind) pair, and the smallest through the same pairs
+    one mixer kind behind, so that every kind's weights at every position get the updates the
+    global extremes give only to the costliest and the cheapest kind."""
+    mixers = list(dict.fromkeys(k for spec in space.stages for k in spec.mixer_kinds()))
+    ffns = list(dict.fromkeys(k for spec in space.stages for k in spec.ffn_kinds()))
+    m, f = step % len(mixers), (step // len(mixers)) % len(ffns)
+    return (space.uniform(mixers[m], ffns[f], largest=True),
+            space.uniform(mixers[(m + 1) % len(mixers)], ffns[f], largest=False))
+
+
+def sandwich(space: NetSpace, rng: random.Random, step: int, n_random: int, extremes: str = "per-kind") -> list[NetArch]:
+    """The subnets one step trains: largest first (the teacher), smallest, then fair random ones.
+    ``extremes="per-kind"`` takes the largest and smallest of one pair of block kinds per step
+    (:func:`kind_extremes`), ``"global"`` the space's costliest and cheapest."""
+    ends = kind_extremes(space, step) if extremes == "per-kind" else (space.largest(), space.smallest())
+    return list(ends) + [fair_subnet(space, rng, step * n_random + k) for k in range(n_random)]
 
 
 @torch.no_grad()
@@ -282,7 +306,7 @@ def run_epochs(space: NetSpace, data: Dataset, config: TrainConfig, net: Superne
             xb = x_all[idx].to(device, non_blocking=True)
             yb = y_all[idx].to(device, non_blocking=True)
             optimizer.zero_grad(set_to_none=True)
-            archs = sandwich(space, rng, info.step, config.random_subnets)
+            archs = sandwich(space, rng, info.step, config.random_subnets, config.extremes)
             kd = distill_weight(config, info.step, total_steps)
             if len(mine):
                 with autocast:
