@@ -13,7 +13,9 @@ user's own evaluator every objective may be costly, and every one is modelled. I
    their choices, so that node order matters less than node content). An objective that is
    positive and spans more than 3x (a latency) is modelled in log space. The trees' spread is
    the uncertainty; candidates are judged optimistically (mean - ``beta`` x spread, mapped back
-   to the objective's own scale, where the hypervolume is measured).
+   to the objective's own scale, where the hypervolume is measured). Half a spread is enough:
+   with a full one, and a further bonus for candidates far from every evaluated arch, the
+   search kept exploring where the front was not (experiments/results/bench_graph.md).
 3. Candidates. A space small enough to list (at most ``enumerate_limit`` archs, such as a
    tabular benchmark) is scored whole; a larger one through ``candidates`` archs bred from the
    front so far (the space's mutation and crossover) and a share of uniform draws.
@@ -53,11 +55,9 @@ class SurrogateSearch(Strategy):
     candidates = 256  # bred per plan, in a space too large to score whole
     uniform_share = 0.1  # of the bred candidates drawn uniformly, for global exploration
     crossover_share = 0.25
-    beta = 1.0  # optimism: mean - beta x spread of the trees (minimisation form)
+    beta = 0.5  # optimism: mean - beta x spread of the trees (minimisation form)
     trees = 48
     max_batch = 64  # archs queued per plan at the most (one per 20 results so far, at least one)
-    novelty = 1.0  # extra optimism for candidates far from every evaluated arch (a share of the targets' spread)
-    novelty_sample = 400
     enumerate_limit = 100_000  # spaces up to this size are scored whole
 
     def __init__(self, *args, **kwargs) -> None:
@@ -77,8 +77,6 @@ class SurrogateSearch(Strategy):
         self._models: list = []  # one forest per modelled objective
         self._model_size = 0
         self._logged: list[bool] = []  # per modelled objective: fitted in log space
-        self._target_spread: list[float] = []
-        self._seen_x: list[np.ndarray] = []
         self._listed: list[Arch] | None = None  # every arch, for a space small enough to list
         self._listed_x: np.ndarray | None = None
         self._counts = self._count_groups()
@@ -149,7 +147,7 @@ class SurrogateSearch(Strategy):
 
         x = self._features([self.archs[i] for i in rows]).astype(np.float32)
         y = np.array([self.points[i][self.modelled] for i in rows])
-        self._models, self._logged, self._target_spread = [], [], []
+        self._models, self._logged = [], []
         for col, j in enumerate(self.modelled):
             raw = self.signs[j] * y[:, col]
             logged = _log_axis(raw)
@@ -158,47 +156,17 @@ class SurrogateSearch(Strategy):
                                            random_state=self.seed, n_jobs=1).fit(x, target)
             self._models.append(forest)
             self._logged.append(logged)
-            self._target_spread.append(float(np.std(target)))
         self._model_size = len(rows)
-
-    def _seen_features(self) -> np.ndarray:
-        """The features of the evaluated archs, kept as they are told."""
-        if len(self._seen_x) < len(self.archs):
-            self._seen_x.extend(self._features(self.archs[len(self._seen_x):]).astype(np.float32))
-        return np.array(self._seen_x)
-
-    def _novelty(self, x: np.ndarray) -> np.ndarray:
-        """Per candidate, how far it is from every evaluated arch: the L1 distance to the nearest
-        one over the one-hot features, as a share of the largest possible (0 = evaluated). Past
-        ``novelty_sample`` evaluated archs, the nearest among a fixed sample of them (the forest's
-        own spread is informed enough by then, and the distances stay cheap)."""
-        seen = self._seen_features()
-        if len(seen) > self.novelty_sample:
-            seen = seen[np.random.default_rng(self.seed).choice(len(seen), self.novelty_sample, replace=False)]
-        onehot = [j for j in range(x.shape[1]) if set(np.unique(seen[:, j])) <= {0.0, 1.0}]
-        if not onehot or not len(seen):
-            return np.zeros(len(x))
-        a, b = x[:, onehot], seen[:, onehot]
-        # |a - b|_1 for 0/1 vectors = |a| + |b| - 2 a.b, for every pair at once
-        distance = a.sum(1)[:, None] + b.sum(1)[None, :] - 2 * (a @ b.T)
-        nearest = distance.min(axis=1)
-        top = float(a.sum(1).max() + b.sum(1).max())
-        return nearest / top if top > 0 else np.zeros(len(x))
 
     def _predict_x(self, x: np.ndarray, optimism: float) -> tuple[np.ndarray, np.ndarray]:
         """The modelled objectives (minimisation form, their own scale) at the mean and at mean -
-        ``optimism`` x spread, where the spread is the trees' and, with ``novelty``, a share of the
-        targets' spread for candidates far from anything evaluated (trees extrapolate flat where
-        they have no data)."""
+        ``optimism`` x the trees' spread."""
         mean, optimistic = np.zeros((len(x), len(self.modelled))), np.zeros((len(x), len(self.modelled)))
-        far = self._novelty(x) if optimism and self.novelty else None
         for col, (forest, logged) in enumerate(zip(self._models, self._logged, strict=True)):
             # Each tree's own prediction, for the spread; straight from the fitted trees (the rows
             # are already valid: sklearn's per-call checks cost more than the trees themselves).
             per_tree = np.stack([t.tree_.predict(x).reshape(-1) for t in forest.estimators_])
             spread = per_tree.std(axis=0)
-            if far is not None:
-                spread = spread + self.novelty * far * self._target_spread[col]
             centre = per_tree.mean(axis=0)
             j = self.modelled[col]
             for out, value in ((mean, centre), (optimistic, centre - optimism * spread)):
