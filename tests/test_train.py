@@ -11,7 +11,7 @@ import torch
 from nas.errors import NasError
 from nas.space import load
 from nas.supernet import checkpoint
-from nas.supernet.train import TrainConfig, accuracy, fair_subnet, sandwich, train
+from nas.supernet.train import TrainConfig, accuracy, fair_subnet, resumed_config, sandwich, train
 
 
 def test_sandwich_has_largest_smallest_and_random():
@@ -76,6 +76,28 @@ def test_resume_continues_to_the_requested_epochs(tmp_path, digits):
     assert info.epoch == 2 and len(info.history) == 2
     assert info.history[0] == first.history[0]
     assert info.step == 2 * first.step
+
+
+def test_resume_keeps_the_checkpoints_recipe_unless_told(tmp_path, cli):
+    out = tmp_path / "r.ckpt"
+    first = cli("supernet", "train", "hybrid-vision", "--dataset", "digits", "--epochs", "1", "--limit", "128",
+                "--batch-size", "64", "--extremes", "global", "--no-distill", "--out", str(out))
+    assert first.code == 0, first
+    again = cli("supernet", "train", "hybrid-vision", "--dataset", "digits", "--epochs", "2", "--resume", "--out", str(out))
+    assert again.code == 0, again
+    assert "with its own recipe, except epochs=2" in again.out
+    info = checkpoint.load(out)[1]
+    assert info.epoch == 2 and info.step == 4  # 128 examples at 64 a step, two epochs
+    assert {k: info.train_config[k] for k in ("extremes", "batch_size", "limit", "distill")} == {
+        "extremes": "global", "batch_size": 64, "limit": 128, "distill": False}
+
+
+def test_resumed_config_fills_in_what_older_checkpoints_lack():
+    saved = {k: v for k, v in vars(TrainConfig(batch_size=32)).items() if k != "extremes"}
+    assert resumed_config(saved).extremes == "global"  # how every checkpoint without the option was trained
+    assert resumed_config(saved, extremes="per-kind", epochs=5, lr=None) == TrainConfig(batch_size=32, epochs=5)
+    with pytest.raises(NasError, match="unknown training options: batch"):
+        resumed_config(saved, batch=3)
 
 
 def test_resume_refuses_another_space(tmp_path, digits):

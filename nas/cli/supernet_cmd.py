@@ -15,19 +15,19 @@ from nas.errors import NasError
 def train_cmd(
     space: str = typer.Argument(..., help="A shipped space name or a path to a YAML file."),
     dataset: str = typer.Option(None, "--dataset", help="digits, fashion-mnist, gunpoint, ucr:NAME, a .npz file or module:function (default: the space's)."),
-    epochs: int = typer.Option(2, "--epochs", help="Total epochs (with --resume: continue up to this many)."),
+    epochs: int = typer.Option(None, "--epochs", help="Total epochs [default: 2; with --resume: the checkpoint's, or continue up to this many]."),
     out: Path = typer.Option(None, "--out", help="Checkpoint path (default runs/SPACE-DATASET.ckpt)."),
-    resume: bool = typer.Option(False, "--resume", help="Continue from the checkpoint at --out."),
-    batch_size: int = typer.Option(128, "--batch-size"),
-    lr: float = typer.Option(3e-3, "--lr"),
-    random_subnets: int = typer.Option(2, "--random-subnets", help="Random subnets per step besides the largest and smallest."),
-    extremes: str = typer.Option("per-kind", "--extremes", help="per-kind: the largest and smallest subnet of one block kind per step, in turn; global: the space's costliest and cheapest every step."),
-    no_distill: bool = typer.Option(False, "--no-distill", help="Train every subnet on the labels only (no in-place distillation)."),
-    distill_weight: float = typer.Option(0.5, "--distill-weight", help="Final weight of distillation vs labels for the smaller subnets."),
+    resume: bool = typer.Option(False, "--resume", help="Continue from the checkpoint at --out, with its own recipe for every option not given."),
+    batch_size: int = typer.Option(None, "--batch-size", help="[default: 128]"),
+    lr: float = typer.Option(None, "--lr", help="Peak learning rate [default: 0.003]."),
+    random_subnets: int = typer.Option(None, "--random-subnets", help="Random subnets per step besides the largest and smallest [default: 2]."),
+    extremes: str = typer.Option(None, "--extremes", help="per-kind: the largest and smallest subnet of one block kind per step, in turn; global: the space's costliest and cheapest every step [default: per-kind]."),
+    distill: bool = typer.Option(None, "--distill/--no-distill", help="In-place distillation from the largest subnet, or the labels only for every subnet [default: --distill]."),
+    distill_weight: float = typer.Option(None, "--distill-weight", help="Final weight of distillation vs labels for the smaller subnets [default: 0.5]."),
     limit: int = typer.Option(None, "--limit", help="Use at most this many training examples."),
-    seed: int = typer.Option(0, "--seed"),
+    seed: int = typer.Option(None, "--seed", help="[default: 0]"),
     device: str = typer.Option("auto", "--device", help="auto (CUDA when present), cpu, cuda or cuda:N."),
-    precision: str = typer.Option("fp32", "--precision", help="fp32, or bf16 (autocast on CUDA)."),
+    precision: str = typer.Option(None, "--precision", help="fp32, or bf16 (autocast on CUDA) [default: fp32]."),
     workers: int = typer.Option(0, "--workers", help="Data-parallel Ray Train workers (0: this process only)."),
     gpus_per_worker: float = typer.Option(0.0, "--gpus-per-worker", help="GPUs per worker (0: CPUs over gloo)."),
     address: str = typer.Option(None, "--address", help="With --workers: join the Ray cluster at this address."),
@@ -37,15 +37,13 @@ def train_cmd(
     from nas.cli._progress import TrainBar, progress_bar
     from nas.data import load_dataset
     from nas.space import NetSpace, load
-    from nas.supernet.train import TrainConfig, resolve_device, train
+    from nas.supernet.train import TrainConfig, resolve_device, resumed_config, train
 
     s = load(space)
     if not isinstance(s, NetSpace):
         raise NasError(f"space {s.name!r} is a plain-choice space: it has no supernet to train")
-    config = TrainConfig(
-        epochs=epochs, batch_size=batch_size, lr=lr, random_subnets=random_subnets, extremes=extremes,
-        distill=not no_distill, distill_weight=distill_weight, limit=limit, seed=seed, precision=precision,
-    )
+    given = dict(epochs=epochs, batch_size=batch_size, lr=lr, random_subnets=random_subnets, extremes=extremes,
+                 distill=distill, distill_weight=distill_weight, limit=limit, seed=seed, precision=precision)
     if workers < 0:
         raise NasError(f"--workers must be 0 (this process) or more, got {workers}")
     if address and not workers:
@@ -56,7 +54,17 @@ def train_cmd(
         raise NasError(f"--resume: checkpoint {str(out)!r} does not exist")
     if not resume and out.exists():
         raise NasError(f"{str(out)!r} already exists: pass --resume to continue it, or choose another --out")
-    data = load_dataset(dataset, s.task.kind, seed=seed)
+    if resume:
+        from nas.supernet import checkpoint
+
+        saved = checkpoint.load(out)[1]
+        config = resumed_config(saved.train_config, **given)
+        changed = [f"{k}={v}" for k, v in given.items() if v is not None and v != saved.train_config.get(k)]
+        console.print(f"resuming {out} at epoch {saved.epoch} of {config.epochs} with its own recipe"
+                      + (f", except {', '.join(changed)}" if changed else ""))
+    else:
+        config = TrainConfig(**{k: v for k, v in given.items() if v is not None})
+    data = load_dataset(dataset, s.task.kind, seed=config.seed)
     if workers:
         from nas.supernet.distributed import train_distributed
 

@@ -22,8 +22,8 @@ import contextlib
 import math
 import random
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -363,6 +363,23 @@ def finish(space: NetSpace, data: Dataset, net: Supernet, info: checkpoint.Check
         "smallest": space.smallest().to_str(),
         "train_examples": len(data.x_train),
     }
+
+
+# Options added after checkpoints were written without them, with the value those were trained with.
+_BEFORE_ADDED = {"extremes": "global"}
+
+
+def resumed_config(saved: Mapping[str, Any], **given: Any) -> TrainConfig:
+    """The recipe a resumed run continues with: the checkpoint's own (``saved``, its
+    ``train_config``), with the options in ``given`` that are not None in their place. A run
+    resumed without naming its options so goes on as it started (an option added since, which
+    an older checkpoint lacks, takes the value that reproduces how it was trained before)."""
+    names = {f.name for f in fields(TrainConfig)}
+    unknown = set(given) - names
+    if unknown:
+        raise NasError(f"unknown training options: {', '.join(sorted(unknown))}")
+    recipe = _BEFORE_ADDED | {k: v for k, v in saved.items() if k in names}
+    return TrainConfig(**(recipe | {k: v for k, v in given.items() if v is not None}))
 
 
 def check_resume(out: str | Path, space: NetSpace, data: Dataset) -> tuple[Supernet, checkpoint.Checkpoint]:
