@@ -15,7 +15,9 @@ repository root, ``PYTHONPATH=. python experiments/gpu_check.py``.
    Fashion-MNIST) timed from its measured steps/s, against the GPU at batch 512 with the
    square-root learning-rate rule (lr 3e-3 x sqrt(512 / 128)), trained to the end; both
    subnets' test accuracy beside the CPU recipe's.
-4. The gpu latency profile of hybrid-vision: build (timed) and validation on 100 held-out
+4. MoE's experts batched (PyTorch's way) against one after another (the ONNX export's):
+   experiments/moe_batching.py's measures on the GPU.
+5. The gpu latency profile of hybrid-vision: build (timed) and validation on 100 held-out
    subnets; the profile is written under DIR/latency_models/gpu/ to be committed.
 
 Writes DIR/gpu_check.md (default experiments/results) with the device's name; ``--smoke`` runs
@@ -163,6 +165,19 @@ def latency(out: Path, smoke: bool) -> dict:
             **{k: validation.summary[k] for k in ("n", "within_10pct", "kendall_tau", "mape")}}
 
 
+def moe_batching(device: torch.device, smoke: bool) -> dict:
+    """MoE's experts batched (what PyTorch runs) against one after another (the ONNX export's
+    way): ms of one MoE ffn forward and backward, and the sandwich step's samples/s at batch 512."""
+    from experiments.moe_batching import alternating, moe_times
+
+    out = {}
+    for experts, top_k in ((4, 1), (4, 2)):
+        out[f"moe{experts}k{top_k}_ms"] = alternating(lambda e=experts, k=top_k: moe_times(device, e, k, 2 if smoke else 20))
+    batch = 128 if smoke else 512
+    out[f"sandwich_b{batch}_samples_per_s"] = alternating(lambda: [sandwich_rate(device, batch, 1 if smoke else 5)])
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
@@ -187,6 +202,7 @@ def main() -> None:
     }))
     parts.append(("time_to_accuracy", lambda: time_to_accuracy(device, args.fashion_mnist, 512, 1 if args.smoke else 2,
                                                                 args.smoke)))
+    parts.append(("moe_batching", lambda: moe_batching(device, args.smoke)))
     parts.append(("latency", lambda: latency(args.out, args.smoke)))
     for key, part in parts:
         log(f"{key} ...")
@@ -211,6 +227,11 @@ def write(report: dict, path: Path) -> None:
     rates = report.get("throughput", {})
     lines += ["## Training step (sandwich of four subnets, samples/s)", "", "| where | samples/s |", "| --- | --- |"]
     lines += [f"| {k} | {v:,.0f} |" for k, v in rates.items() if isinstance(v, float)] or [f"| error | {rates} |"]
+    moe = report.get("moe_batching", {})
+    lines += ["", "## MoE experts one after another (the ONNX export's way) against batched (PyTorch's)", "",
+              "| measure | in turn | batched |", "| --- | --- | --- |"]
+    lines += [f"| {k} | {v[0]:,.2f} | {v[1]:,.2f} |" for k, v in moe.items() if isinstance(v, tuple)] \
+        or [f"| error | {moe} | |"]
     tta = report.get("time_to_accuracy", {})
     lines += ["", "## Time to the default recipe's accuracy (Fashion-MNIST)", ""]
     if "seconds" in tta:

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from nas.blocks._registry import Aux, register_block
-from nas.blocks._slice import ElasticLayerNorm, ElasticLinear, lead
+from nas.blocks._slice import ElasticLayerNorm, ElasticLinear
 from nas.space import BlockSettings, Ffn
 
 
@@ -75,16 +75,59 @@ class MoeFfn(nn.Module):
     def forward(
         self, x: torch.Tensor, grid: tuple[int, ...], width: int, ffn: Ffn, aux: Aux | None = None
     ) -> torch.Tensor:
-        experts, top_k, hidden = ffn.experts, ffn.top_k, self.ratio * width
+        experts, top_k = ffn.experts, ffn.top_k
         cap = self.capacity(math.prod(grid), experts, top_k)
         h = self.norm(x, width)  # (B, L, C)
         probs = F.softmax(self.router(h, width, experts), dim=-1)  # (B, L, E)
         gate, choice = probs.topk(top_k, dim=-1)
-        out = torch.zeros_like(h)
         margins = aux.margins if aux is not None else None
         if margins is not None:
             margins.append(_gap(probs, top_k, -1).amin(-1))  # (B,): closest expert choice
-        for e in range(experts):
+        # One set of batched ops for every expert in PyTorch (no Python loop, a few kernel launches
+        # on a GPU); one expert after another in an ONNX export, where only one expert's hidden
+        # activations are live at a time (a microcontroller's peak memory) and the graph is the one
+        # the latency profiles were measured on. Both compute the same thing (tests/test_blocks.py).
+        route = self._experts_in_turn if torch.onnx.is_in_onnx_export() else self._experts_at_once
+        out = route(h, gate, choice, width, ffn, cap, margins)
+        if aux is not None:
+            # Switch-Transformer balance loss: experts * sum_e (share routed to e) * (mean prob of e).
+            share = F.one_hot(choice, experts).float().sum(-2).mean((0, 1)) / top_k
+            aux.losses.append(experts * (share * probs.mean((0, 1))).sum())
+        return out
+
+    def _expert_weights(self, width: int, ffn: Ffn) -> tuple[torch.Tensor, ...]:
+        """The leading ``experts`` experts' weights at ``width``: (E, H, C), (E, H), (E, C, H), (E, C)."""
+        experts, hidden = ffn.experts, self.ratio * width
+        return (self.w1[:experts, :hidden, :width], self.b1[:experts, :hidden],
+                self.w2[:experts, :width, :hidden], self.b2[:experts, :width])
+
+    def _experts_at_once(self, h: torch.Tensor, gate: torch.Tensor, choice: torch.Tensor, width: int, ffn: Ffn,
+                         cap: int, margins: list[torch.Tensor] | None) -> torch.Tensor:
+        batch, length = h.shape[:2]
+        experts = ffn.experts
+        score = torch.zeros(batch, length, experts, dtype=gate.dtype, device=gate.device).scatter(-1, choice, gate)
+        key = score - self._tie_break(length, score).unsqueeze(-1)  # (B, L, E), as in _experts_in_turn
+        slots = key.topk(cap, dim=1).indices  # (B, cap, E)
+        weight = score.gather(1, slots)
+        if margins is not None and length > cap:
+            edge = score.gather(1, key.topk(cap + 1, dim=1).indices[:, cap - 1 :])  # (B, 2, E)
+            gap = (edge[:, 0] - edge[:, 1]).abs()
+            risky = ((score > 0).sum(1) > cap) & (gap > 0)
+            margins.append(torch.where(risky, gap, torch.full_like(gap, math.inf)).amin(-1))
+        # Rows of the (B x L, C) tokens each expert takes, expert-major: (E x B x cap,), so that every
+        # expert's slots of every sample go through one bmm per layer and come back in one index_add.
+        rows = (slots + length * torch.arange(batch, device=slots.device).view(-1, 1, 1)).permute(2, 0, 1).reshape(-1)
+        tokens = h.reshape(-1, width).index_select(0, rows).view(experts, -1, width)
+        w1, b1, w2, b2 = self._expert_weights(width, ffn)
+        y = F.gelu(torch.baddbmm(b1.unsqueeze(1), tokens, w1.transpose(1, 2)))  # (E, B x cap, H)
+        y = torch.baddbmm(b2.unsqueeze(1), y, w2.transpose(1, 2)) * weight.permute(2, 0, 1).reshape(experts, -1, 1)
+        return torch.zeros_like(h).reshape(-1, width).index_add(0, rows, y.reshape(-1, width)).view_as(h)
+
+    def _experts_in_turn(self, h: torch.Tensor, gate: torch.Tensor, choice: torch.Tensor, width: int, ffn: Ffn,
+                         cap: int, margins: list[torch.Tensor] | None) -> torch.Tensor:
+        out = torch.zeros_like(h)
+        w1, b1, w2, b2 = self._expert_weights(width, ffn)
+        for e in range(ffn.experts):
             score = (gate * (choice == e)).sum(-1)  # the gate where routed to e, else 0
             # (B, cap): e's tokens with the highest gates. Equal gates (identical tokens, such as an
             # image's background) go to the earlier token: torch.topk promises no order among
@@ -102,13 +145,9 @@ class MoeFfn(nn.Module):
                 margins.append(torch.where(risky, gap, torch.full_like(gap, math.inf)))
             index = slots.unsqueeze(-1).expand(-1, -1, width)
             tokens = h.gather(1, index)
-            y = F.gelu(F.linear(tokens, lead(self.w1[e], hidden, width), lead(self.b1[e], hidden)))
-            y = F.linear(y, lead(self.w2[e], width, hidden), lead(self.b2[e], width))
+            y = F.gelu(F.linear(tokens, w1[e], b1[e]))
+            y = F.linear(y, w2[e], b2[e])
             out = out.scatter_add(1, index, y * weight.unsqueeze(-1))
-        if aux is not None:
-            # Switch-Transformer balance loss: experts * sum_e (share routed to e) * (mean prob of e).
-            share = F.one_hot(choice, experts).float().sum(-2).mean((0, 1)) / top_k
-            aux.losses.append(experts * (share * probs.mean((0, 1))).sum())
         return out
 
     def extract(self, width: int, ffn: Ffn) -> MoeFfn:

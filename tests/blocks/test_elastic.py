@@ -75,7 +75,36 @@ def test_smaller_kernel_is_the_centre_of_the_largest():
     assert torch.equal(centre_crop(torch.arange(9.0).reshape(1, 1, 9), 5), torch.arange(2.0, 7.0).reshape(1, 1, 5))
 
 
-def test_moe_experts_run_on_their_capacity_only():
+@pytest.fixture
+def one_expert_at_a_time(monkeypatch):
+    """MoE's experts one after another, as in an ONNX export (PyTorch batches them otherwise)."""
+    monkeypatch.setattr(torch.onnx, "is_in_onnx_export", lambda: True)
+
+
+@pytest.mark.parametrize("width", [8, 6])
+@pytest.mark.parametrize("experts, top_k", [(4, 1), (4, 2), (2, 1), (2, 2)])
+def test_moe_batched_experts_compute_what_experts_in_turn_do(experts, top_k, width, monkeypatch):
+    torch.manual_seed(experts * 10 + top_k + width)
+    moe = MoeFfn(8, 4, 2)
+    option = Ffn("moe", experts=experts, top_k=top_k)
+    same = torch.randn(1, 1, width).expand(1, 10, width)  # identical tokens: capacity drops by position
+    x = torch.cat([same, torch.randn(3, 10, width)]).requires_grad_()
+    results = []
+    for in_turn in (False, True):
+        monkeypatch.setattr(torch.onnx, "is_in_onnx_export", lambda in_turn=in_turn: in_turn)
+        aux = Aux(margins=[])
+        out = moe(x, (10,), width, option, aux)
+        grads = torch.autograd.grad((out * torch.linspace(-1, 1, width)).sum() + aux.losses[0],
+                                    [x, moe.w1, moe.b1, moe.w2, moe.b2, moe.router.weight])
+        results.append((out.detach(), torch.stack(aux.margins).amin(0), grads))
+    (out, margin, grads), (out_in_turn, margin_in_turn, grads_in_turn) = results
+    assert torch.allclose(out, out_in_turn, atol=1e-6) and out.abs().sum() > 0
+    assert torch.equal(margin, margin_in_turn)
+    for g, g_in_turn in zip(grads, grads_in_turn, strict=True):
+        assert torch.allclose(g, g_in_turn, atol=1e-6)
+
+
+def test_moe_experts_run_on_their_capacity_only(one_expert_at_a_time, monkeypatch):
     torch.manual_seed(0)
     moe = MoeFfn(8, 4, 2).eval()
     rows = []
@@ -85,14 +114,18 @@ def test_moe_experts_run_on_their_capacity_only():
         rows.append(x.shape[-2])
         return original(x, w, b)
 
-    torch.nn.functional.linear = counting
-    try:
-        moe(torch.randn(1, 10, 8), (10,), 8, Ffn("moe", experts=4, top_k=1))
-    finally:
-        torch.nn.functional.linear = original
+    monkeypatch.setattr(torch.nn.functional, "linear", counting)
+    moe(torch.randn(1, 10, 8), (10,), 8, Ffn("moe", experts=4, top_k=1))
     # The router sees 10 tokens; each of the 4 experts' two layers sees ceil(1.25 * 10 * 1 / 4) = 4 slots.
     assert moe.capacity(10, 4, 1) == 4
     assert rows[0] == 10 and rows[1:] == [4] * 8
+    # Batched, every expert's slots of every sample go through one bmm per layer.
+    shapes = []
+    baddbmm = torch.baddbmm
+    monkeypatch.setattr(torch.onnx, "is_in_onnx_export", lambda: False)
+    monkeypatch.setattr(torch, "baddbmm", lambda b, x, w: shapes.append(tuple(x.shape)) or baddbmm(b, x, w))
+    moe(torch.randn(2, 10, 8), (10,), 8, Ffn("moe", experts=4, top_k=1))
+    assert shapes == [(4, 2 * 4, 8), (4, 2 * 4, 16)]  # (experts, samples x capacity, width or hidden)
 
 
 def test_moe_is_per_sample_and_drops_only_beyond_capacity():
@@ -124,7 +157,9 @@ def test_moe_balance_loss_is_reported():
     assert len(aux.losses) == 1 and aux.losses[0].item() > 0 and aux.margins is None
 
 
-def test_routing_margins_and_ties_between_identical_tokens():
+@pytest.mark.parametrize("in_turn", [False, True])
+def test_routing_margins_and_ties_between_identical_tokens(in_turn, monkeypatch):
+    monkeypatch.setattr(torch.onnx, "is_in_onnx_export", lambda: in_turn)
     torch.manual_seed(0)
     moe = MoeFfn(8, 4, 2).eval()
     option = Ffn("moe", experts=2, top_k=1)  # capacity ceil(1.25 * 8 / 2) = 5 of 8 tokens
@@ -140,4 +175,4 @@ def test_routing_margins_and_ties_between_identical_tokens():
     assert torch.all(out[0, :5].abs().sum(-1) > 0) and torch.all(out[0, 5:] == 0)
     with torch.no_grad():
         moe(varied, (8,), 8, option)  # recorded only when asked for
-    assert len(margins) == 3  # the router's choice, then each expert's capacity
+    assert len(margins) == (3 if in_turn else 2)  # the router's choice, then each expert's capacity (or all at once)
