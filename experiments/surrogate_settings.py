@@ -1,7 +1,9 @@
-"""Settings of the surrogate strategy side by side on NAS-Bench-Graph, in a plain ask/tell loop.
+"""Settings of the surrogate strategy side by side on NAS-Bench-Graph, in a plain ask/tell loop
+(or, with ``--supernet``, on a shipped space's supernet).
 
     python experiments/surrogate_settings.py --set sequential_until=0 --set sequential_until=100 [--seeds 10]
                                              [--datasets cora pubmed ...] [--processes 2]
+    python experiments/surrogate_settings.py --supernet CKPT --set ... [--seeds 5] [--budget 120]
 
 Each ``--set`` is one setting: comma-separated class attributes of ``SurrogateSearch`` (Python
 literals), ``-`` for the shipped defaults. Every setting, and ``tpe`` for reference, runs 300
@@ -10,6 +12,11 @@ several times faster than ``experiments/bench_graph.py`` (whose figures are the 
 and fit for trying settings. Prints, per dataset, the share of the true front's hypervolume
 after 100 and 300 evaluations (mean over seeds), and per setting the mean, the worst dataset and
 on how many datasets it beats tpe's mean after 100.
+
+With ``--supernet`` every setting, and ``random`` for reference, searches the checkpoint's space
+as ``experiments/search_efficiency.py`` does (in process, accuracy on 1,000 validation images
+against cpu latency): the hypervolume after 10, a third of the budget and the budget, mean over
+seeds, and after how many evaluations the mean curve reaches random's final hypervolume.
 """
 
 from __future__ import annotations
@@ -39,23 +46,45 @@ def parse_setting(text: str) -> dict[str, object]:
     return out
 
 
-def one_run(job: tuple[str, str, dict[str, object], int]) -> tuple[str, str, int, float, float, float]:
-    strategy, dataset, setting, seed = job
-    from nas.bench import load_benchmark
-    from nas.bench.run import hypervolume_fraction
-    from nas.search import make_strategy
+def apply(setting: dict[str, object]) -> None:
+    """SurrogateSearch with its shipped attributes, then ``setting``'s."""
     from nas.search.surrogate import SurrogateSearch
 
-    # A pool's process runs jobs of several settings: back to the shipped values, then this one's.
     if not _SHIPPED:
         _SHIPPED.update({k: v for k, v in vars(SurrogateSearch).items()
                          if not k.startswith("_") and isinstance(v, (int, float, str))})
     for name, value in _SHIPPED.items():
         setattr(SurrogateSearch, name, value)
     for name, value in setting.items():
-        if not hasattr(SurrogateSearch, name):
+        if name not in _SHIPPED:
             raise SystemExit(f"SurrogateSearch has no setting {name!r}")
         setattr(SurrogateSearch, name, value)
+
+
+def on_supernet(ckpt: str, settings: list[dict[str, object]], seeds: int, budget: int) -> None:
+    import experiments.search_efficiency as efficiency
+
+    efficiency.store_curve = lambda *args: None  # these runs are not search_efficiency's to keep
+    curves = efficiency.curves
+    runs = {"random": curves(ckpt, budget, {"random": seeds}, 1000, False)[0]["random"]}
+    for setting in settings:
+        apply(setting)
+        runs[repr(setting or "defaults")] = curves(ckpt, budget, {"surrogate": seeds}, 1000, False)[0]["surrogate"]
+    apply({})
+    random_final = runs["random"][:, -1].mean()
+    for label, hv in runs.items():
+        mean = hv.mean(axis=0)
+        reach = int(np.argmax(mean >= random_final)) + 1 if (mean >= random_final).any() else f"> {budget}"
+        print(f"{label}: HV after {budget} {mean[-1]:.4f} ± {hv[:, -1].std():.4f}, after {budget // 3} "
+              f"{mean[budget // 3 - 1]:.4f}, after 10 {mean[9]:.4f}; random's final HV after {reach}")
+
+
+def one_run(job: tuple[str, str, dict[str, object], int]) -> tuple[str, str, int, float, float, float]:
+    strategy, dataset, setting, seed = job
+    from nas.bench import load_benchmark
+    from nas.bench.run import hypervolume_fraction
+    from nas.search import make_strategy
+    apply(setting)  # a pool's process runs jobs of several settings
     bench = load_benchmark(f"graph:{dataset}")
     search = make_strategy(strategy, bench.space, bench.objectives, seed=seed)
     results = []
@@ -79,8 +108,13 @@ def main() -> None:
     parser.add_argument("--datasets", nargs="+", default=list(GRAPH_DATASETS))
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--processes", type=int, default=2)
+    parser.add_argument("--supernet", default=None, help="a checkpoint: search its space instead of the tables")
+    parser.add_argument("--budget", type=int, default=120, help="with --supernet: evaluations per search")
     args = parser.parse_args()
     settings = [parse_setting(s) for s in (args.settings or ["-"])]
+    if args.supernet:
+        on_supernet(args.supernet, settings, args.seeds, args.budget)
+        return
     jobs = [("tpe", d, {}, s) for d in args.datasets for s in range(args.seeds)]
     jobs += [("surrogate", d, setting, s) for setting in settings for d in args.datasets for s in range(args.seeds)]
     with Pool(args.processes) as pool:
