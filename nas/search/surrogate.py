@@ -26,8 +26,8 @@ user's own evaluator every objective may be costly, and every one is modelled. I
    archs, a long search is not bound by refits, and the front's whole length is explored
    instead of the single point of largest gain (which stalls once the front is found). Until
    ``sequential_until`` results, while every result moves the models most, a plan is one arch
-   and the models are refit on every result (NAS-Bench-Graph after 100 evaluations: 0.896 ->
-   0.907 in the mean of 9 datasets x 10 seeds, no change after 300).
+   and the models are refit on every result (NAS-Bench-Graph after 100 evaluations, 9 datasets
+   x 10 seeds: 0.897 -> 0.903, ahead of tpe on 8 datasets instead of 5; the same after 300).
 
 Constraints on cheap metrics drop the candidates that break them.
 """
