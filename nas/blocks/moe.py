@@ -119,7 +119,10 @@ class MoeFfn(nn.Module):
         rows = (slots + length * torch.arange(batch, device=slots.device).view(-1, 1, 1)).permute(2, 0, 1).reshape(-1)
         tokens = h.reshape(-1, width).index_select(0, rows).view(experts, -1, width)
         w1, b1, w2, b2 = self._expert_weights(width, ffn)
-        y = F.gelu(torch.baddbmm(b1.unsqueeze(1), tokens, w1.transpose(1, 2)))  # (E, B x cap, H)
+        y = torch.baddbmm(b1.unsqueeze(1), tokens, w1.transpose(1, 2)).view(experts, batch, cap, -1)  # (E, B, cap, H)
+        # GELU sees samples first, (B, E, cap, H), as every block's activations do (NASWOT reads
+        # each sample's pattern from them); a view of the same memory, no copy either way.
+        y = F.gelu(y.transpose(0, 1)).transpose(0, 1).reshape(experts, batch * cap, -1)
         y = torch.baddbmm(b2.unsqueeze(1), y, w2.transpose(1, 2)) * weight.permute(2, 0, 1).reshape(experts, -1, 1)
         return torch.zeros_like(h).reshape(-1, width).index_add(0, rows, y.reshape(-1, width)).view_as(h)
 
