@@ -124,7 +124,8 @@ class MoeFfn(nn.Module):
         # each sample's pattern from them); a view of the same memory, no copy either way.
         y = F.gelu(y.transpose(0, 1)).transpose(0, 1).reshape(experts, batch * cap, -1)
         y = torch.baddbmm(b2.unsqueeze(1), y, w2.transpose(1, 2)) * weight.permute(2, 0, 1).reshape(experts, -1, 1)
-        return torch.zeros_like(h).reshape(-1, width).index_add(0, rows, y.reshape(-1, width)).view_as(h)
+        out = torch.zeros_like(h).reshape(-1, width)  # under autocast y may be of lower precision than h
+        return out.index_add(0, rows, y.reshape(-1, width).to(out.dtype)).view_as(h)
 
     def _experts_in_turn(self, h: torch.Tensor, gate: torch.Tensor, choice: torch.Tensor, width: int, ffn: Ffn,
                          cap: int, margins: list[torch.Tensor] | None) -> torch.Tensor:

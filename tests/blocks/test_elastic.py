@@ -176,3 +176,14 @@ def test_routing_margins_and_ties_between_identical_tokens(in_turn, monkeypatch)
     with torch.no_grad():
         moe(varied, (8,), 8, option)  # recorded only when asked for
     assert len(margins) == (3 if in_turn else 2)  # the router's choice, then each expert's capacity (or all at once)
+
+
+def test_moe_runs_under_bf16_autocast():
+    # Under autocast the experts' output is bf16 while the block's output buffer is not.
+    moe = MoeFfn(16, 4, 2)
+    x = torch.randn(3, 10, 16, requires_grad=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        aux = Aux()
+        out = moe(x, (10,), 16, Ffn("moe", experts=4, top_k=2), aux)
+    (out.float().sum() + aux.losses[0]).backward()
+    assert out.shape == x.shape and torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
