@@ -34,15 +34,11 @@ TARGET = 0.98
 
 def share_without_top(values: np.ndarray, bench, k: int) -> float:
     """The hypervolume share of every arch but the ``k`` most accurate (accuracy in column 0)."""
-    from nas.pareto import RunningFront, pareto_mask
+    from nas.pareto import hypervolume
 
     keep = np.ones(len(values), dtype=bool)
     keep[np.argsort(-values[:, 0], kind="stable")[:k]] = False
-    rest = values[keep]
-    front = RunningFront(bench.reference, bench.directions)
-    for point in rest[pareto_mask(rest, bench.directions)]:
-        front.add(list(point))
-    return front.hypervolume() / bench.true_hypervolume
+    return hypervolume(values[keep], bench.reference, bench.directions) / bench.true_hypervolume
 
 
 def must_find(values: np.ndarray, bench, limit: int = 500) -> int:

@@ -42,6 +42,17 @@ def _gap(values: torch.Tensor, k: int, dim: int) -> torch.Tensor:
     return top.select(dim, k - 1) - top.select(dim, k)
 
 
+def _drop_margin(score: torch.Tensor, key: torch.Tensor, cap: int) -> torch.Tensor:
+    """Per sample (and expert, for any trailing dims), the gap between the gates of the last token
+    an expert keeps within ``cap`` and the first it drops, tokens along dim 1 ordered by ``key``.
+    Equal gates are safe (position decides), gates a rounding apart are not, and only a drop
+    between routed tokens matters: inf where the gap is 0 or the expert drops no routed token."""
+    edge = score.gather(1, key.topk(cap + 1, dim=1).indices[:, cap - 1 :])  # (B, 2, ...)
+    gap = (edge[:, 0] - edge[:, 1]).abs()
+    risky = ((score > 0).sum(1) > cap) & (gap > 0)
+    return torch.where(risky, gap, torch.full_like(gap, math.inf))
+
+
 @register_block("moe")
 class MoeFfn(nn.Module):
     """Pre-norm top-k MoE; ``aux`` (a list, when given) receives the load-balancing loss."""
@@ -86,7 +97,7 @@ class MoeFfn(nn.Module):
         # One set of batched ops for every expert in PyTorch (no Python loop, a few kernel launches
         # on a GPU); one expert after another in an ONNX export, where only one expert's hidden
         # activations are live at a time (a microcontroller's peak memory) and the graph is the one
-        # the latency profiles were measured on. Both compute the same thing (tests/test_blocks.py).
+        # the latency profiles were measured on. Both compute the same thing (tests/blocks/test_elastic.py).
         route = self._experts_in_turn if torch.onnx.is_in_onnx_export() else self._experts_at_once
         out = route(h, gate, choice, width, ffn, cap, margins)
         if aux is not None:
@@ -110,10 +121,7 @@ class MoeFfn(nn.Module):
         slots = key.topk(cap, dim=1).indices  # (B, cap, E)
         weight = score.gather(1, slots)
         if margins is not None and length > cap:
-            edge = score.gather(1, key.topk(cap + 1, dim=1).indices[:, cap - 1 :])  # (B, 2, E)
-            gap = (edge[:, 0] - edge[:, 1]).abs()
-            risky = ((score > 0).sum(1) > cap) & (gap > 0)
-            margins.append(torch.where(risky, gap, torch.full_like(gap, math.inf)).amin(-1))
+            margins.append(_drop_margin(score, key, cap).amin(-1))
         # Rows of the (B x L, C) tokens each expert takes, expert-major: (E x B x cap,), so that every
         # expert's slots of every sample go through one bmm per layer and come back in one index_add.
         rows = (slots + length * torch.arange(batch, device=slots.device).view(-1, 1, 1)).permute(2, 0, 1).reshape(-1)
@@ -141,12 +149,7 @@ class MoeFfn(nn.Module):
             slots = key.topk(cap, dim=1).indices
             weight = score.gather(1, slots)
             if margins is not None and score.shape[1] > cap:
-                # The last kept and first dropped token: equal gates are safe (position decides),
-                # gates a rounding apart are not. Only a drop between routed tokens matters.
-                edge = score.gather(1, key.topk(cap + 1, dim=1).indices[:, cap - 1 :])
-                gap = (edge[:, 0] - edge[:, 1]).abs()
-                risky = ((score > 0).sum(1) > cap) & (gap > 0)
-                margins.append(torch.where(risky, gap, torch.full_like(gap, math.inf)))
+                margins.append(_drop_margin(score, key, cap))
             index = slots.unsqueeze(-1).expand(-1, -1, width)
             tokens = h.gather(1, index)
             y = F.gelu(F.linear(tokens, w1[e], b1[e]))
