@@ -24,7 +24,7 @@ splits, with its bootstrap interval. Accuracies are taken on the same 15,000 hel
 validation and test splits; neither trains anything). Stand-alone recipe: ``--steps`` AdamW steps
 of 128 images (lr 3e-3, weight decay 0.05, 3% warm-up then cosine). Stand-alone accuracies are kept
 in supernet_ranking_standalone.csv (``--reuse-standalone`` reads them back). Writes
-experiments/results/supernet_ranking.md and .png.
+experiments/results/supernet_ranking.md and .png (``--report NAME``: NAME.md and NAME.png).
 """
 
 from __future__ import annotations
@@ -211,7 +211,7 @@ def free_scores(space, evaluator, archs, data) -> dict[str, np.ndarray]:
 
 
 def run(space_name: str, ckpts: list[str], n_archs: int, steps: int, seeds: int, target: str, concurrent: int,
-        seed: int, reuse: bool, finetune: int = 0) -> Path:
+        seed: int, reuse: bool, finetune: int = 0, report: str = "supernet_ranking") -> Path:
     """Rank the same archs with each supernet in ``ckpts`` and with the free baselines."""
     import matplotlib
 
@@ -293,7 +293,7 @@ def run(space_name: str, ckpts: list[str], n_archs: int, steps: int, seeds: int,
     axes[1].set_xlabel("Kendall tau with the stand-alone ranking (95% bootstrap interval)")
     axes[1].legend(fontsize=8, loc="lower right")
     fig.tight_layout()
-    fig.savefig(RESULTS / "supernet_ranking.png")
+    fig.savefig(RESULTS / f"{report}.png")
 
     arch_rows = [[i, f"{latency[i]:.1f}", f"{free['params'][i] / 1e3:.1f}k", *(f"{v[i]:.4f}" for v in supernet_acc.values()),
                   f"{truth[i]:.4f}", " ".join(f"{v:.4f}" for v in runs[i]), a.to_str()] for i, a in enumerate(archs)]
@@ -319,8 +319,8 @@ def run(space_name: str, ckpts: list[str], n_archs: int, steps: int, seeds: int,
             f"test splits). Intervals: {BOOTSTRAP} bootstrap resamples of the archs.\n\n"
             + markdown_table(["#", f"{target} ms", "params", *(f"{k} acc" for k in supernet_acc),
                               f"stand-alone acc (mean of {seeds})", "per seed", "arch"], arch_rows)
-            + "\n\n![ranking](supernet_ranking.png)")
-    return write_report("supernet_ranking", "Supernet ranking vs stand-alone training and free baselines",
+            + f"\n\n![ranking]({report}.png)")
+    return write_report(report, "Supernet ranking vs stand-alone training and free baselines",
                         "python experiments/supernet_ranking.py " + " ".join(sys.argv[1:]), body)
 
 
@@ -352,12 +352,14 @@ def main() -> None:
                         help="also score the first supernet's subnets after this many fine-tuning steps")
     parser.add_argument("--concurrent", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--report", default="supernet_ranking",
+                        help="name of the report under experiments/results/ (NAME.md and NAME.png)")
     args = parser.parse_args()
     if args.archs < 5 or args.seeds < 2:
         raise SystemExit("--archs must be at least 5 and --seeds at least 2 (the ceiling needs two halves)")
     ckpts = args.supernet or [str(ensure_supernet(REPO / "runs" / f"{args.space}-fashion-mnist.ckpt", args.space))]
     print(run(args.space, ckpts, args.archs, args.steps, args.seeds, args.target, args.concurrent, args.seed,
-              args.reuse_standalone, args.finetune_steps))
+              args.reuse_standalone, args.finetune_steps, args.report))
 
 
 if __name__ == "__main__":

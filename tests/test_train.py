@@ -41,6 +41,47 @@ def test_per_kind_extremes_walk_every_pair_of_kinds():
         TrainConfig(extremes="biggest")
 
 
+def test_no_extremes_trains_the_fair_random_subnets_only(tmp_path, cli):
+    space = load("hybrid-vision")
+    for step in range(3):
+        plain = sandwich(space, random.Random(step), step=step, n_random=3, extremes="none")
+        assert plain == sandwich(space, random.Random(step), step=step, n_random=3)[2:]  # the same random ones
+    with pytest.raises(NasError, match="no largest subnet to distill from"):
+        TrainConfig(extremes="none")
+    with pytest.raises(NasError, match="random_subnets must be at least 1"):
+        TrainConfig(extremes="none", distill=False, random_subnets=0)
+    refused = cli("supernet", "train", "hybrid-vision", "--dataset", "digits", "--extremes", "none",
+                  "--out", str(tmp_path / "n.ckpt"))
+    assert refused.code == 2 and "--no-distill" in refused.err and not (tmp_path / "n.ckpt").exists()
+    done = cli("supernet", "train", "hybrid-vision", "--dataset", "digits", "--epochs", "1", "--limit", "128",
+               "--batch-size", "64", "--extremes", "none", "--no-distill", "--out", str(tmp_path / "n.ckpt"))
+    assert done.code == 0, done
+    assert "epoch 1: loss" in done.out  # a log that is not a terminal gets a line per epoch
+    assert checkpoint.load(tmp_path / "n.ckpt")[1].train_config["extremes"] == "none"
+
+
+def test_restrict_trains_only_the_subnets_it_maps_to(digits):
+    """A few-shot sub-supernet (experiments/few_shot_ranking.py) trains only its part of the space."""
+    from nas.space import Layer, NetArch, Stage
+    from nas.supernet.train import run_epochs, setup
+
+    space, data = load("hybrid-vision"), digits.limit(128)
+    config = TrainConfig(epochs=1, batch_size=64)
+    net, info, opt, sched, rng, gen, steps, total = setup(space, data, config, None, None, torch.device("cpu"))
+    attention = next(m for m in space.stages[0].mixers if m.kind == "attention")
+
+    def attention_first(arch: NetArch) -> NetArch:
+        first = arch.stages[0]
+        return NetArch((Stage(first.width, (Layer(attention, first.layers[0].ffn), *first.layers[1:])), *arch.stages[1:]))
+
+    before = {k: v.clone() for k, v in net.state_dict().items() if k.startswith("stages.0.0.mixers.")}
+    run_epochs(space, data, config, net, info, opt, sched, rng, gen, steps, total, lambda n, i: None,
+               restrict=attention_first)
+    after = net.state_dict()
+    moved = {k.split(".")[4] for k, v in before.items() if not torch.equal(v, after[k])}
+    assert moved == {"attention"} and info.step == 2
+
+
 def test_fair_sampling_gives_each_kind_equal_updates_per_position():
     space = load("hybrid-vision")
     rng = random.Random(0)

@@ -38,7 +38,7 @@ from nas.space import Layer, NetArch, NetSpace, Stage
 from nas.supernet import checkpoint
 from nas.supernet.model import Supernet, SupernetConfig
 
-EXTREMES = ("global", "per-kind")
+EXTREMES = ("per-kind", "global", "none")
 PRECISIONS = ("fp32", "bf16")
 
 
@@ -50,7 +50,7 @@ class TrainConfig:
     weight_decay: float = 0.05
     warmup_fraction: float = 0.03
     random_subnets: int = 2
-    extremes: str = "per-kind"  # the largest and smallest of one block kind per step, in turn; or "global"
+    extremes: str = "per-kind"  # the largest and smallest of one block kind per step, in turn; "global"; or "none"
     distill: bool = True
     distill_weight: float = 0.5
     distill_ramp: float = 0.5
@@ -74,6 +74,10 @@ class TrainConfig:
         for name, allowed in (("precision", PRECISIONS), ("extremes", EXTREMES)):
             if getattr(self, name) not in allowed:
                 raise NasError(f"training option {name}={getattr(self, name)!r} is not one of {', '.join(allowed)}")
+        if self.extremes == "none" and self.distill:
+            raise NasError("extremes='none' trains no largest subnet to distill from: train on the labels (--no-distill)")
+        if self.extremes == "none" and self.random_subnets < 1:
+            raise NasError("extremes='none' trains only the random subnets: random_subnets must be at least 1")
 
 
 class TrainProgress(Protocol):
@@ -134,8 +138,10 @@ def kind_extremes(space: NetSpace, step: int) -> tuple[NetArch, NetArch]:
 def sandwich(space: NetSpace, rng: random.Random, step: int, n_random: int, extremes: str = "per-kind") -> list[NetArch]:
     """The subnets one step trains: largest first (the teacher), smallest, then fair random ones.
     ``extremes="per-kind"`` takes the largest and smallest of one pair of block kinds per step
-    (:func:`kind_extremes`), ``"global"`` the space's costliest and cheapest."""
-    ends = kind_extremes(space, step) if extremes == "per-kind" else (space.largest(), space.smallest())
+    (:func:`kind_extremes`), ``"global"`` the space's costliest and cheapest, ``"none"`` neither
+    (uniform single-path sampling: the random subnets only, every one on the labels)."""
+    ends = {"per-kind": lambda: kind_extremes(space, step), "global": lambda: (space.largest(), space.smallest()),
+            "none": tuple}[extremes]()
     return list(ends) + [fair_subnet(space, rng, step * n_random + k) for k in range(n_random)]
 
 
@@ -275,13 +281,16 @@ def setup(space: NetSpace, data: Dataset, config: TrainConfig, resume_from: chec
 
 def run_epochs(space: NetSpace, data: Dataset, config: TrainConfig, net: Supernet, info: checkpoint.Checkpoint,
                optimizer, scheduler, rng: random.Random, gen: torch.Generator, steps_per_epoch: int,
-               total_steps: int, save, progress: TrainProgress | None = None, ranks: Ranks | None = None) -> None:
+               total_steps: int, save, progress: TrainProgress | None = None, ranks: Ranks | None = None,
+               restrict: Callable[[NetArch], NetArch] | None = None) -> None:
     """The training loop from ``info.epoch`` on, calling ``save(net, info)`` after every epoch.
 
     With ``ranks`` (data-parallel training), each global batch of ``batch_size`` examples is
     split between the ranks, every rank trains the same subnets (the sampling's random state
     is the same everywhere), and the gradients are averaged before each step, weighted by
     each rank's share of the batch: the same update as one process on the whole batch.
+    ``restrict`` maps every sampled subnet into a part of the space (a few-shot sub-supernet
+    trains only the subnets it will score; experiments/few_shot_ranking.py).
     Host synchronisation happens once every ``config.log_every`` steps, for the progress line."""
     ranks = ranks or _OneProcess()
     device = next(net.parameters()).device
@@ -307,6 +316,8 @@ def run_epochs(space: NetSpace, data: Dataset, config: TrainConfig, net: Superne
             yb = y_all[idx].to(device, non_blocking=True)
             optimizer.zero_grad(set_to_none=True)
             archs = sandwich(space, rng, info.step, config.random_subnets, config.extremes)
+            if restrict is not None:
+                archs = [restrict(a) for a in archs]
             kd = distill_weight(config, info.step, total_steps)
             if len(mine):
                 with autocast:
