@@ -40,7 +40,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from scipy.stats import rankdata
+from scipy.stats import rankdata, spearmanr
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -275,9 +275,11 @@ def run(space_name: str, ckpts: list[str], n_archs: int, steps: int, seeds: int,
     for k in supernet_acc:
         sk = scorers[f"supernet {k}"]
         lo, hi = bootstrap(lambda idx, sk=sk: tau(sk[idx], truth[idx]) - tau(free[best_free][idx], truth[idx]), n, rng)
+        # How far the supernet's over- or under-scoring follows size: what a blend with params corrects.
+        size_bias = spearmanr(supernet_acc[k] - truth, free["params"]).statistic
         margins.append([k, checkpoint_recipe(next(c for c in ckpts if Path(c).name == k)),
                         f"{taus[f'supernet {k}']:.3f}", f"{taus[f'supernet {k}'] - taus[best_free]:+.3f}",
-                        f"{lo:+.3f} to {hi:+.3f}"])
+                        f"{lo:+.3f} to {hi:+.3f}", f"{size_bias:+.2f}"])
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 4.4), dpi=110)
     sc = axes[0].scatter(truth, supernet_acc[first], c=np.log10(latency), cmap="viridis", s=30)
@@ -303,8 +305,9 @@ def run(space_name: str, ckpts: list[str], n_archs: int, steps: int, seeds: int,
             f"{taus[best_free]:.3f}.** {n} archs stratified over {target} latency "
             f"({latency.min():.1f} to {latency.max():.1f} ms predicted), {seeds} stand-alone seeds each.\n\n"
             "### Supernets against the best free baseline\n\n"
-            + markdown_table(["supernet", "training", "Kendall tau", f"minus {best_free}'s", "95% interval of the difference"],
-                             margins)
+            + markdown_table(["supernet", "training", "Kendall tau", f"minus {best_free}'s", "95% interval of the difference",
+                              "Spearman of (supernet minus stand-alone) with params"], margins)
+            + "\n\nThe last column: negative when the supernet over-scores small archs and under-scores large ones."
             + "\n\n### Every scorer\n\n"
             + markdown_table(["scorer", "Kendall tau with the stand-alone ranking", "95% bootstrap interval"], rows)
             + f"\n\nCeiling (split-half tau of the stand-alone seeds): {ceiling:.3f} ({ceiling_ci[0]:.3f} to "

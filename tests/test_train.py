@@ -41,11 +41,14 @@ def test_per_kind_extremes_walk_every_pair_of_kinds():
         TrainConfig(extremes="biggest")
 
 
-def test_no_extremes_trains_the_fair_random_subnets_only(tmp_path, cli):
+def test_fewer_extremes_train_the_same_fair_random_subnets(tmp_path, cli):
     space = load("hybrid-vision")
     for step in range(3):
         plain = sandwich(space, random.Random(step), step=step, n_random=3, extremes="none")
         assert plain == sandwich(space, random.Random(step), step=step, n_random=3)[2:]  # the same random ones
+    teacher_only = sandwich(space, random.Random(0), step=1, n_random=2, extremes="largest")
+    assert teacher_only == [sandwich(space, random.Random(0), step=1, n_random=2)[0],
+                            *sandwich(space, random.Random(0), step=1, n_random=2)[2:]]
     with pytest.raises(NasError, match="no largest subnet to distill from"):
         TrainConfig(extremes="none")
     with pytest.raises(NasError, match="random_subnets must be at least 1"):

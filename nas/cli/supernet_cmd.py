@@ -21,7 +21,7 @@ def train_cmd(
     batch_size: int = typer.Option(None, "--batch-size", help="[default: 128]"),
     lr: float = typer.Option(None, "--lr", help="Peak learning rate [default: 0.003]."),
     random_subnets: int = typer.Option(None, "--random-subnets", help="Random subnets per step besides the largest and smallest [default: 2]."),
-    extremes: str = typer.Option(None, "--extremes", help="per-kind: the largest and smallest subnet of one block kind per step, in turn; global: the space's costliest and cheapest every step; none: random subnets only, on the labels (needs --no-distill) [default: per-kind]."),
+    extremes: str = typer.Option(None, "--extremes", help="per-kind: the largest and smallest subnet of one block kind per step, in turn; global: the space's costliest and cheapest every step; largest: per-kind largest only, no smallest; none: random subnets only, on the labels (needs --no-distill) [default: per-kind]."),
     distill: bool = typer.Option(None, "--distill/--no-distill", help="In-place distillation from the largest subnet, or the labels only for every subnet [default: --distill]."),
     distill_weight: float = typer.Option(None, "--distill-weight", help="Final weight of distillation vs labels for the smaller subnets [default: 0.5]."),
     limit: int = typer.Option(None, "--limit", help="Use at most this many training examples."),

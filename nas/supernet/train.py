@@ -38,7 +38,7 @@ from nas.space import Layer, NetArch, NetSpace, Stage
 from nas.supernet import checkpoint
 from nas.supernet.model import Supernet, SupernetConfig
 
-EXTREMES = ("per-kind", "global", "none")
+EXTREMES = ("per-kind", "global", "largest", "none")
 PRECISIONS = ("fp32", "bf16")
 
 
@@ -50,7 +50,7 @@ class TrainConfig:
     weight_decay: float = 0.05
     warmup_fraction: float = 0.03
     random_subnets: int = 2
-    extremes: str = "per-kind"  # the largest and smallest of one block kind per step, in turn; "global"; or "none"
+    extremes: str = "per-kind"  # the largest and smallest of one block kind per step, in turn; "global"; "largest"; "none"
     distill: bool = True
     distill_weight: float = 0.5
     distill_ramp: float = 0.5
@@ -138,10 +138,11 @@ def kind_extremes(space: NetSpace, step: int) -> tuple[NetArch, NetArch]:
 def sandwich(space: NetSpace, rng: random.Random, step: int, n_random: int, extremes: str = "per-kind") -> list[NetArch]:
     """The subnets one step trains: largest first (the teacher), smallest, then fair random ones.
     ``extremes="per-kind"`` takes the largest and smallest of one pair of block kinds per step
-    (:func:`kind_extremes`), ``"global"`` the space's costliest and cheapest, ``"none"`` neither
-    (uniform single-path sampling: the random subnets only, every one on the labels)."""
+    (:func:`kind_extremes`), ``"global"`` the space's costliest and cheapest, ``"largest"`` the
+    per-kind largest only (the teacher; no smallest), ``"none"`` neither (uniform single-path
+    sampling: the random subnets only, every one on the labels)."""
     ends = {"per-kind": lambda: kind_extremes(space, step), "global": lambda: (space.largest(), space.smallest()),
-            "none": tuple}[extremes]()
+            "largest": lambda: kind_extremes(space, step)[:1], "none": tuple}[extremes]()
     return list(ends) + [fair_subnet(space, rng, step * n_random + k) for k in range(n_random)]
 
 
