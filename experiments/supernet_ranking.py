@@ -335,7 +335,9 @@ def checkpoint_recipe(ckpt: str) -> str:
     config = info.train_config or {}
     return (f"{info.dataset}, {config.get('epochs', '?')} epochs, {info.step} steps of {config.get('batch_size', '?')}, "
             f"{config.get('random_subnets', '?')} random subnets per step, "
-            f"{config.get('extremes', 'global')} largest and smallest, distillation "
+            + {"none": "no largest or smallest", "largest": "per-kind largest only"}.get(
+                config.get("extremes", "global"), f"{config.get('extremes', 'global')} largest and smallest")
+            + ", distillation "
             + (f"weight {config.get('distill_weight', '?')}" if config.get("distill") else "off"))
 
 
