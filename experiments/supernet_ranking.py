@@ -333,11 +333,11 @@ def checkpoint_recipe(ckpt: str) -> str:
 
     info = checkpoint.load(ckpt)[1]
     config = info.train_config or {}
+    extremes = config.get("extremes", "global")  # what checkpoints without the option were trained with
+    ends = {"none": "no largest or smallest", "largest": "per-kind largest only"}.get(
+        extremes, f"{extremes} largest and smallest")
     return (f"{info.dataset}, {config.get('epochs', '?')} epochs, {info.step} steps of {config.get('batch_size', '?')}, "
-            f"{config.get('random_subnets', '?')} random subnets per step, "
-            + {"none": "no largest or smallest", "largest": "per-kind largest only"}.get(
-                config.get("extremes", "global"), f"{config.get('extremes', 'global')} largest and smallest")
-            + ", distillation "
+            f"{config.get('random_subnets', '?')} random subnets per step, {ends}, distillation "
             + (f"weight {config.get('distill_weight', '?')}" if config.get("distill") else "off"))
 
 

@@ -13,7 +13,9 @@ of updates at every position whatever their share of the space's options; their 
 of one pair of block kinds per step, in turn (``extremes="per-kind"``): with the space's single
 costliest and cheapest subnet (``"global"``) every step, the kinds those two never use are
 trained by the random subnets alone, and subnets that mix kinds in a deep first stage scored
-far under their stand-alone accuracy (experiments/results/supernet_ranking*.md).
+far under their stand-alone accuracy (experiments/results/supernet_ranking*.md). ``"largest"``
+keeps the per-kind largest (the teacher) and drops the smallest; ``"none"`` trains the random
+subnets alone, on the labels (uniform single-path sampling).
 """
 
 from __future__ import annotations
