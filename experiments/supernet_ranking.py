@@ -3,27 +3,31 @@
     python experiments/supernet_ranking.py [--space mcu-vision] [--supernet CKPT ...] [--archs 30]
                                            [--seeds 3] [--steps 400] [--target mcu-m7] [--concurrent 2]
                                            [--finetune-steps K] [--reuse-standalone]
+                                           [--compare-steps N ...] [--report NAME]
 
 Picks ``--archs`` archs stratified over the space's latency range (2,000 random draws, the ones
 nearest to evenly spaced points of log predicted latency on ``--target``), trains each one
 stand-alone from scratch on Fashion-MNIST as Ray Tune trials (``--seeds`` runs per arch,
-``--concurrent`` at a time, one thread each) and ranks them by the mean of their seeds. Scored
-against that ranking (Kendall tau, with a 95% bootstrap interval over archs):
+``--concurrent`` at a time, one thread each, sharing the GPU where there is one) and ranks them by
+the mean of their seeds. Scored against that ranking (Kendall tau, with a 95% bootstrap interval over archs):
 
 - each supernet's accuracy with inherited weights (the first one's also on 1,000 and 5,000 of the
   images, and with ``--finetune-steps K`` after K fine-tuning steps, as ``nas search
-  --finetune-steps`` scores);
+  --finetune-steps`` scores), and with several supernets their mean accuracy;
 - free baselines: parameter count, MACs and the zero-cost proxies synflow, grad-norm and NASWOT
   at initialisation (``nas.supernet.proxies``; the mean over 3 initialisations, one batch of 128
   training images);
-- a blend: the mean rank of the first supernet's accuracy and the best free baseline.
+- blends: the mean rank of each supernet's accuracy (and of the supernets' mean) and the best free
+  baseline's; with several supernets, the tau between their own rankings;
+- with ``--compare-steps N``, the kept stand-alone runs of the same archs trained for N steps
+  (the mean of their seeds): how far the ground truth itself moves with the recipe.
 
 The ceiling is the split-half tau: the seeds split into two halves (every split; with 3 seeds one
 seed against the mean of the other two), the tau between the halves' mean accuracies, averaged over
-splits, with its bootstrap interval. Accuracies are taken on the same 15,000 held-out images (the
-validation and test splits; neither trains anything). Stand-alone recipe: ``--steps`` AdamW steps
-of 128 images (lr 3e-3, weight decay 0.05, 3% warm-up then cosine). Stand-alone accuracies are kept
-in supernet_ranking_standalone.csv (``--reuse-standalone`` reads them back). Writes
+splits, with its bootstrap interval (with ``--seeds 1`` there is none). Accuracies are taken on
+the same 15,000 held-out images (the validation and test splits; neither trains anything).
+Stand-alone recipe: ``--steps`` AdamW steps of 128 images (lr 3e-3, weight decay 0.05, 3% warm-up
+then cosine). Stand-alone accuracies are kept in supernet_ranking_standalone.csv (``--reuse-standalone`` reads them back). Writes
 experiments/results/supernet_ranking.md and .png (``--report NAME``: NAME.md and NAME.png).
 """
 
@@ -66,18 +70,19 @@ def standalone(config: dict, data=None) -> None:
     space = load(config["space"])
     arch = space.parse(arch_text)
     x_train, y_train, x_eval, y_eval = data
-    net = Supernet(SupernetConfig.from_space(space)).extract(arch, tuple(x_train.shape[1:]))
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")  # Ray gives a GPU trial its share
+    net = Supernet(SupernetConfig.from_space(space)).extract(arch, tuple(x_train.shape[1:])).to(device)
     steps, warmup = config["steps"], max(1, int(0.03 * config["steps"]))
     decay = [p for p in net.parameters() if p.dim() >= 2]
     other = [p for p in net.parameters() if p.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.05}, {"params": other, "weight_decay": 0.0}], lr=3e-3)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: (s + 1) / warmup if s < warmup else 0.02 + 0.49 * (1 + math.cos(math.pi * (s - warmup) / (steps - warmup))))
-    gen = torch.Generator().manual_seed(seed)
-    x, y = torch.from_numpy(x_train), torch.from_numpy(y_train)
+    gen = torch.Generator().manual_seed(seed)  # on the CPU: the same batches on any device
+    x, y = torch.from_numpy(x_train).to(device), torch.from_numpy(y_train).to(device)
     net.train()
     for _ in range(steps):
-        idx = torch.randint(0, len(x), (128,), generator=gen)
+        idx = torch.randint(0, len(x), (128,), generator=gen).to(device)
         loss = F.cross_entropy(net(x[idx]), y[idx])
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -87,20 +92,20 @@ def standalone(config: dict, data=None) -> None:
     tune.report({"acc": accuracy(net, None, x_eval, y_eval)})
 
 
-STANDALONE_CSV = RESULTS / "supernet_ranking_standalone.csv"
-
-
 def train_standalone(space: str, trials: list[tuple[str, int]], steps: int, arrays: tuple, concurrent: int) -> dict:
-    """Train each (arch, seed) from scratch as a Ray Tune trial; their held-out accuracies."""
+    """Train each (arch, seed) from scratch as a Ray Tune trial (``concurrent`` of them share the GPU
+    where there is one); their held-out accuracies."""
+    import torch
     from ray import tune
 
     from nas.runner.ray_pool import start_ray, stop_ray
 
+    resources = {"cpu": 1, "gpu": 1 / concurrent} if torch.cuda.is_available() else {"cpu": 1}
     start_ray(concurrent, None)
     try:
         with tempfile.TemporaryDirectory() as tmp:
             tuner = tune.Tuner(
-                tune.with_resources(tune.with_parameters(standalone, data=arrays), {"cpu": 1}),
+                tune.with_resources(tune.with_parameters(standalone, data=arrays), resources),
                 param_space={"trial": tune.grid_search([list(t) for t in trials]), "steps": steps, "space": space},
                 tune_config=tune.TuneConfig(max_concurrent_trials=concurrent),
                 run_config=tune.RunConfig(storage_path=tmp, name="ranking", verbose=0),
@@ -187,6 +192,21 @@ def split_half(runs: np.ndarray, idx: np.ndarray | None = None) -> float:
     return float(np.mean([tau(runs[:, list(c)].mean(1), np.delete(runs, list(c), axis=1).mean(1)) for c in splits]))
 
 
+def one_against_rest(runs: np.ndarray) -> float:
+    """Mean over seeds of the tau between one seed and the mean of the others."""
+    return float(np.mean([tau(runs[:, k], np.delete(runs, k, axis=1).mean(1)) for k in range(runs.shape[1])]))
+
+
+def kept_runs(space: str, steps: int, archs) -> np.ndarray:
+    """(archs, seeds) accuracies of every seed kept for all of ``archs`` at ``steps`` stand-alone steps."""
+    kept = standalone_results(space, steps)
+    seeds = sorted({k for _, k in kept})
+    seeds = [k for k in seeds if all((a.to_str(), k) in kept for a in archs)]
+    if not seeds:
+        raise SystemExit(f"no kept {steps}-step stand-alone runs of these archs in {STANDALONE_CSV.name}")
+    return np.array([[kept[(a.to_str(), k)] for k in seeds] for a in archs])
+
+
 def bootstrap(stat, n: int, rng: np.random.Generator) -> tuple[float, float]:
     """95% interval of ``stat(idx)`` over archs resampled with replacement."""
     values = [stat(rng.integers(0, n, n)) for _ in range(BOOTSTRAP)]
@@ -211,12 +231,14 @@ def free_scores(space, evaluator, archs, data) -> dict[str, np.ndarray]:
 
 
 def run(space_name: str, ckpts: list[str], n_archs: int, steps: int, seeds: int, target: str, concurrent: int,
-        seed: int, reuse: bool, finetune: int = 0, report: str = "supernet_ranking") -> Path:
+        seed: int, reuse: bool, finetune: int = 0, report: str = "supernet_ranking",
+        compare_steps: tuple[int, ...] = ()) -> Path:
     """Rank the same archs with each supernet in ``ckpts`` and with the free baselines."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import torch
 
     from nas.data import load_dataset
     from nas.evaluate import SupernetEvaluator
@@ -253,22 +275,39 @@ def run(space_name: str, ckpts: list[str], n_archs: int, steps: int, seeds: int,
                                        concurrent))
         write_standalone(space_name, steps, cached)
     train_minutes = (time.time() - started) / 60
+    where = "one thread per trial" + (", sharing the GPU" if missing and torch.cuda.is_available() else "")
     runs = np.array([[cached[(a.to_str(), seed + k)] for k in range(seeds)] for a in archs])
     truth = runs.mean(axis=1)
+    # The same archs trained with another number of steps (kept runs only): how far the ground truth
+    # itself moves with the stand-alone recipe.
+    other_runs = {m: kept_runs(space_name, m, archs) for m in compare_steps}
 
     rng = np.random.default_rng(seed)
     n = len(archs)
-    ceiling = split_half(runs)
-    ceiling_ci = bootstrap(lambda idx: split_half(runs, idx), n, rng)
+    if seeds > 1:
+        ceiling = split_half(runs)
+        ceiling_ci = bootstrap(lambda idx: split_half(runs, idx), n, rng)
+        ceiling_text = f"{ceiling:.3f} ({ceiling_ci[0]:.3f} to {ceiling_ci[1]:.3f})"
+    else:
+        ceiling, ceiling_text = None, "not measured (one seed)"
     # What the first supernet's tau owes to the number of images it is scored on (the 5,000 of the
     # validation split are what a search uses by default), and a blend with the free baselines.
     fewer = {f"supernet {first} on {m:,} images": correct[first][:, :m].mean(axis=1) for m in (1000, 5000)}
-    scorers = {**{f"supernet {k}": v for k, v in supernet_acc.items()}, **fewer, **tuned, **free}
+    compared = {f"stand-alone, {m} steps (mean of {r.shape[1]} seeds)": r.mean(axis=1) for m, r in other_runs.items()}
+    # Several supernets (say, one recipe trained from several seeds): their mean accuracy, an ensemble.
+    ensemble = ({f"mean accuracy of the {len(ckpts)} supernets": np.mean(list(supernet_acc.values()), axis=0)}
+                if len(ckpts) > 1 else {})
+    scorers = {**{f"supernet {k}": v for k, v in supernet_acc.items()}, **ensemble, **fewer, **tuned, **free}
     taus = {k: tau(v, truth) for k, v in scorers.items()}
     best_free = max(free, key=lambda k: taus[k])
-    blend = f"blend: mean rank of supernet {first} and {best_free}"
-    scorers[blend] = rankdata(supernet_acc[first]) + rankdata(free[best_free])
-    taus[blend] = tau(scorers[blend], truth)
+    # Each supernet (and the ensemble) blended with the best free baseline: the mean of the two ranks.
+    blended = {**{f"supernet {k}": v for k, v in supernet_acc.items()}, **ensemble}
+    for k, v in blended.items():
+        blend = f"blend: mean rank of {k} and {best_free}"
+        scorers[blend] = rankdata(v) + rankdata(free[best_free])
+        taus[blend] = tau(scorers[blend], truth)
+    scorers.update(compared)
+    taus.update({k: tau(v, truth) for k, v in compared.items()})
     cis = {k: bootstrap(lambda idx, v=v: tau(v[idx], truth[idx]), n, rng) for k, v in scorers.items()}
     rows = [[k, f"{taus[k]:.3f}", f"{cis[k][0]:.3f} to {cis[k][1]:.3f}"] for k in scorers]
     margins = []
@@ -290,38 +329,50 @@ def run(space_name: str, ckpts: list[str], n_archs: int, steps: int, seeds: int,
     names = list(scorers)
     axes[1].barh(range(len(names)), [taus[k] for k in names],
                  xerr=np.array([[taus[k] - cis[k][0], cis[k][1] - taus[k]] for k in names]).T, color="#5b8db8")
-    axes[1].axvline(ceiling, color="#c0392b", ls="--", label=f"ceiling (split-half) {ceiling:.3f}")
+    if ceiling is not None:
+        axes[1].axvline(ceiling, color="#c0392b", ls="--", label=f"ceiling (split-half) {ceiling:.3f}")
     axes[1].set_yticks(range(len(names)), names, fontsize=7)
     axes[1].set_xlabel("Kendall tau with the stand-alone ranking (95% bootstrap interval)")
-    axes[1].legend(fontsize=8, loc="lower right")
+    if ceiling is not None:
+        axes[1].legend(fontsize=8, loc="lower right")
     fig.tight_layout()
     fig.savefig(RESULTS / f"{report}.png")
 
+    agreement = "".join(
+        f" {a} against {b}: {tau(supernet_acc[a], supernet_acc[b]):.3f}." for a, b in itertools.combinations(supernet_acc, 2))
+    if agreement:
+        agreement = "\n\nKendall tau between the supernets' own rankings (how much of a supernet's ranking is its own training):" + agreement
     arch_rows = [[i, f"{latency[i]:.1f}", f"{free['params'][i] / 1e3:.1f}k", *(f"{v[i]:.4f}" for v in supernet_acc.values()),
-                  f"{truth[i]:.4f}", " ".join(f"{v:.4f}" for v in runs[i]), a.to_str()] for i, a in enumerate(archs)]
+                  f"{truth[i]:.4f}", " ".join(f"{v:.4f}" for v in runs[i]), *(f"{v[i]:.4f}" for v in compared.values()),
+                  a.to_str()] for i, a in enumerate(archs)]
+    noise = "".join(f" One {m}-step seed against the mean of the other {r.shape[1] - 1}: Kendall tau {one_against_rest(r):.3f} "
+                    f"(what a one-seed truth loses to seed noise)." for m, r in other_runs.items() if r.shape[1] > 2)
     body = (f"**{space_name}: supernet Kendall tau {taus['supernet ' + first]:.3f} "
             f"(95% interval {cis['supernet ' + first][0]:.3f} to {cis['supernet ' + first][1]:.3f}) against a ceiling of "
-            f"{ceiling:.3f} ({ceiling_ci[0]:.3f} to {ceiling_ci[1]:.3f}); best free baseline {best_free} "
+            f"{ceiling_text}; best free baseline {best_free} "
             f"{taus[best_free]:.3f}.** {n} archs stratified over {target} latency "
-            f"({latency.min():.1f} to {latency.max():.1f} ms predicted), {seeds} stand-alone seeds each.\n\n"
+            f"({latency.min():.1f} to {latency.max():.1f} ms predicted), {seeds} stand-alone seed{'s' if seeds > 1 else ''} each.\n\n"
             "### Supernets against the best free baseline\n\n"
             + markdown_table(["supernet", "training", "Kendall tau", f"minus {best_free}'s", "95% interval of the difference",
                               "Spearman of (supernet minus stand-alone) with params"], margins)
             + "\n\nThe last column: negative when the supernet over-scores small archs and under-scores large ones."
+            + agreement
             + "\n\n### Every scorer\n\n"
             + markdown_table(["scorer", "Kendall tau with the stand-alone ranking", "95% bootstrap interval"], rows)
-            + f"\n\nCeiling (split-half tau of the stand-alone seeds): {ceiling:.3f} ({ceiling_ci[0]:.3f} to "
-            f"{ceiling_ci[1]:.3f}). Stand-alone accuracies span {truth.min():.4f} to {truth.max():.4f}; a seed differs "
-            f"from its arch's mean by {np.abs(runs - truth[:, None]).mean():.4f} on average.\n\n"
-            f"Stand-alone recipe: {steps} AdamW steps of 128 Fashion-MNIST images (lr 3e-3, weight decay 0.05, "
-            f"3% warm-up, cosine), seeds {seed} to {seed + seeds - 1}, one thread per trial, {concurrent} Ray Tune "
+            + f"\n\nCeiling (split-half tau of the stand-alone seeds): {ceiling_text}.{noise} Stand-alone accuracies span "
+            f"{truth.min():.4f} to {truth.max():.4f}"
+            + (f"; a seed differs from its arch's mean by {np.abs(runs - truth[:, None]).mean():.4f} on average.\n\n"
+               if seeds > 1 else ".\n\n")
+            + f"Stand-alone recipe: {steps} AdamW steps of 128 Fashion-MNIST images (lr 3e-3, weight decay 0.05, "
+            f"3% warm-up, cosine), seed{f's {seed} to {seed + seeds - 1}' if seeds > 1 else f' {seed}'}, {where}, {concurrent} Ray Tune "
             f"trials at a time ({train_minutes:.1f} minutes for the {len(missing)} trials trained in this run; "
             f"the others came from {STANDALONE_CSV.name}). Free baselines: params and MACs from the per-unit "
             f"tables; proxies at initialisation, the mean over {PROXY_SEEDS} initialisations, on 128 training images "
             f"(NASWOT on 64). Supernet and stand-alone accuracy on the same 15,000 held-out images (validation and "
             f"test splits). Intervals: {BOOTSTRAP} bootstrap resamples of the archs.\n\n"
             + markdown_table(["#", f"{target} ms", "params", *(f"{k} acc" for k in supernet_acc),
-                              f"stand-alone acc (mean of {seeds})", "per seed", "arch"], arch_rows)
+                              f"stand-alone acc (mean of {seeds})", "per seed", *(f"{k} acc" for k in compared), "arch"],
+                             arch_rows)
             + f"\n\n![ranking]({report}.png)")
     return write_report(report, "Supernet ranking vs stand-alone training and free baselines",
                         "python experiments/supernet_ranking.py " + " ".join(sys.argv[1:]), body)
@@ -359,12 +410,14 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--report", default="supernet_ranking",
                         help="name of the report under experiments/results/ (NAME.md and NAME.png)")
+    parser.add_argument("--compare-steps", type=int, nargs="+", default=[],
+                        help="also rank by the kept stand-alone runs of the same archs at these step counts")
     args = parser.parse_args()
-    if args.archs < 5 or args.seeds < 2:
-        raise SystemExit("--archs must be at least 5 and --seeds at least 2 (the ceiling needs two halves)")
+    if args.archs < 5 or args.seeds < 1:
+        raise SystemExit("--archs must be at least 5 and --seeds at least 1 (the ceiling needs 2)")
     ckpts = args.supernet or [str(ensure_supernet(REPO / "runs" / f"{args.space}-fashion-mnist.ckpt", args.space))]
     print(run(args.space, ckpts, args.archs, args.steps, args.seeds, args.target, args.concurrent, args.seed,
-              args.reuse_standalone, args.finetune_steps, args.report))
+              args.reuse_standalone, args.finetune_steps, args.report, tuple(args.compare_steps)))
 
 
 if __name__ == "__main__":
