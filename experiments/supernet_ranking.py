@@ -9,7 +9,8 @@ Picks ``--archs`` archs stratified over the space's latency range (2,000 random 
 nearest to evenly spaced points of log predicted latency on ``--target``), trains each one
 stand-alone from scratch on Fashion-MNIST as Ray Tune trials (``--seeds`` runs per arch,
 ``--concurrent`` at a time, one thread each, sharing the GPU where there is one) and ranks them by
-the mean of their seeds. Scored against that ranking (Kendall tau, with a 95% bootstrap interval over archs):
+the mean of their seeds. Scored against that ranking (Kendall tau, with a 95% bootstrap interval
+over archs):
 
 - each supernet's accuracy with inherited weights (the first one's also on 1,000 and 5,000 of the
   images, and with ``--finetune-steps K`` after K fine-tuning steps, as ``nas search
@@ -27,7 +28,8 @@ seed against the mean of the other two), the tau between the halves' mean accura
 splits, with its bootstrap interval (with ``--seeds 1`` there is none). Accuracies are taken on
 the same 15,000 held-out images (the validation and test splits; neither trains anything).
 Stand-alone recipe: ``--steps`` AdamW steps of 128 images (lr 3e-3, weight decay 0.05, 3% warm-up
-then cosine). Stand-alone accuracies are kept in supernet_ranking_standalone.csv (``--reuse-standalone`` reads them back). Writes
+then cosine). Stand-alone accuracies are kept in supernet_ranking_standalone.csv
+(``--reuse-standalone`` reads them back). Writes
 experiments/results/supernet_ranking.md and .png (``--report NAME``: NAME.md and NAME.png).
 """
 
