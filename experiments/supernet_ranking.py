@@ -185,18 +185,15 @@ def tau(a, b) -> float:
     return float(kendalltau(a, b).statistic)
 
 
-def split_half(runs: np.ndarray, idx: np.ndarray | None = None) -> float:
-    """Mean over every split of the seeds into two halves of the tau between the halves' means."""
+def split_half(runs: np.ndarray, idx: np.ndarray | None = None, size: int | None = None) -> float:
+    """Mean over every split of the seeds into two halves (``size`` seeds against the rest; half of
+    them by default) of the tau between the halves' means."""
     runs = runs if idx is None else runs[idx]
     seeds = runs.shape[1]
-    splits = [c for c in itertools.combinations(range(seeds), seeds // 2)
-              if seeds % 2 or 0 in c]  # with an even count, each split once
+    size = size or seeds // 2
+    splits = [c for c in itertools.combinations(range(seeds), size)
+              if 2 * size != seeds or 0 in c]  # halves of an even count: each split once
     return float(np.mean([tau(runs[:, list(c)].mean(1), np.delete(runs, list(c), axis=1).mean(1)) for c in splits]))
-
-
-def one_against_rest(runs: np.ndarray) -> float:
-    """Mean over seeds of the tau between one seed and the mean of the others."""
-    return float(np.mean([tau(runs[:, k], np.delete(runs, k, axis=1).mean(1)) for k in range(runs.shape[1])]))
 
 
 def kept_runs(space: str, steps: int, archs) -> np.ndarray:
@@ -299,12 +296,12 @@ def run(space_name: str, ckpts: list[str], n_archs: int, steps: int, seeds: int,
     # Several supernets (say, one recipe trained from several seeds): their mean accuracy, an ensemble.
     ensemble = ({f"mean accuracy of the {len(ckpts)} supernets": np.mean(list(supernet_acc.values()), axis=0)}
                 if len(ckpts) > 1 else {})
-    scorers = {**{f"supernet {k}": v for k, v in supernet_acc.items()}, **ensemble, **fewer, **tuned, **free}
+    own = {**{f"supernet {k}": v for k, v in supernet_acc.items()}, **ensemble}
+    scorers = {**own, **fewer, **tuned, **free}
     taus = {k: tau(v, truth) for k, v in scorers.items()}
     best_free = max(free, key=lambda k: taus[k])
     # Each supernet (and the ensemble) blended with the best free baseline: the mean of the two ranks.
-    blended = {**{f"supernet {k}": v for k, v in supernet_acc.items()}, **ensemble}
-    for k, v in blended.items():
+    for k, v in own.items():
         blend = f"blend: mean rank of {k} and {best_free}"
         scorers[blend] = rankdata(v) + rankdata(free[best_free])
         taus[blend] = tau(scorers[blend], truth)
@@ -333,10 +330,9 @@ def run(space_name: str, ckpts: list[str], n_archs: int, steps: int, seeds: int,
                  xerr=np.array([[taus[k] - cis[k][0], cis[k][1] - taus[k]] for k in names]).T, color="#5b8db8")
     if ceiling is not None:
         axes[1].axvline(ceiling, color="#c0392b", ls="--", label=f"ceiling (split-half) {ceiling:.3f}")
+        axes[1].legend(fontsize=8, loc="lower right")
     axes[1].set_yticks(range(len(names)), names, fontsize=7)
     axes[1].set_xlabel("Kendall tau with the stand-alone ranking (95% bootstrap interval)")
-    if ceiling is not None:
-        axes[1].legend(fontsize=8, loc="lower right")
     fig.tight_layout()
     fig.savefig(RESULTS / f"{report}.png")
 
@@ -347,7 +343,7 @@ def run(space_name: str, ckpts: list[str], n_archs: int, steps: int, seeds: int,
     arch_rows = [[i, f"{latency[i]:.1f}", f"{free['params'][i] / 1e3:.1f}k", *(f"{v[i]:.4f}" for v in supernet_acc.values()),
                   f"{truth[i]:.4f}", " ".join(f"{v:.4f}" for v in runs[i]), *(f"{v[i]:.4f}" for v in compared.values()),
                   a.to_str()] for i, a in enumerate(archs)]
-    noise = "".join(f" One {m}-step seed against the mean of the other {r.shape[1] - 1}: Kendall tau {one_against_rest(r):.3f} "
+    noise = "".join(f" One {m}-step seed against the mean of the other {r.shape[1] - 1}: Kendall tau {split_half(r, size=1):.3f} "
                     f"(what a one-seed truth loses to seed noise)." for m, r in other_runs.items() if r.shape[1] > 2)
     body = (f"**{space_name}: supernet Kendall tau {taus['supernet ' + first]:.3f} "
             f"(95% interval {cis['supernet ' + first][0]:.3f} to {cis['supernet ' + first][1]:.3f}) against a ceiling of "
