@@ -13,11 +13,33 @@ from contextlib import contextmanager
 from pathlib import Path
 
 
+def check_writable(path: str | Path, what: str = "output") -> Path:
+    """``path`` as a file this process can create or replace, checked before any work is done
+    (a one-line NasError otherwise). A symbolic link there is replaced, never written through."""
+    from nas.errors import NasError
+
+    path = Path(path)
+    parent = path.parent if str(path.parent) else Path(".")
+    if path.is_dir() and not path.is_symlink():
+        raise NasError(f"{what} {str(path)!r} is a folder")
+    if not parent.is_dir():
+        raise NasError(f"{what} folder {str(parent)!r} does not exist")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise NasError(f"cannot write {what} {str(path)!r}: folder {str(parent)!r} is not writable")
+    return path
+
+
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yields a temporary path to write; on success it replaces ``path``, on failure it is removed."""
+    """Yields a temporary path to write; on success it replaces ``path``, on failure it is removed.
+    The rename replaces a symbolic link at ``path`` itself: nothing is written through it."""
+    from nas.errors import NasError
+
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise NasError(f"cannot write {str(path)!r}: {exc.strerror or exc}") from None
     os.close(fd)
     try:
         yield Path(tmp)
@@ -25,6 +47,9 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise NasError(f"cannot write {str(path)!r}: {exc.strerror or exc}") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from nas.atomic import atomic_write
+from nas.atomic import atomic_write, check_writable
 from nas.errors import NasError, first_line
 from nas.space import NetArch, NetSpace
 
@@ -37,17 +37,7 @@ class ExportResult:
 
 def resolve_arch(space: NetSpace, text: str) -> NetArch:
     """An arch from a canonical string, JSON text, a ``.json`` file, or ``largest`` / ``smallest``."""
-    text = text.strip()
-    if text == "largest":
-        return space.largest()
-    if text == "smallest":
-        return space.smallest()
-    if text.endswith(".json") and "{" not in text:
-        path = Path(text)
-        if not path.is_file():
-            raise NasError(f"arch file {text!r} does not exist")
-        text = path.read_text()
-    return space.parse(text)  # type: ignore[return-value]
+    return space.resolve(text)  # type: ignore[return-value]
 
 
 def check_inputs(dataset: str, kind: str, input_shape: tuple[int, ...], n: int) -> tuple[np.ndarray, str]:
@@ -90,8 +80,7 @@ def export_subnet(
         raise NasError(f"output {str(out)!r} is a folder; give a file name such as model.onnx")
     if out.suffix != ".onnx":
         raise NasError(f"output {str(out)!r} must end in .onnx")
-    if not out.parent.exists():
-        raise NasError(f"output folder {str(out.parent)!r} does not exist")
+    check_writable(out)
     net, info = checkpoint.load(checkpoint_path)
     arch = resolve_arch(info.space, arch_text)
     subnet = net.extract(arch, info.input_shape).eval()
@@ -122,6 +111,7 @@ def finetune_qat_export(checkpoint_path: str | Path, arch_text: str, out: str | 
     out = Path(out)
     if out.suffix != ".onnx" or not out.parent.exists():
         raise NasError(f"output {str(out)!r} must be an .onnx file in an existing folder")
+    check_writable(out)
     if steps < 1:
         raise NasError(f"--steps must be at least 1, got {steps}")
     net, info = checkpoint.load(checkpoint_path)

@@ -28,6 +28,9 @@ st.session_state["arch"] = arch
 row = df[df["arch"] == arch].iloc[0]
 
 st.code(arch, language=None)
+if row.get("status") == "failed":
+    reason = row.get("error")
+    st.error(f"This evaluation failed: {reason if isinstance(reason, str) and reason else 'no reason was stored'}")
 left, right = st.columns([3, 2])
 with left:
     st.graphviz_chart(charts.arch_dot(arch), width="stretch")

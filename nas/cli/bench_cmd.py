@@ -8,6 +8,7 @@ import typer
 from rich.table import Table
 
 from nas.cli._app import app, console
+from nas.errors import NasError
 
 
 @app.command("bench")
@@ -28,6 +29,10 @@ def bench_cmd(
     from nas.bench import BenchConfig, load_benchmark, plot, run_bench
     from nas.cli._progress import progress_bar
 
+    if out.exists() and not out.is_dir():  # before the run: its work would be lost at the end
+        raise NasError(f"--out {str(out)!r} is a file; give a folder for the table and the plot")
+    if not out.exists() and not out.parent.is_dir():
+        raise NasError(f"--out folder {str(out.parent)!r} does not exist")
     bench = load_benchmark(benchmark, space, objective)
     config = BenchConfig(strategies=tuple(strategy), seeds=seeds, budget=budget, workers=workers, db=db)
     with progress_bar() as bar:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import typer
 
-from nas.cli._app import app, console
+from nas.cli._app import app, console, err_console
 from nas.errors import NasError
 
 
@@ -27,14 +27,57 @@ def streamlit_command(db: str, host: str, port: int) -> list[str]:
             "--", "--db", db]
 
 
-def _port_free(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+def _bind_problem(host: str, port: int) -> str:
+    """Why ``host:port`` cannot be served on ("" when it can): in use, or not this machine's address."""
+    import errno
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((host, port))
-        except OSError:
-            return False
-    return True
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                return f"port {port} on {host} is in use: pass another --port"
+            if exc.errno == errno.EADDRNOTAVAIL:
+                return f"--host {host!r} is not an address of this machine"
+            return f"cannot serve on {host}:{port}: {exc.strerror or exc}"
+    return ""
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: Linux sends it SIGTERM when ``nas dashboard`` dies, even by SIGKILL."""
+    import ctypes
+    import signal
+
+    ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
+
+
+def _serve(command: list[str]) -> int:
+    """Run Streamlit as a child and stop it with us: SIGTERM or SIGHUP to ``nas dashboard`` ends the
+    child too, so no orphaned server keeps listening."""
+    import signal
+
+    child = subprocess.Popen(command, preexec_fn=_die_with_parent if sys.platform == "linux" else None)  # noqa: PLW1509
+
+    def stop(signum, frame):  # noqa: ANN001 - signal handler signature
+        raise KeyboardInterrupt
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        return child.wait()
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        if child.poll() is None:
+            child.terminate()
+            try:
+                child.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 @app.command("dashboard")
@@ -52,14 +95,15 @@ def dashboard_cmd(
     Store(url, readonly=True).close()  # a missing store, or one that is not ours, fails here in one line
     try:
         socket.getaddrinfo(host, port)
-    except socket.gaierror:
+    except (socket.gaierror, UnicodeError):
         raise NasError(f"--host {host!r} is not an address of this machine") from None
-    if not _port_free(host, port):
-        raise NasError(f"port {port} on {host} is in use: pass another --port")
+    problem = _bind_problem(host, port)
+    if problem:
+        raise NasError(problem)
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        err_console.print(f"warning: --host {host} serves the dashboard beyond this machine, with no login: anyone who "
+                          "reaches the port reads every experiment in the store", markup=False)
     console.print(f"dashboard on http://{host}:{port} (store {Store(url, readonly=True).display_url}, read-only); Ctrl-C stops it")
-    try:
-        code = subprocess.call(streamlit_command(url, host, port))
-    except KeyboardInterrupt:
-        code = 0
-    if code not in (0, -2, 130):
+    code = _serve(streamlit_command(url, host, port))
+    if code not in (0, -2, -15, 130):
         raise NasError(f"streamlit exited with status {code}")

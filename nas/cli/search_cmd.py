@@ -119,21 +119,30 @@ def results_cmd(
                "evaluations": exp.evaluations, "budget": exp.budget, "objectives": list(exp.objectives),
                "constraints": list(exp.constraints),
                "rows": [{"arch": r["arch"], "trial": r["trial"], "pareto": r.get("pareto", True),
-                         "feasible": r["feasible"], **{k: r.get(k) for k in metric_keys}} for r in ordered]}
+                         "status": r["status"], "feasible": r["feasible"], **{k: r.get(k) for k in metric_keys},
+                         **({"error": r["error"]} if r.get("error") else {})} for r in ordered]}
         print(json.dumps(out, indent=1, default=str))
         return
     if fmt == "csv":
         buf = io.StringIO()
         writer = csv.writer(buf)
-        writer.writerow(["pareto", "trial", *metric_keys, "feasible", "arch"])
+        writer.writerow(["pareto", "trial", *metric_keys, "feasible", "status", "arch", "error"])
         for r in ordered:
-            writer.writerow([int(r.get("pareto", True)), r["trial"], *(r.get(k) for k in metric_keys), int(r["feasible"]), r["arch"]])
+            writer.writerow([int(r.get("pareto", True)), r["trial"], *(r.get(k) for k in metric_keys), int(r["feasible"]),
+                             r["status"], r["arch"], r.get("error") or ""])
         sys.stdout.write(buf.getvalue())
         return
     console.print(f"{exp.name}: space {exp.space_name}, strategy {exp.strategy}, {exp.status}, "
                   f"{exp.evaluations}/{exp.budget} evaluations, constraints: {', '.join(exp.constraints) or 'none'}")
     _front_table(front, [o["name"] for o in exp.objectives[1:]], title=f"Pareto front ({len(front)} points)")
     if all_rows:
-        _front_table([r for r in rows if not r["pareto"]], [o["name"] for o in exp.objectives[1:]], title="other evaluations")
+        others = [r for r in rows if not r["pareto"] and r["status"] == "ok"]
+        _front_table(others, [o["name"] for o in exp.objectives[1:]], title="other evaluations")
+        failed = [r for r in rows if r["status"] != "ok"]
+        if failed:
+            console.print(f"failed evaluations ({len(failed)}):")
+            for r in failed:
+                console.print(f"  trial {r['trial']}: {r.get('error') or 'no reason was stored'}  {r['arch']}",
+                              markup=False)
     if front:
         console.print(f"export one: nas subnet export {exp.config.get('supernet') or 'CKPT'} '{front[0]['arch']}' -o model.onnx")

@@ -53,12 +53,12 @@ def sample(
 @space_app.command("check")
 def check(
     space: str = typer.Argument(..., help="A shipped space name or a path to a YAML file."),
-    arch: str = typer.Argument(..., help="An arch string or JSON."),
+    arch: str = typer.Argument(..., help="An arch string, JSON, a .json file, 'largest' or 'smallest'."),
 ) -> None:
     """Validate an arch against a space; prints its canonical string."""
     from nas.space import load
 
-    print(load(space).parse(arch).to_str())
+    print(load(space).resolve(arch).to_str())
 
 
 @space_app.command("kinds")

@@ -68,7 +68,7 @@ def train_cmd(
     if workers:
         from nas.supernet.distributed import train_distributed
 
-        console.print(f"space {s.name} ({s.size():.2e} subnets), {data.limit(limit).summary()}; "
+        console.print(f"space {s.name} ({s.size():.2e} subnets), {data.limit(config.limit).summary()}; "
                       f"{workers} Ray Train workers, {gpus_per_worker:g} GPU each")
         if resume:
             from nas.supernet.train import check_resume
@@ -77,7 +77,7 @@ def train_cmd(
         info = train_distributed(s, dataset, config, out, workers, gpus_per_worker, address, resume)
     else:
         where = resolve_device(device)
-        console.print(f"space {s.name} ({s.size():.2e} subnets), {data.limit(limit).summary()}, on {where}")
+        console.print(f"space {s.name} ({s.size():.2e} subnets), {data.limit(config.limit).summary()}, on {where}")
         with progress_bar() as progress:
             info = train(s, data, config, out, resume=resume, progress=TrainBar(progress), device=where)
     table = Table(title="test accuracy")

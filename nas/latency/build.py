@@ -159,6 +159,7 @@ def build_measured(target: Target, space: SearchSpace, meter: Meter, n_archs: in
             "fit_mape_pct": float(100 * np.mean(np.abs(fitted - measured) / measured)),
             "family_mape_pct": float(100 * np.mean(family_err)),
             "noisy_units": sum(bool(r["noisy"]) for r in records.values()),
+            "guard": meter.guard_report(),
         },
     )
 

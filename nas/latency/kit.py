@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from nas.atomic import atomic_write, check_writable
 from nas.errors import NasError
 from nas.latency import kit_runner
 from nas.latency.build import build_archs, random_supernet, unit_record, versions
@@ -64,9 +65,7 @@ def _check_out(out: str | Path) -> Path:
     out = Path(out)
     if out.suffix != ".zip":
         raise NasError(f"kit output {str(out)!r} must end in .zip")
-    if not out.parent.exists():
-        raise NasError(f"output folder {str(out.parent)!r} does not exist")
-    return out
+    return check_writable(out, "kit output")
 
 
 def write_kit(space: SearchSpace, out: str | Path, n_fit: int = 30, n_validate: int = 20, seed: int = 0,
@@ -121,7 +120,7 @@ def write_kit(space: SearchSpace, out: str | Path, n_fit: int = 30, n_validate: 
         z.writestr("README.txt", readme.format(space=space.name, units=len(units), archs=len(fit) + len(held),
                                                fit=len(fit), validate=len(held),
                                                references=",".join(references) or "cpu"))
-    out.write_bytes(buffer.getvalue())
+    atomic_write(out, buffer.getvalue())  # an existing kit stays whole until the new one is complete
     return out
 
 
@@ -140,10 +139,14 @@ def transfer_references(space: SearchSpace, names: Sequence[str]) -> list:
     return out
 
 
+MAX_ROWS = 20_000  # measurements one import takes (a kit has a few hundred)
+MIN_MS, MAX_MS = 1e-6, 1e7  # a latency under a nanosecond or over hours is a unit error, not a measurement
+
+
 def _read_csv(path: str | Path) -> list[dict[str, str]]:
     from nas.csvfile import read_rows
 
-    return read_rows(path, "results file")
+    return read_rows(path, "results file", max_rows=MAX_ROWS)
 
 
 def _number(row: dict[str, str], column: str, line: int, source: str) -> float:
@@ -151,10 +154,48 @@ def _number(row: dict[str, str], column: str, line: int, source: str) -> float:
     try:
         value = float(raw)  # type: ignore[arg-type]
     except (TypeError, ValueError):
-        raise NasError(f"{source} line {line}: column {column!r} is not a number ({raw!r})") from None
+        raise NasError(f"{source} line {line}: column {column!r} is not a number ({_short(raw)})") from None
     if not math.isfinite(value) or value <= 0:
-        raise NasError(f"{source} line {line}: column {column!r} must be a positive number, got {raw!r}")
+        raise NasError(f"{source} line {line}: column {column!r} must be a positive number, got {_short(raw)}")
+    if not MIN_MS <= value <= MAX_MS:
+        raise NasError(f"{source} line {line}: column {column!r} is {raw}, not a latency in milliseconds "
+                       f"(between {MIN_MS:g} and {MAX_MS:g})")
     return value
+
+
+def _optional_number(row: dict[str, str], column: str, line: int, source: str) -> float:
+    """A non-negative statistic such as ``cv`` (0 when the column is empty or absent)."""
+    raw = row.get(column)
+    if raw in (None, ""):
+        return 0.0
+    try:
+        value = float(raw)  # type: ignore[arg-type]
+    except ValueError:
+        raise NasError(f"{source} line {line}: column {column!r} is not a number ({_short(raw)})") from None
+    if not math.isfinite(value) or value < 0:
+        raise NasError(f"{source} line {line}: column {column!r} must be a non-negative number, got {_short(raw)}")
+    return value
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _unique(rows: list[tuple[Arch, float, int]], source: str) -> list[tuple[Arch, float, int]]:
+    """One row per arch: a repeat with the same time is dropped, one with another time refused."""
+    seen: dict[Arch, tuple[float, int]] = {}
+    out = []
+    for arch, ms, line in rows:
+        if arch in seen:
+            first_ms, first_line = seen[arch]
+            if abs(first_ms - ms) > 1e-9 * max(first_ms, ms):
+                raise NasError(f"{source} line {line}: arch {arch.to_str()} is also on line {first_line} with "
+                               f"another time ({ms:g} ms against {first_ms:g} ms): keep one measurement per arch")
+            continue
+        seen[arch] = (ms, line)
+        out.append((arch, ms, line))
+    return out
 
 
 def _finite_number(raw: str | None) -> bool:
@@ -205,14 +246,16 @@ def measured_rows(path: str | Path, space: SearchSpace) -> list[tuple[Arch, floa
 
 def _kit_archs(rows: list[dict[str, str]], source: str, space: SearchSpace) -> list[tuple[Arch, float, str]]:
     """The whole archs a kit measured: (arch, median ms, role)."""
-    out = []
+    out, roles = [], {}
     for i, row in enumerate(rows, start=2):
         if row["kind"] == "arch":
             try:
-                out.append((space.parse(row["key"]), _number(row, "median_ms", i, source), row["role"]))
+                arch = space.parse(row["key"])
             except NasError as exc:
                 raise NasError(f"{source} line {i}: {exc}") from None
-    return out
+            out.append((arch, _number(row, "median_ms", i, source), i))
+            roles[i] = row["role"]
+    return [(a, ms, roles[i]) for a, ms, i in _unique(out, source)]
 
 
 def _table_rows(rows: list[dict[str, str]], source: str, space: SearchSpace | None) -> list[tuple[Arch, float]]:
@@ -226,8 +269,8 @@ def _table_rows(rows: list[dict[str, str]], source: str, space: SearchSpace | No
             arch = space.parse(row["arch"])
         except NasError as exc:
             raise NasError(f"{source} line {i}: {exc}") from None
-        out.append((arch, _number(row, "latency_ms", i, source)))
-    return out
+        out.append((arch, _number(row, "latency_ms", i, source), i))
+    return [(a, ms) for a, ms, _ in _unique(out, source)]
 
 
 def _kit_space(rows: list[dict[str, str]], source: str, space: SearchSpace | None) -> SearchSpace:
@@ -314,12 +357,16 @@ def _import_kit(rows: list[dict[str, str]], source: str, target: str, space: Sea
     known = {u.key: u for u in all_units(space)}
     levels = [float(r["probe_us"]) for r in rows if _finite_number(r.get("probe_us"))]
     level = float(np.median(levels)) if levels else None  # the device's speed during the run (diagnostic)
+    arch_lines: list[tuple[Arch, float, int]] = []
     for i, row in enumerate(rows, start=2):
         ms = _number(row, "median_ms", i, source)
+        cv = _optional_number(row, "cv", i, source)
         if row["kind"] == "unit":
             if row["key"] not in known:
-                raise NasError(f"{source} line {i}: unit {row['key']!r} is not a unit of space {space.name!r}")
-            units[row["key"]] = {"median_ms": ms, "cv": float(row.get("cv") or 0), "noisy": row.get("noisy") == "1"}
+                raise NasError(f"{source} line {i}: unit {_short(row['key'])} is not a unit of space {space.name!r}")
+            if row["key"] in units and units[row["key"]]["median_ms"] != ms:
+                raise NasError(f"{source} line {i}: unit {row['key']} is measured twice with different times")
+            units[row["key"]] = {"median_ms": ms, "cv": cv, "noisy": row.get("noisy") == "1"}
             family, *sizes = kit_runner.UNIT_STATS
             if row.get(family) and all(_finite_number(row.get(k)) for k in sizes):
                 units[row["key"]].update({family: row[family], **{k: int(float(row[k])) for k in sizes}})
@@ -328,9 +375,13 @@ def _import_kit(rows: list[dict[str, str]], source: str, target: str, space: Sea
                 arch = space.parse(row["key"])
             except NasError as exc:
                 raise NasError(f"{source} line {i}: {exc}") from None
-            (held_rows if row["role"] == "validate" else fit_rows).append((arch, ms, float(row.get("cv") or 0)))
+            arch_lines.append((arch, ms, i))
+            (held_rows if row["role"] == "validate" else fit_rows).append((arch, ms, cv, i))
         else:
-            raise NasError(f"{source} line {i}: kind must be unit or arch, got {row['kind']!r}")
+            raise NasError(f"{source} line {i}: kind must be unit or arch, got {_short(row['kind'])}")
+    kept = {line for _, _, line in _unique(arch_lines, source)}  # a repeat with the same time counts once
+    fit_rows = [(a, ms, cv) for a, ms, cv, line in fit_rows if line in kept]
+    held_rows = [(a, ms, cv) for a, ms, cv, line in held_rows if line in kept]
     if len(fit_rows) < 5:
         raise NasError(f"{source} has {len(fit_rows)} 'fit' subnets; the overhead model needs at least 5")
     # Units the CSV lacks (or lacks statistics for) are analysed here; the family model

@@ -43,67 +43,109 @@ class Guard:
     seconds (a neighbour on the same physical core) in which everything runs up to twice as
     slow; a run's own spread does not reveal them. The guard times the probe before and after
     each measurement and accepts it only when both are within ``tolerance`` of the baseline,
-    the 20th percentile of the last 100 probes (robust to a lucky probe, and following slow
-    drifts of the machine). It waits at most ``max_wait_s`` per attempt; a measurement that
-    never found a fast phase is kept but reported as noisy.
+    the 20th percentile of the recent probes (robust to a lucky probe, and following slow
+    drifts of the machine).
+
+    Waiting never stalls a build. The guard waits by probing, never by sleeping (on these VMs
+    a process that sleeps runs slower for a while after it wakes, so a sleeping guard makes the
+    machine look slow to itself), for at most ``max_wait_s`` at a time; a machine that stays
+    slower that long is the new normal: the probes of that wait become the baseline
+    (``rebaselines`` counts how often). All waits together are bounded by ``max_total_wait_s``;
+    once that is spent the guard only brackets measurements (a window in a slow phase is still
+    reported noisy) and never waits again. :meth:`report` says what it did.
     """
 
-    def __init__(self, probe, tolerance=1.10, max_wait_s=5.0, calibrate_s=1.0, window=100):
+    def __init__(self, probe, tolerance=1.10, max_wait_s=1.0, max_total_wait_s=30.0, calibrate_s=0.5, window=100):
         from collections import deque
 
         self.probe_run = probe
         self.tolerance = tolerance
         self.max_wait_s = max_wait_s
+        self.max_total_wait_s = max_total_wait_s
         self.recent = deque(maxlen=window)
-        self.rejected = 0
+        self.rejected = 0  # measurements repeated because the machine left its fast phase
+        self.rebaselines = 0  # waits that ended by taking the machine's present speed as normal
+        self.waited_s = 0.0  # time spent waiting for a fast phase, all waits together
         end = time.perf_counter() + calibrate_s
         while time.perf_counter() < end:
             self.probe()
 
     @property
+    def exhausted(self):
+        """Whether the total waiting budget is spent (the guard then waits no more)."""
+        return self.waited_s >= self.max_total_wait_s
+
+    @property
     def baseline(self):
         return float(np.percentile(self.recent, 20)) if self.recent else float("inf")
 
-    def probe(self, runs=15):
+    def probe(self, runs=15, record=True):
         times = np.empty(runs)
         for i in range(runs):
             start = time.perf_counter_ns()
             self.probe_run()
             times[i] = time.perf_counter_ns() - start
         value = float(np.median(times))
-        self.recent.append(value)
+        if record:
+            self.recent.append(value)
         return value
 
-    def fast(self):
-        value = self.probe()
+    def fast(self, value=None):
+        value = self.probe() if value is None else value
         return value <= self.tolerance * self.baseline
 
     def wait_fast(self):
-        end = time.perf_counter() + self.max_wait_s
-        while not self.fast():
-            if time.perf_counter() > end:
-                return False
-            time.sleep(0.05)
-        return True
+        """Probe until the machine is fast; after ``max_wait_s`` its present speed is the new baseline.
+
+        Returns (whether it may measure now: a fast phase, or the new normal after a re-baseline;
+        False once the waiting budget is spent and the machine is slow, the last probe in ns). The
+        probes of a wait are judged by the baseline from before it, not mixed into it, so a
+        slower machine is recognised (and counted) as a re-baseline rather than drifted into."""
+        value = self.probe()
+        if self.fast(value):
+            return True, value
+        budget = min(self.max_wait_s, self.max_total_wait_s - self.waited_s)
+        if budget <= 0:
+            return False, value
+        seen = [value]
+        start = time.perf_counter()
+        try:
+            while time.perf_counter() - start < budget:
+                value = self.probe(record=False)
+                if self.fast(value):
+                    self.recent.append(value)
+                    return True, value
+                seen.append(value)
+        finally:
+            self.waited_s += time.perf_counter() - start
+        self.recent.clear()
+        self.recent.extend(seen[-self.recent.maxlen:])
+        self.rebaselines += 1
+        return True, value
 
     def measure(self, fn, attempts=3):
         """``fn()`` bracketed by fast probes.
 
         Returns (result, whether the machine was fast throughout, the probe's level around it in
         ns): dividing by the level expresses a latency relative to the machine's speed of the
-        moment, which removes drifts of its speed over minutes.
+        moment, which removes drifts of its speed over minutes. A window whose closing probe was
+        slow is repeated, up to ``attempts`` times (once the waiting budget is spent, not at all).
         """
         result, level = None, float("nan")
-        for _ in range(attempts):
-            before = self.wait_fast()
-            first = self.recent[-1]
+        for _ in range(attempts if not self.exhausted else 1):
+            before, first = self.wait_fast()
             result = fn()
-            after = self.fast()
-            level = (first + self.recent[-1]) / 2
-            if before and after:
+            last = self.probe()
+            level = (first + last) / 2
+            if before and self.fast(last):
                 return result, True, level
             self.rejected += 1
         return result, False, level
+
+    def report(self):
+        """One line on what the guard did: for a build's summary and a kit's last line."""
+        return (f"guard: waited {self.waited_s:.1f} s for fast phases (at most {self.max_total_wait_s:.0f} s), "
+                f"{self.rejected} windows repeated, {self.rebaselines} re-baselines")
 
 
 def time_runs(run, warmup, repeats, max_cv, retries, guard=None, windows=3):
@@ -147,8 +189,8 @@ def time_runs(run, warmup, repeats, max_cv, retries, guard=None, windows=3):
         result = (median, p10, p90, cv, noisy, len(pooled), probe_us)
         if best is None or (not noisy, -cv) > (not best[4], -best[3]):
             best = result
-        if not noisy:
-            break
+        if not noisy or (guard is not None and guard.exhausted and cv <= max_cv and not disagree):
+            break  # an unsteady machine is only worth repeating for while the guard may still wait
     return best  # median, p10, p90, cv, noisy, runs, probe level (us) around the runs
 
 
@@ -204,13 +246,16 @@ def run_kit(folder, out, threads=1, warmup=10, repeats=50, max_cv=0.05, retries=
                                                                 max_cv, retries, guard)
         rows.append([manifest["space"], kind, key, role, file, f"{median:.6f}", f"{p10:.6f}", f"{p90:.6f}",
                      f"{cv:.4f}", runs, int(noisy), f"{probe_us:.4f}", device, runtime, *stats])
-        sys.stdout.write(f"\r{i + 1}/{len(entries)} measured")
+        if sys.stdout.isatty():
+            sys.stdout.write(f"\r{i + 1}/{len(entries)} measured")
+        elif (i + 1) % max(1, len(entries) // 10) == 0 or i + 1 == len(entries):
+            sys.stdout.write(f"{i + 1}/{len(entries)} measured\n")  # a log gets lines, not carriage returns
         sys.stdout.flush()
     with open(out, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(COLUMNS)
         writer.writerows(rows)
-    sys.stdout.write(f"\nwrote {out} ({guard.rejected} measurements repeated in slow phases of the machine)\n")
+    sys.stdout.write(f"\nwrote {out} ({guard.report()})\n")
     return out
 
 

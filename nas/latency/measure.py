@@ -51,6 +51,7 @@ class MeasureConfig:
     threads: int = 1
     batch: int = 1
     guard: bool = True  # hold measurements to the machine's fast phase
+    max_wait_s: float = 30.0  # the most a build or validation waits for fast phases, all waits together
 
 
 def summarise(times_ms: np.ndarray, max_cv: float) -> Measurement:
@@ -80,9 +81,9 @@ class Meter:
     """Times inferences on this machine under one :class:`MeasureConfig`.
 
     It holds the guard that tells the machine's fast phases from its slow ones (a probe graph
-    timed around every window, see :class:`kit_runner.Guard`): the guard's baseline only
-    improves over its life, so one meter serves a whole build or validation. The timing loop
-    is the kit runner's, so local builds and kits measure alike."""
+    timed around every window, see :class:`kit_runner.Guard`), whose waiting is bounded by
+    ``config.max_wait_s`` over the meter's life, so one meter serves a whole build or
+    validation. The timing loop is the kit runner's, so local builds and kits measure alike."""
 
     def __init__(self, config: MeasureConfig | None = None) -> None:
         self.config = config or MeasureConfig()
@@ -92,8 +93,17 @@ class Meter:
         if not self.config.guard:
             return None
         if self._guard is None:
-            self._guard = kit_runner.probe_guard(probe_graph(), self.config.threads)
+            self._guard = kit_runner.probe_guard(probe_graph(), self.config.threads,
+                                                 max_total_wait_s=self.config.max_wait_s)
         return self._guard
+
+    def guard_report(self) -> dict[str, float]:
+        """What the guard did so far: seconds waited, windows repeated, re-baselines (empty without one)."""
+        g = self._guard
+        if g is None:
+            return {}
+        return {"waited_s": round(g.waited_s, 2), "max_wait_s": g.max_total_wait_s, "repeated": g.rejected,
+                "rebaselines": g.rebaselines}
 
     def time(self, run: Callable[[], object]) -> Measurement:
         """Time ``run`` (one inference) ``repeats`` times after ``warmup``; retry noisy runs and slow phases."""

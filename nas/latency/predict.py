@@ -14,17 +14,21 @@ from nas.graph import analyze, load_model
 from nas.latency.measure import Meter
 from nas.latency.profile import list_profiles
 from nas.latency.targets import get_target
-from nas.space import Arch, SearchSpace, load, shipped_spaces
+from nas.space import Arch, SearchSpace, load, read_arch_file, shipped_spaces
 
 
 def find_space(arch_text: str, target: str) -> tuple[SearchSpace, Arch]:
     """The one space (shipped, or with a profile for ``target``) that accepts ``arch_text``."""
+    if arch_text.strip() in ("largest", "smallest"):
+        raise NasError(f"'{arch_text.strip()}' names a subnet of a space: pass --space")
+    if arch_text.strip().endswith(".json") and "{" not in arch_text:
+        arch_text = read_arch_file(arch_text.strip())
     names = sorted(set(shipped_spaces()) | {s.split("@")[0] for t, s, _ in list_profiles() if t == target})
     matches = []
     for name in names:
         try:
             space = load(name)
-            matches.append((space, space.parse(arch_text)))
+            matches.append((space, space.resolve(arch_text)))
         except NasError:
             continue
     if len(matches) == 1:
@@ -35,10 +39,18 @@ def find_space(arch_text: str, target: str) -> tuple[SearchSpace, Arch]:
     raise NasError(f"several spaces accept this arch ({', '.join(s.name for s, _ in matches)}); pass --space")
 
 
+def _is_file(path: Path) -> bool:
+    """Whether ``path`` names a file; an arch string too long to be a file name is not one."""
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
+
+
 def predict_one(model_or_arch: str, target: str, space_name: str | None = None) -> dict[str, Any]:
     t = get_target(target)
     path = Path(model_or_arch)
-    if model_or_arch.endswith(".onnx") or path.is_file():
+    if model_or_arch.endswith(".onnx") or _is_file(path):
         model = load_model(path)
         meta = {p.key: p.value for p in model.metadata_props}
         if t.kind == "mcu":
@@ -56,7 +68,7 @@ def predict_one(model_or_arch: str, target: str, space_name: str | None = None) 
             raise NasError(f"{path.name} holds no nas arch in its metadata, so the {target} model cannot predict it")
     if space_name:
         space = load(space_name)
-        arch = space.parse(model_or_arch)
+        arch = space.resolve(model_or_arch)
     else:
         space, arch = find_space(model_or_arch, target)
     metrics = t.load_predictor(space, hint=space_name).predict_metrics([arch])

@@ -44,6 +44,12 @@ def no_progress(description: str, total: int) -> Callable[[], None]:
     return lambda: None
 
 
+def guard_line(report: dict[str, float]) -> str:
+    """A build's guard report (:meth:`Meter.guard_report`) as the CLI prints it."""
+    return (f"waited {report['waited_s']:.1f} s for fast phases (bound {report['max_wait_s']:.0f} s), "
+            f"{report['repeated']} windows repeated, {report['rebaselines']} re-baselines")
+
+
 class Target(ABC):
     """A device a latency model describes (see the module's docstring for the contract)."""
 
@@ -89,7 +95,8 @@ class Target(ABC):
         return (f"{self.name} on {profile.meta['device']}: {len(profile.units)} units, {len(profile.archs)} subnets; "
                 f"overhead a={m['overhead'][0]:.3f} b={m['overhead'][1] * 1000:.1f}us/unit "
                 f"c={m['overhead'][2] * 1000:.1f}us{' + size terms' if len(m['overhead']) > 3 else ''}; "
-                f"fit MAPE {m['fit_mape_pct']:.2f}%, {m['noisy_units']} noisy units")
+                f"fit MAPE {m['fit_mape_pct']:.2f}%, {m['noisy_units']} noisy units"
+                + (f"; {guard_line(m['guard'])}" if m.get("guard") else ""))
 
     def predictor(self, profile: Profile, space: SearchSpace) -> Predictor:
         return from_profile(profile, space)

@@ -178,6 +178,7 @@ def validate_measured(
     summary.update({"speed_vs_build": round(float(np.mean(speeds)), 4), "remeasured": int(len(disturbed)),
                     "within_10pct_uncorrected": raw["within_10pct"], "mape_uncorrected": raw["mape"],
                     "kendall_tau_uncorrected": raw["kendall_tau"]})
+    summary.update({f"guard_{k}": v for k, v in meter.guard_report().items()})
     return Validation(rows, summary)
 
 

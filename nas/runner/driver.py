@@ -93,6 +93,10 @@ def _check(config: SearchConfig) -> None:
         raise NasError(f"--workers must be 0 (evaluate in this process) or more, got {config.workers}")
     if config.val_examples is not None and config.val_examples < 1:
         raise NasError("--val-examples must be at least 1")
+    name = config.experiment
+    if name is not None and (not name or len(name) > 200 or not name.isprintable()):
+        raise NasError(f"--experiment must be 1 to 200 printable characters, got {len(name)} characters"
+                       + ("" if name.isprintable() else " with control characters"))
 
 
 def reference_point(objectives: Sequence[Objective], cheap: Callable[[Arch], dict[str, float]],
@@ -151,8 +155,13 @@ def search(
         payload = screener.payload()  # shipped to every worker through Ray's object store
         payload["device"] = config.device
         evaluator_factory = SupernetEvaluator.from_payload
+        import hashlib
+
+        scorer = {"supernet_sha256": hashlib.sha256(payload["checkpoint_bytes"]).hexdigest(),
+                  "val_examples": config.val_examples, "int8": config.int8, "finetune_steps": config.finetune_steps}
     else:
         screener = evaluator_factory()
+        scorer = {}
     metric_names = list(screener.metric_names)
     if config.objectives and not objectives:
         objectives = [parse_objective(text) for text in config.objectives]
@@ -165,16 +174,32 @@ def search(
         if o.name not in metric_names:
             raise NasError(f"objective {o.name!r} is not a metric of this search ({', '.join(metric_names)})")
 
+    _check_satisfiable(space, screener, constraints, objectives, config.seed)
     store = Store(config.db)
     try:
-        run = _SearchRun(config, store, space, screener, objectives, constraints, progress)
+        run = _SearchRun(config, store, space, screener, objectives, constraints, progress, scorer)
         return run.run(evaluator_factory, payload)
     finally:
         store.close()
 
 
+def _check_satisfiable(space: SearchSpace, screener: Evaluator, constraints: list[Constraint],
+                       objectives: list[Objective], seed: int, n: int = 256) -> None:
+    """Refuse, before the store is opened, constraints on cheap metrics that none of ``n`` random
+    archs and the space's extremes meets: such a search could only end with nothing stored."""
+    used = {o.name for o in objectives} | {c.metric for c in constraints}
+    archs = space.sample_unique(random.Random(seed + 7), n) + list(space.extremes())
+    cheap = [screener.cheap_metrics(a, used) for a in archs]
+    screenable = [c for c in constraints if cheap and c.metric in cheap[0]]
+    if screenable and all(total_violation(screenable, m) > 0 for m in cheap):
+        closest = min(cheap, key=lambda m: total_violation(screenable, m))
+        values = ", ".join(f"{c.metric} {closest[c.metric]:.4g}" for c in screenable)
+        raise NasError(f"no arch tried meets {', '.join(c.text for c in screenable)} (of {len(archs)} random archs "
+                       f"and the extremes, the closest has {values}): the constraints look unsatisfiable")
+
+
 def _open_experiment(config: SearchConfig, store: Store, space: SearchSpace, objectives: list[Objective],
-                     constraints: list[Constraint], screener: Evaluator):
+                     constraints: list[Constraint], screener: Evaluator, scorer: dict[str, Any]):
     from nas.latency.profile import space_hash
 
     if config.resume:
@@ -190,6 +215,13 @@ def _open_experiment(config: SearchConfig, store: Store, space: SearchSpace, obj
             mismatches.append(f"constraints {', '.join(exp.constraints) or 'none'}")
         if exp.space_hash != space_hash(space):
             mismatches.append(f"space {exp.space_name}")
+        if [dict(o) for o in exp.objectives] != [o.as_dict() for o in objectives]:
+            mismatches.append("objectives " + ", ".join(f"{o['name']}:{o['direction']}" for o in exp.objectives))
+        # Accuracies from another checkpoint, validation split or scoring are not comparable.
+        for key, label in (("supernet_sha256", "another supernet checkpoint"), ("val_examples", "--val-examples"),
+                           ("int8", "--int8"), ("finetune_steps", "--finetune-steps")):
+            if key in exp.config and key in scorer and exp.config[key] != scorer[key]:
+                mismatches.append(label if key == "supernet_sha256" else f"{label} {exp.config[key]}")
         if mismatches:
             raise NasError(f"experiment {exp.name!r} was started with {'; '.join(mismatches)}: resume it with the same")
         if config.budget < exp.evaluations:
@@ -206,7 +238,8 @@ def _open_experiment(config: SearchConfig, store: Store, space: SearchSpace, obj
     return store.create_experiment(
         name, space_id, config.strategy, list(config.targets), [o.as_dict() for o in objectives],
         [c.text for c in constraints], config.budget, config.seed,
-        {"supernet": config.supernet, "workers": config.workers, "val_examples": config.val_examples}, reference)
+        {"supernet": config.supernet, "workers": config.workers, "val_examples": config.val_examples, **scorer},
+        reference)
 
 
 @contextlib.contextmanager
@@ -256,9 +289,13 @@ class _SearchRun:
     max_misses = 2000  # proposals in a row that cannot be evaluated before the space counts as exhausted
 
     def __init__(self, config: SearchConfig, store: Store, space: SearchSpace, screener: Evaluator,
-                 objectives: list[Objective], constraints: list[Constraint], progress: SearchProgress | None) -> None:
+                 objectives: list[Objective], constraints: list[Constraint], progress: SearchProgress | None,
+                 scorer: dict[str, Any] | None = None) -> None:
         self.config, self.store, self.space, self.screener = config, store, space, screener
         self.objectives, self.constraints, self.progress = objectives, constraints, progress
+        self.scorer = scorer or {}
+        self.created = False  # whether this run created the experiment (an empty one is removed on bad input)
+        self.worst: dict[str, float] = {}  # each objective's worst stored value: what a screened candidate is told
         self.names = [o.name for o in objectives]
         self.used = set(self.names) | {c.metric for c in constraints}
         self.evaluated = self.failed = self.screened = 0
@@ -272,21 +309,25 @@ class _SearchRun:
     # -- restore ---------------------------------------------------------------------------------
     def restore(self) -> None:
         """Open (or reopen) the experiment and bring the strategy and the front up to its stored results."""
+        self.created = not self.config.resume
         self.exp = exp = _open_experiment(self.config, self.store, self.space, self.objectives, self.constraints,
-                                          self.screener)
+                                          self.screener, self.scorer)
         for profile in self.screener.profiles().values():
             self.store.save_profile(profile)  # the dashboard shows the models the search predicted with
         history = self.store.evaluations(exp.name)
         self.stored: dict[Arch, dict[str, float]] = {self.space.parse(e.arch): e.metrics for e in history}
         self.strategy = make_strategy(self.config.strategy, self.space, self.objectives, self.constraints,
                                       self.config.seed + len(history), cheap=self.known_early)
-        self.strategy.warm_start([(self.space.parse(e.arch), e.metrics) for e in history if e.status == "ok"],
+        # Every stored row, failed ones with no metrics: told exactly as a live run told them.
+        self.strategy.warm_start([(self.space.parse(e.arch), e.metrics if e.status == "ok" else {}) for e in history],
                                  taken=self.stored)
         self.front = RunningFront([exp.reference.get(n, math.nan) for n in self.names],
                                   [o.direction for o in self.objectives])
         for e in history:
-            if e.status == "ok" and total_violation(self.constraints, e.metrics) == 0:
-                self.front.add([e.metrics.get(n, math.nan) for n in self.names])
+            if e.status == "ok":
+                self._note_worst(e.metrics)
+                if total_violation(self.constraints, e.metrics) == 0:
+                    self.front.add([e.metrics.get(n, math.nan) for n in self.names])
         probe = self.known_early(self.space.sample(random.Random(0)))
         self.screenable = [c for c in self.constraints if c.metric in probe]
         self.next_trial = max((e.trial for e in history), default=-1) + 1
@@ -307,7 +348,7 @@ class _SearchRun:
             if arch in self.stored or arch in self.inflight:
                 misses += 1  # a strategy that repeats itself despite knowing what is taken
             elif self.screenable and total_violation(self.screenable, cheap := self.known_early(arch)) > 0:
-                self.strategy.tell(arch, cheap)
+                self.tell_screened(arch, cheap)
                 self.screened += 1
                 misses += 1
             else:
@@ -323,32 +364,68 @@ class _SearchRun:
                                "evaluated or broke a constraint: the constraints may be unsatisfiable")
 
     # -- record ----------------------------------------------------------------------------------
+    def judge(self, result: dict[str, Any] | None, error: str | None) -> tuple[str, dict[str, Any], str | None]:
+        """What an outcome is, decided here once: (status, metrics, reason). A result without a
+        finite value of every objective failed as surely as one that raised."""
+        if error is not None or result is None:
+            return "failed", {}, error or "the worker returned nothing"
+        metrics = dict(result["metrics"])
+        for o in self.objectives:
+            value = metrics.get(o.name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                return "failed", metrics, f"the evaluation returned no number for objective {o.name!r} ({value!r})"
+            if not math.isfinite(value):
+                return "failed", metrics, f"objective {o.name!r} is {value}"
+        return "ok", metrics, None
+
     def record(self, outcome: Outcome) -> None:
         """Store one finished evaluation (committed on its own) and tell the strategy."""
         job, result, error = outcome
         arch = self.space.parse(job.arch_text)
         self.inflight.discard(arch)
         now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-        if error is None and result is not None:
-            metrics = result["metrics"]
+        status, metrics, reason = self.judge(result, error)
+        if result is not None:
             self.eval_seconds += result["seconds"]
             begun = dt.datetime.fromtimestamp(result["started"], dt.UTC).replace(tzinfo=None)
-            worker, status = f"{result['worker']}@{result['node'][:8]}", "ok"
+            worker = f"{result['worker']}@{result['node'][:8]}"
         else:
-            metrics, begun, worker, status = {}, now, "", "failed"
+            begun, worker = now, ""
+        if status == "failed":
             self.failed += 1
         feasible = status == "ok" and total_violation(self.constraints, metrics) == 0
         if self.store.add_evaluation(self.exp.id, self.exp.space_id, NewEvaluation(
                 job.trial, arch.to_str(), arch.key, status, feasible, metrics, self.screener.sources(),
-                worker, begun, now, arch.block_mix())):
+                worker, begun, now, arch.block_mix(), reason)):
             self.evaluated += 1
         self.stored[arch] = metrics
-        self.strategy.tell(arch, metrics)
+        if status == "ok":
+            self.strategy.tell(arch, metrics)
+            self._note_worst(metrics)
+        else:
+            self.strategy.tell_failed(arch)
         if feasible:
             self.front.add([metrics.get(n, math.nan) for n in self.names])
         if self.progress:
             self.progress.result(len(self.stored), self.config.budget, self.front.best(self.names),
                                  self.front.hypervolume())
+
+    def tell_screened(self, arch: Arch, cheap: dict[str, float]) -> None:
+        """A candidate screened out on its cheap metrics, told with them and, for the objectives
+        it was never evaluated on, the worst value stored so far: it is infeasible, and no
+        invented extreme (a 1e9) distorts a model. Before any result it teaches nothing."""
+        missing = [n for n in self.names if n not in cheap]
+        if all(n in self.worst for n in missing):
+            self.strategy.tell(arch, {**cheap, **{n: self.worst[n] for n in missing}})
+        else:
+            self.strategy.tell_failed(arch)
+
+    def _note_worst(self, metrics: dict[str, Any]) -> None:
+        for o in self.objectives:
+            value = metrics.get(o.name)
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+                old = self.worst.get(o.name)
+                self.worst[o.name] = value if old is None else (min(old, value) if o.direction == "max" else max(old, value))
 
     # -- the whole run ---------------------------------------------------------------------------
     def run(self, factory: Callable[..., Evaluator], payload: Any) -> SearchResult:
@@ -371,6 +448,13 @@ class _SearchRun:
                     nodes = pool.nodes() if self.config.address or self.config.workers > 1 else []
                     replaced = pool.replaced
             self.store.set_status(self.exp.name, "finished")
+        except NasError:
+            # A search that stored nothing (an unsatisfiable constraint, say) leaves no empty
+            # experiment behind; one that stored results keeps them, to resume.
+            with contextlib.suppress(NasError):
+                if not (self.created and self.store.delete_experiment_if_empty(self.exp.name)):
+                    self.store.set_status(self.exp.name, "interrupted")
+            raise
         except BaseException:
             # Best effort: when the store itself failed, its error is the one to report.
             with contextlib.suppress(NasError):

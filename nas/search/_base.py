@@ -12,8 +12,14 @@ from nas.errors import NasError
 from nas.objectives import Constraint, Objective, total_violation
 from nas.space import Arch, SearchSpace
 
-# Substituted for a missing or non-finite objective value (a screened-out candidate has no accuracy).
-_WORST = {"max": -1e9, "min": 1e9}
+
+def usable(objectives: Sequence[Objective], metrics: Mapping[str, float]) -> bool:
+    """Whether ``metrics`` hold a finite value of every objective (a result a strategy can learn from)."""
+    for o in objectives:
+        v = metrics.get(o.name)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            return False
+    return True
 
 
 class SpaceExhausted(NasError):
@@ -30,8 +36,10 @@ class Strategy(ABC):
     an arch twice. When no arch is left, ``ask`` raises :class:`SpaceExhausted`.
 
     ``tell`` receives every metric of an evaluation; the strategy reads its objectives and
-    the constraints' violations from them. A candidate that the driver screened out before
-    evaluation (its cheap metrics already break a constraint) is told too, without accuracy.
+    the constraints' violations from them (:meth:`learn`). A result without a finite value of
+    every objective (the evaluation raised, or returned NaN) teaches nothing: ``tell`` hands it
+    to :meth:`tell_failed`, which keeps the arch taken and, for Optuna, closes its trial as
+    failed, so a live run and a resumed one (which skips failed rows) know the same things.
     ``cheap``, when the evaluator has one, gives an arch's metrics that cost (almost) nothing
     before it is evaluated (predicted latency, params, memory); a strategy may use it or not.
     """
@@ -62,9 +70,22 @@ class Strategy(ABC):
     def propose(self) -> Arch:
         """The strategy's own next candidate (it may be taken; :meth:`ask` handles that)."""
 
-    @abstractmethod
     def tell(self, arch: Arch, metrics: Mapping[str, float]) -> None:
-        """The result of evaluating ``arch``."""
+        """The result of evaluating ``arch`` (a failure when an objective is missing or not finite)."""
+        self.taken.add(arch)
+        if usable(self.objectives, metrics):
+            self.learn(arch, metrics)
+        else:
+            self.tell_failed(arch)
+
+    @abstractmethod
+    def learn(self, arch: Arch, metrics: Mapping[str, float]) -> None:
+        """Learn from a usable result of ``arch`` (every objective finite)."""
+
+    def tell_failed(self, arch: Arch) -> None:
+        """``arch`` gave no usable result: it stays taken, nothing is learnt (subclasses close
+        whatever they opened for it)."""
+        self.taken.add(arch)
 
     def replace_taken(self, arch: Arch) -> Arch:
         """An untaken arch near ``arch``: its mutations, closest first, then a uniform draw.
@@ -96,11 +117,8 @@ class Strategy(ABC):
 
     # -- helpers for implementations ---------------------------------------------------------------
     def values(self, metrics: Mapping[str, float]) -> list[float]:
-        out = []
-        for o in self.objectives:
-            v = metrics.get(o.name)
-            out.append(float(v) if isinstance(v, (int, float)) and math.isfinite(v) else _WORST[o.direction])
-        return out
+        """The objectives' values of a usable result, in order."""
+        return [float(metrics[o.name]) for o in self.objectives]
 
     def violation(self, metrics: Mapping[str, float]) -> float:
         return total_violation(self.constraints, metrics)

@@ -18,7 +18,7 @@ from optuna.distributions import BaseDistribution, CategoricalDistribution, IntD
 from optuna.trial import Trial, TrialState
 
 from nas.errors import NasError
-from nas.search._base import Strategy
+from nas.search._base import Strategy, usable
 from nas.space import Arch
 
 _MISSING = 1e6  # the slack of a constraint whose metric is missing (Optuna refuses NaN)
@@ -96,7 +96,14 @@ class OptunaStrategy(Strategy):
             return None
         return {c.text: min(c.slack(metrics), _MISSING) for c in self.constraints}
 
-    def tell(self, arch: Arch, metrics: Mapping[str, float]) -> None:
+    def tell_failed(self, arch: Arch) -> None:
+        super().tell_failed(arch)
+        trial = self.pending.pop(arch, None)
+        if trial is not None:  # the samplers ignore failed trials
+            with _quiet():
+                self.study.tell(trial, state=TrialState.FAIL)
+
+    def learn(self, arch: Arch, metrics: Mapping[str, float]) -> None:
         values = self.values(metrics)
         trial = self.pending.pop(arch, None)
         if trial is None:  # a result the study did not ask for (a replaced repeat, or history)
@@ -116,4 +123,5 @@ class OptunaStrategy(Strategy):
 
     def replay(self, history) -> None:
         for arch, metrics in history:
-            self._add(arch, self.values(metrics), metrics)
+            if usable(self.objectives, metrics):
+                self._add(arch, self.values(metrics), metrics)

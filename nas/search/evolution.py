@@ -15,7 +15,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from nas.pareto import crowding_distance, nondominated_ranks, signs
-from nas.search._base import Strategy
+from nas.search._base import Strategy, usable
 from nas.space import Arch
 
 
@@ -51,10 +51,11 @@ class RegularizedEvolution(Strategy):
             parent = self.space.crossover(parent, self._winner(), self.rng)
         return self.space.mutate(parent, self.rng)
 
-    def tell(self, arch: Arch, metrics: Mapping[str, float]) -> None:
+    def learn(self, arch: Arch, metrics: Mapping[str, float]) -> None:
         self.population.append((arch, self.values(metrics), self.violation(metrics)))
 
     def replay(self, history) -> None:
-        for arch, metrics in history[-self.population_size:]:
+        usable_history = [(a, m) for a, m in history if usable(self.objectives, m)]
+        for arch, metrics in usable_history[-self.population_size:]:
             self.tell(arch, metrics)
         self.asked_initial = min(len(history), self.population_size)

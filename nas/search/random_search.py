@@ -14,5 +14,5 @@ class RandomSearch(Strategy):
     def propose(self) -> Arch:
         return self.space.sample(self.rng)
 
-    def tell(self, arch: Arch, metrics: Mapping[str, float]) -> None:
+    def learn(self, arch: Arch, metrics: Mapping[str, float]) -> None:
         pass

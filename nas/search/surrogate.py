@@ -34,7 +34,6 @@ Constraints on cheap metrics drop the candidates that break them.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 
 import numpy as np
@@ -342,15 +341,18 @@ class SurrogateSearch(Strategy):
             self.pending[arch] = predicted
         return arch
 
-    def tell(self, arch: Arch, metrics: Mapping[str, float]) -> None:
+    def tell_failed(self, arch: Arch) -> None:
+        super().tell_failed(arch)
+        self.pending.pop(arch, None)
+        self.seen.add(arch)  # never a candidate again, and not a point of any model
+
+    def learn(self, arch: Arch, metrics: Mapping[str, float]) -> None:
         self.pending.pop(arch, None)
         if arch in self.seen:
             return
         self.seen.add(arch)
         self.archs.append(arch)
-        point = np.array([self.signs[j] * float(metrics[o.name])
-                          if isinstance(metrics.get(o.name), (int, float)) and math.isfinite(metrics[o.name])
-                          else math.nan for j, o in enumerate(self.objectives)])
+        point = np.array([self.signs[j] * float(metrics[o.name]) for j, o in enumerate(self.objectives)])
         self.points.append(point)
         self.feasible.append(self.violation(metrics) == 0)
 

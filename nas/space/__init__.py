@@ -20,7 +20,7 @@ from nas.space._arch import (
     parse_ffn_or_mixer,
     parse_mixer,
 )
-from nas.space._base import Param, SearchSpace
+from nas.space._base import Param, SearchSpace, read_arch_file
 from nas.space._choice import ChoiceSpace
 from nas.space._kinds import (
     BlockKind,
@@ -73,6 +73,7 @@ __all__ = [
     "parse_ffn",
     "parse_ffn_or_mixer",
     "parse_mixer",
+    "read_arch_file",
     "register_kind",
     "registered",
     "shipped_spaces",

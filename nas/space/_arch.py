@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from nas.errors import NasError
+from nas.errors import NasError, first_line
 from nas.space._kinds import block_kind, forms, kind_names, kinds
 
 
@@ -154,11 +155,16 @@ class Arch:
         text = text.strip()
         if not text:
             raise NasError("empty arch string")
+        if len(text) > MAX_ARCH_CHARS:
+            raise NasError(f"arch text of {len(text):,} characters is too long (at most {MAX_ARCH_CHARS:,})")
         if text.startswith("{"):
             try:
-                return Arch.from_json(json.loads(text))
+                data = json.loads(text)
             except json.JSONDecodeError as exc:
                 raise NasError(f"arch JSON does not parse: {exc.msg} at column {exc.colno}") from None
+            except (ValueError, RecursionError) as exc:  # a number of thousands of digits, nesting past the stack
+                raise NasError(f"arch JSON does not parse: {first_line(exc, 120)}") from None
+            return Arch.from_json(data)
         if "=" in text:
             return ChoiceArch.from_str(text)
         return NetArch.from_str(text)
@@ -211,7 +217,7 @@ class NetArch(Arch):
         stages = []
         for i, part in enumerate(text.strip().split("/")):
             width_text, sep, layers_text = part.partition(":")
-            if not sep or not width_text.isdigit():
+            if not sep or not _DIGITS.fullmatch(width_text):
                 raise NasError(
                     f"arch stage {i}: expected WIDTH:MIXER+FFN,... (for example 32:conv3+mlp2), got {part!r}"
                 )
@@ -246,10 +252,16 @@ class NetArch(Arch):
                 layers = []
                 for la in s["layers"]:
                     m, f = dict(la["mixer"]), dict(la["ffn"])
+                    for value in (*m.values(), *f.values()):
+                        if not isinstance(value, (str, int)) or isinstance(value, bool):
+                            raise ValueError(f"field values must be integers, got {_short(value)}")
                     layers.append(Layer(Mixer(m.pop("kind"), **m), Ffn(f.pop("kind"), **f)))
-                stages.append(Stage(int(s["width"]), tuple(layers)))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise NasError(f"arch JSON is not a network arch: {exc!r}") from None
+                width = s["width"]
+                if not isinstance(width, int) or isinstance(width, bool):
+                    raise ValueError(f"a stage's width must be an integer, got {_short(width)}")
+                stages.append(Stage(width, tuple(layers)))
+        except (KeyError, TypeError, ValueError, OverflowError) as exc:
+            raise NasError(f"arch JSON is not a network arch: {_short(exc)}") from None
         return cls(tuple(stages))
 
     @property
@@ -271,6 +283,15 @@ class NetArch(Arch):
         mix = {k: sum(la.mixer.kind == k for la in layers) / n for k in kind_names("mixer")}
         mix.update({k: sum(la.ffn.kind == k for la in layers) / n for k in kind_names("ffn")})
         return mix
+
+
+MAX_ARCH_CHARS = 100_000  # far above any real arch (a 64-layer stage is about 1,000 characters)
+_DIGITS = re.compile(r"[0-9]{1,6}")  # ASCII digits only: str.isdigit() also takes '²', which int() refuses
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def _value_str(v: Any) -> str:

@@ -66,6 +66,19 @@ class SearchSpace(ABC):
         """Parse an arch string or JSON text and validate it against this space."""
         return self.validate(Arch.from_str(text))
 
+    def resolve(self, text: str) -> Arch:
+        """An arch as the commands take one (ARCH): a canonical string, JSON text, a ``.json``
+        file, or ``largest`` / ``smallest``, validated against this space."""
+        text = text.strip()
+        if text in ("largest", "smallest"):
+            extremes = self.extremes()
+            if not extremes:
+                raise NasError(f"space {self.name!r} is a plain space of choices: it has no {text} subnet, give an arch")
+            return extremes[0] if text == "largest" else extremes[-1]
+        if text.endswith(".json") and "{" not in text:
+            text = read_arch_file(text)
+        return self.parse(text)
+
     @abstractmethod
     def sample(self, rng: random.Random) -> Arch: ...
 
@@ -151,6 +164,25 @@ class SearchSpace(ABC):
                 seen.add(a)
                 out.append(a)
         return out
+
+
+def read_arch_file(path_text: str) -> str:
+    """The text of an arch ``.json`` file, with one-line errors for a missing, unreadable or huge file."""
+    from pathlib import Path
+
+    from nas.space._arch import MAX_ARCH_CHARS
+
+    path = Path(path_text)
+    try:
+        if not path.is_file():
+            raise NasError(f"arch file {path_text!r} does not exist")
+        if path.stat().st_size > MAX_ARCH_CHARS:
+            raise NasError(f"arch file {path_text!r} is larger than {MAX_ARCH_CHARS:,} bytes: not an arch")
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise NasError(f"arch file {path_text!r} is not UTF-8 text") from None
+    except OSError as exc:
+        raise NasError(f"cannot read arch file {path_text!r}: {exc.strerror or exc}") from None
 
 
 def allowed(values: tuple[Any, ...] | list[Any]) -> str:

@@ -70,7 +70,7 @@ class BlockKind:
 
     @property
     def pattern(self) -> re.Pattern[str]:
-        return re.compile("".join(r"(\d+)" if i % 2 else re.escape(part)
+        return re.compile("".join(r"([0-9]{1,6})" if i % 2 else re.escape(part)
                                   for i, part in enumerate(_PLACEHOLDER.split(self.token))))
 
     @property

@@ -6,16 +6,45 @@ import itertools
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
 from nas.errors import NasError
-from nas.space._arch import Ffn, Mixer, Op
+from nas.space._arch import Ffn, Layer, Mixer, Op
 from nas.space._base import SearchSpace, allowed
 from nas.space._choice import ChoiceSpace
 from nas.space._kinds import kind_names, kinds
-from nas.space._net import BlockSettings, NetSpace, StageSpec, Task
+from nas.space._net import BlockSettings, NetSpace, StageSpec, Task, layer_cost
 
 _PACKAGE_DIR = Path(__file__).resolve().parent.parent
+
+# Bounds that keep a space buildable on one machine: beyond them a YAML typo asks torch for
+# hundreds of GB, or a loop over the space for ever.
+MAX_YAML_BYTES = 1_000_000
+MAX_VALUE = 4096  # any width, kind field, channel count or input dimension
+MAX_DEPTH = 64  # layers per stage
+MAX_STAGES = 16
+MAX_FIELD = {"kernel": 63, "heads": 256, "state": 1024, "expand": 16, "ratio": 16, "experts": 64,
+             "top_k": 64}  # per kind field, where 4096 is still far too much
+MAX_LAYER_COST = 500_000_000  # summed per-token MACs of the costliest layers (about the supernet's weights)
+MAX_CHOICE_VALUES = 1_000_000  # values of one integer range of a plain space
+
+
+class _NoAliasLoader(yaml.SafeLoader):
+    """PyYAML's safe loader without anchors and aliases: a space has no use for them, and nested
+    aliases expand a file of a few hundred bytes into gigabytes (a "billion laughs")."""
+
+    def compose_node(self, parent, index):  # noqa: ANN001, ANN201 - PyYAML's signature
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(None, None, "aliases (*name) are not allowed in a search space",
+                                              event.start_mark)
+        return super().compose_node(parent, index)
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def spaces_dir() -> Path:
@@ -51,8 +80,10 @@ def load(name_or_path: str | Path) -> SearchSpace:
             )
     if not path.is_file():
         raise NasError(f"search space file {str(path)!r} does not exist")
+    if path.stat().st_size > MAX_YAML_BYTES:
+        raise NasError(f"search space file {str(path)!r} is larger than {MAX_YAML_BYTES:,} bytes: not a search space")
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise NasError(f"cannot read search space file {str(path)!r}: {exc}") from None
     space = loads(text, source=str(path))
@@ -62,13 +93,19 @@ def load(name_or_path: str | Path) -> SearchSpace:
 
 def loads(text: str, source: str = "<string>") -> SearchSpace:
     """Build a space from YAML text; ``source`` names it in error messages."""
+    if len(text) > MAX_YAML_BYTES:
+        raise NasError(f"{source}: a search space of {len(text):,} characters is too long (at most {MAX_YAML_BYTES:,})")
+    if any(c in text for c in "\x00"):
+        raise NasError(f"{source}: a search space is text: it holds a NUL character")
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 - a SafeLoader without aliases
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f":{mark.line + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise NasError(f"{source}{where}: YAML syntax error: {problem}") from None
+    except RecursionError:
+        raise NasError(f"{source}: YAML nested too deeply to be a search space") from None
     return _Reader(source).space(data, text)
 
 
@@ -79,7 +116,9 @@ class _Reader:
         self.source = source
 
     def fail(self, field: str, message: str) -> NasError:
-        return NasError(f"{self.source}: field {field!r}: {message}")
+        if len(message) > 300:  # messages quote the value: a long one is cut, never printed whole
+            message = message[:300] + "..."
+        return NasError(f"{self.source}: field {_short(field, 120)}: {message}")
 
     def mapping(self, data: Any, field: str, allowed_keys: tuple[str, ...], required: tuple[str, ...] = ()) -> dict:
         if not isinstance(data, dict):
@@ -92,19 +131,23 @@ class _Reader:
                 raise self.fail(f"{field}.{key}" if field else key, "is required")
         return data
 
-    def int_list(self, data: Any, field: str, minimum: int = 1) -> tuple[int, ...]:
+    def int_list(self, data: Any, field: str, minimum: int = 1, maximum: int = MAX_VALUE) -> tuple[int, ...]:
         values = data if isinstance(data, list) else [data]
         if not values or not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
-            raise self.fail(field, f"expected an integer or a list of integers, got {data!r}")
+            raise self.fail(field, f"expected an integer or a list of integers, got {_short(data)}")
         if any(v < minimum for v in values):
-            raise self.fail(field, f"values must be at least {minimum}, got {data!r}")
+            raise self.fail(field, f"values must be at least {minimum}, got {_short(data)}")
+        if any(v > maximum for v in values):
+            raise self.fail(field, f"values must be at most {maximum}, got {_short(data)}")
         if len(set(values)) != len(values):
-            raise self.fail(field, f"values repeat: {data!r}")
+            raise self.fail(field, f"values repeat: {_short(data)}")
         return tuple(sorted(values))
 
-    def positive_int(self, data: Any, field: str) -> int:
+    def positive_int(self, data: Any, field: str, maximum: int = MAX_VALUE) -> int:
         if not isinstance(data, int) or isinstance(data, bool) or data < 1:
-            raise self.fail(field, f"expected a positive integer, got {data!r}")
+            raise self.fail(field, f"expected a positive integer, got {_short(data)}")
+        if data > maximum:
+            raise self.fail(field, f"must be at most {maximum}, got {data}")
         return data
 
     def space(self, data: Any, text: str) -> SearchSpace:
@@ -119,8 +162,10 @@ class _Reader:
 
     def name(self, data: dict) -> str:
         name = data.get("name")
-        if not isinstance(name, str) or not name or any(c in name for c in "/ \t\n"):
-            raise self.fail("name", f"expected a name without spaces or slashes, got {name!r}")
+        if (not isinstance(name, str) or not name or len(name) > 100 or not name.isprintable()
+                or any(c in name for c in "/\\ ")):
+            raise self.fail("name", f"expected a name of at most 100 printable characters without spaces or slashes, "
+                                    f"got {_short(name)}")
         return name
 
     def choice_space(self, data: dict, text: str) -> ChoiceSpace:
@@ -140,14 +185,16 @@ class _Reader:
                 for f, v in (("low", low), ("high", high)):
                     if not isinstance(v, int) or isinstance(v, bool):
                         raise self.fail(f"{field}.{f}", f"expected an integer, got {v!r}")
-                step = self.positive_int(step, f"{field}.step")
+                step = self.positive_int(step, f"{field}.step", maximum=10**18)
                 if high < low:
                     raise self.fail(field, f"high ({high}) is below low ({low})")
+                if (high - low) // step + 1 > MAX_CHOICE_VALUES:
+                    raise self.fail(field, f"{low}..{high} in steps of {step} is more than {MAX_CHOICE_VALUES:,} values")
                 choices[key] = tuple(range(low, high + 1, step))
             elif isinstance(spec, list) and spec:
                 for v in spec:
                     if not isinstance(v, (str, int, float, bool)) or any(c in str(v) for c in ",="):
-                        raise self.fail(field, f"values must be scalars without ',' or '=', got {v!r}")
+                        raise self.fail(field, f"values must be scalars without ',' or '=', got {_short(v)}")
                 if len({str(v) for v in spec}) != len(spec):
                     raise self.fail(field, f"values repeat: {spec!r}")
                 choices[key] = tuple(spec)
@@ -170,6 +217,8 @@ class _Reader:
         kinds_by_name = {k.name: k for k in kinds()}
         if not isinstance(stages_data, list) or not stages_data:
             raise self.fail("stages", "expected a non-empty list of stages")
+        if len(stages_data) > MAX_STAGES:
+            raise self.fail("stages", f"at most {MAX_STAGES} stages, got {len(stages_data)}")
         stages = []
         for i, sd in enumerate(stages_data):
             field = f"stages[{i}]"
@@ -178,7 +227,7 @@ class _Reader:
             if not isinstance(downsample, bool):
                 raise self.fail(f"{field}.downsample", f"expected true or false, got {downsample!r}")
             stage = StageSpec(
-                depths=self.int_list(sd["depth"], f"{field}.depth"),
+                depths=self.int_list(sd["depth"], f"{field}.depth", maximum=MAX_DEPTH),
                 widths=self.int_list(sd["width"], f"{field}.width"),
                 mixers=self.mixers(sd.get("mixers", default_mixers), f"{field}.mixers" if "mixers" in sd else "mixers"),
                 ffns=self.ffns(sd.get("ffns", default_ffns), f"{field}.ffns" if "ffns" in sd else "ffns"),
@@ -190,6 +239,11 @@ class _Reader:
                     if problem:
                         raise self.fail(f"{field}.width", problem)
             stages.append(stage)
+        cost = sum(max(stage.depths) * max(layer_cost(Layer(m, f), max(stage.widths), settings)
+                                           for m in stage.mixers for f in stage.ffns) for stage in stages)
+        if cost > MAX_LAYER_COST:
+            raise self.fail("stages", f"the largest subnet would have about {cost:,.0f} multiply-accumulates per "
+                                      f"token (at most {MAX_LAYER_COST:,}): narrower widths or fewer layers")
         return NetSpace(self.name(data), task, tuple(stages), settings, str(data.get("description", "")), text)
 
     def task(self, data: Any) -> Task:
@@ -206,10 +260,12 @@ class _Reader:
             or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in shape)
         ):
             form = "[C, H, W]" if kind == "image" else "[C, L]"
-            raise self.fail("task.input_shape", f"expected {form} of positive integers, got {shape!r}")
-        if not isinstance(data["dataset"], str):
-            raise self.fail("task.dataset", f"expected a dataset name, got {data['dataset']!r}")
-        classes = self.positive_int(data["num_classes"], "task.num_classes")
+            raise self.fail("task.input_shape", f"expected {form} of positive integers, got {_short(shape)}")
+        if max(shape) > MAX_VALUE * 16 or int(np.prod(shape)) > 16_000_000:
+            raise self.fail("task.input_shape", f"{shape} is too large an input (at most 16 million values)")
+        if not isinstance(data["dataset"], str) or len(data["dataset"]) > 1000:
+            raise self.fail("task.dataset", f"expected a dataset name, got {_short(data['dataset'])}")
+        classes = self.positive_int(data["num_classes"], "task.num_classes", maximum=1_000_000)
         if classes < 2:
             raise self.fail("task.num_classes", "needs at least 2 classes")
         return Task(kind, data["dataset"], tuple(shape), classes)
@@ -257,7 +313,8 @@ class _Reader:
             d = self.mapping(data[spec.name], where, spec.fields, required=spec.fields)
             choices = []
             for f in spec.fields:
-                values = self.int_list(d[f], f"{where}.{f}", minimum=spec.minimum.get(f, 1))
+                values = self.int_list(d[f], f"{where}.{f}", minimum=spec.minimum.get(f, 1),
+                                       maximum=MAX_FIELD.get(f, MAX_VALUE))
                 if f in spec.odd and any(v % 2 == 0 for v in values):
                     raise self.fail(f"{where}.{f}", f"{f}s must be odd, got {list(values)}")
                 choices.append(values)

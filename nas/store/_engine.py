@@ -12,15 +12,17 @@ The queries are :class:`nas.store.Store`'s.
 from __future__ import annotations
 
 import os
+import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 import sqlalchemy as sa
 from sqlalchemy import event
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import (
     ArgumentError,
     DBAPIError,
@@ -40,8 +42,10 @@ VERSION_TABLE = "nas_alembic_version"
 def resolve_url(db: str | None = None) -> str:
     """``--db`` or ``$NAS_DB_URL`` or ``./nas.db``; a plain path means a SQLite file."""
     url = db or os.environ.get("NAS_DB_URL") or DEFAULT_URL
-    if "://" not in url:
-        url = f"sqlite:///{url}"
+    if "://" not in url:  # a plain path: any character may be in it ('#', '%', '?'), none is URL syntax
+        if "\x00" in url:
+            raise NasError("a store path cannot hold a NUL character")
+        return URL.create("sqlite", database=url).render_as_string(hide_password=False)
     try:
         parsed = make_url(url)
         parsed.port  # noqa: B018 - a malformed port only fails when read
@@ -67,6 +71,7 @@ class Database:
     retries = 6  # transient failures are retried with exponential backoff: about 13 s in all
     backoff_s = 0.25
     sqlite_busy_ms = 30_000  # how long a SQLite writer waits for another one's lock
+    sqlite_open_wait_s = 5.0  # at open: a lock held longer than this is another program's, and one line
 
     def __init__(self, url: str | None = None, readonly: bool = False) -> None:
         self.url = resolve_url(url)
@@ -98,13 +103,17 @@ class Database:
                 if self.readonly:
                     if not path.is_file():
                         raise NasError(f"store file {database!r} does not exist")
-                    url = f"sqlite:///file:{path.resolve()}?mode=ro&uri=true"
                 else:
                     if not path.parent.exists() and str(path.parent) not in ("", "."):
                         raise NasError(f"cannot create the store: folder {str(path.parent)!r} does not exist")
-                    url = self.url
+                if path.is_file():
+                    _probe_sqlite(path, self.display_url, self.readonly, self.sqlite_open_wait_s)
+                # Every connection is opened by URI, so a path with '#', '%' or '?' names the same
+                # file for readers and writers (percent-escaped; a plain URI would cut it there).
+                uri = f"file:{quote(str(path.resolve()))}" + ("?mode=ro" if self.readonly else "")
                 busy = int(self.sqlite_busy_ms)
-                engine = sa.create_engine(url, connect_args={"timeout": busy / 1000})
+                engine = sa.create_engine("sqlite://", poolclass=sa.pool.QueuePool, creator=lambda: sqlite3.connect(
+                    uri, uri=True, timeout=busy / 1000, check_same_thread=False))
                 readonly = self.readonly
 
                 @event.listens_for(engine, "connect")
@@ -193,6 +202,9 @@ class Database:
                     raise NasError(f"the store {self.display_url} is read-only: cannot {what}") from None
                 if _is_permanent(exc):
                     raise NasError(f"cannot {what} in {self.display_url}: {first_line(exc)}") from None
+                if self.dialect == "sqlite" and "database is locked" in text:  # SQLite already waited its busy timeout
+                    raise NasError(f"cannot {what}: the store {self.display_url} stayed locked by another process for "
+                                   f"{self.sqlite_busy_ms / 1000:.0f} s (database is locked)") from None
                 if attempt == self.retries:
                     raise NasError(f"the store {self.display_url} stayed unreachable while trying to {what} "
                                    f"({self.retries + 1} tries): {first_line(exc)}") from None
@@ -207,6 +219,39 @@ class Database:
                 yield session
         except (OperationalError, DBAPIError) as exc:
             raise NasError(f"cannot read the store {self.display_url}: {first_line(exc)}") from None
+
+
+def _probe_sqlite(path: Path, display_url: str, readonly: bool, wait_s: float) -> None:
+    """Before the engine touches an existing SQLite file: refuse another program's database
+    (switching it to WAL, as a nas writer does, would already change its bytes), a file that is
+    no database, and a lock held for more than ``wait_s`` (a writer holds its lock for
+    milliseconds; the busy wait of 30 s is for those, not for a process that keeps the file)."""
+    uri = f"file:{quote(str(path.resolve()))}"
+    try:
+        conn = sqlite3.connect(uri + "?mode=ro", uri=True, timeout=wait_s)
+        try:
+            names = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        finally:
+            conn.close()
+        if not readonly:
+            conn = sqlite3.connect(uri, uri=True, timeout=wait_s, isolation_level=None)
+            try:
+                conn.execute("BEGIN IMMEDIATE")  # the write lock, taken and given back: writes nothing
+                conn.execute("ROLLBACK")
+            finally:
+                conn.close()
+    except sqlite3.DatabaseError as exc:
+        text = str(exc).lower()
+        if "locked" in text or "busy" in text:
+            raise NasError(f"the store {display_url} is locked by another process (waited {wait_s:.0f} s): "
+                           "stop it, or use another --db") from None
+        if readonly:
+            return  # the engine's first read reports it ("file is not a database", "unable to open")
+        raise NasError(f"cannot open the store {display_url}: {exc}") from None
+    foreign = {n for n in names if not n.startswith("nas_") and n != "sqlite_sequence"}
+    if not readonly and foreign and "nas_experiments" not in names:  # a reader says "not a nas store"
+        raise NasError(f"{display_url} is a database of something else ({', '.join(sorted(foreign)[:3])}); "
+                       "give nas its own file")
 
 
 def _is_permanent(exc: BaseException) -> bool:

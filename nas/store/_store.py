@@ -113,6 +113,23 @@ class Store(Database):
 
         self._retrying(work, "update the experiment")
 
+    def delete_experiment_if_empty(self, name: str) -> bool:
+        """Remove experiment ``name`` when it holds no evaluation (a search that failed before its
+        first result); True when it was removed."""
+
+        def work(s: Session) -> bool:
+            row = s.scalar(sa.select(ExperimentRow).where(ExperimentRow.name == name))
+            if row is None:
+                return False
+            if s.scalar(sa.select(EvaluationRow.id).where(EvaluationRow.experiment_id == row.id).limit(1)) is not None:
+                return False
+            if s.scalar(sa.select(ExportRow.id).where(ExportRow.experiment_id == row.id).limit(1)) is not None:
+                return False
+            s.delete(row)
+            return True
+
+        return self._retrying(work, "remove the empty experiment")
+
     def set_budget(self, name: str, budget: int) -> None:
         def work(s: Session) -> None:
             row = s.scalar(sa.select(ExperimentRow).where(ExperimentRow.name == name))
@@ -131,7 +148,8 @@ class Store(Database):
             if exists is not None:
                 return False
             s.add(EvaluationRow(experiment_id=experiment_id, architecture_id=arch_id, trial=new.trial,
-                                status=new.status, feasible=new.feasible, accuracy=new.metrics.get("accuracy"),
+                                status=new.status, error=_error_line(new.error), feasible=new.feasible,
+                                accuracy=_accuracy(new.metrics),
                                 metrics=_finite(new.metrics), sources=new.sources, worker=new.worker,
                                 started_at=new.started_at, finished_at=new.finished_at))
             return True
@@ -156,7 +174,8 @@ class Store(Database):
             ids = dict(s.execute(sa.select(ArchitectureRow.hash, ArchitectureRow.id)
                                  .where(ArchitectureRow.space_id == space_id)).all())
             rows = [{"experiment_id": experiment_id, "architecture_id": ids[e.arch_hash], "trial": e.trial,
-                     "status": e.status, "feasible": e.feasible, "accuracy": e.metrics.get("accuracy"),
+                     "status": e.status, "error": _error_line(e.error), "feasible": e.feasible,
+                     "accuracy": _accuracy(e.metrics),
                      "metrics": _finite(e.metrics), "sources": e.sources, "worker": e.worker,
                      "started_at": e.started_at, "finished_at": e.finished_at} for e in batch]
             before = s.scalar(sa.select(sa.func.count()).select_from(EvaluationRow)
@@ -213,7 +232,7 @@ class Store(Database):
         evaluations that is several times faster than decoding each value on its own."""
         exp = self.experiment(experiment)
         plain = [EvaluationRow.trial, ArchitectureRow.arch, ArchitectureRow.hash, EvaluationRow.status,
-                 EvaluationRow.feasible, EvaluationRow.worker]
+                 EvaluationRow.feasible, EvaluationRow.worker, EvaluationRow.error]
         if not light:
             plain += [EvaluationRow.started_at, EvaluationRow.finished_at]
         documents = [EvaluationRow.metrics, ArchitectureRow.features] + ([] if light else [EvaluationRow.sources])
@@ -288,6 +307,20 @@ class Store(Database):
         with self._read() as s:
             return {t.name: s.scalar(sa.select(sa.func.count()).select_from(t)) or 0
                     for t in Base.metadata.sorted_tables}
+
+
+def _error_line(error: str | None) -> str | None:
+    """A failure's reason as stored: one line of at most 1,000 characters."""
+    if not error:
+        return None
+    line = " ".join(str(error).split())
+    return line if len(line) <= 1000 else line[:997] + "..."
+
+
+def _accuracy(metrics: dict[str, Any]) -> float | None:
+    value = metrics.get("accuracy")
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and value == value \
+        and abs(value) != float("inf") else None
 
 
 def _finite(metrics: dict[str, Any]) -> dict[str, Any]:

@@ -78,6 +78,7 @@ class EvaluationRow(Base):
     architecture_id: Mapped[int] = mapped_column(ForeignKey("nas_architectures.id"))
     trial: Mapped[int] = mapped_column(Integer)  # order of asking, for curves over evaluations
     status: Mapped[str] = mapped_column(String(20))  # ok, failed
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)  # why a failed evaluation failed, one line
     feasible: Mapped[bool] = mapped_column(Boolean)
     accuracy: Mapped[float | None] = mapped_column(Float, nullable=True)
     metrics: Mapped[dict[str, Any]] = mapped_column(JSON)  # every objective and metric

@@ -52,11 +52,12 @@ class EvaluationRecord:
     started_at: dt.datetime
     finished_at: dt.datetime
     features: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None  # why it failed (status "failed"), one line
 
     @classmethod
     def from_rows(cls, e, a) -> EvaluationRecord:
         return cls(e.id, e.trial, a.arch, a.hash, e.status, e.feasible, e.accuracy, dict(e.metrics or {}),
-                   dict(e.sources or {}), e.worker, e.started_at, e.finished_at, dict(a.features or {}))
+                   dict(e.sources or {}), e.worker, e.started_at, e.finished_at, dict(a.features or {}), e.error)
 
 
 @dataclass(frozen=True)
@@ -74,3 +75,4 @@ class NewEvaluation:
     started_at: dt.datetime
     finished_at: dt.datetime
     features: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None  # why it failed (status "failed"), one line
