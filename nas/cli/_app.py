@@ -18,8 +18,9 @@ try:  # recent Typer vendors Click
 except ImportError:  # pragma: no cover - Typer that depends on Click
     from click.exceptions import ClickException, NoArgsIsHelpError
 
-console = Console(highlight=False, soft_wrap=True)
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+# No emoji codes (a metric named "table:ok" must not print as an emoji) and no markup guessing.
+console = Console(highlight=False, soft_wrap=True, emoji=False)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
 
 
 def make_app(help_text: str) -> typer.Typer:
@@ -49,9 +50,34 @@ def fail(message: str) -> None:
     err_console.print(f"error: {message}", markup=False, soft_wrap=True)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, turned into an exception so that what is running ends as after Ctrl-C (a search
+    marks its experiment interrupted, temporary files are removed)."""
+
+
+def _terminate(signum, frame) -> None:  # noqa: ANN001 - signal handler signature
+    raise Terminated
+
+
 def run(argv: list[str] | None = None) -> int:
-    """Run the CLI and return the exit status: 0 ok, 2 bad input, 1 an internal error, 130 interrupted."""
+    """Run the CLI and return the exit status: 0 ok, 2 bad input, 1 an internal error, 130
+    interrupted (143 terminated by SIGTERM)."""
+    import signal
+    import threading
+
     command = typer.main.get_command(app)
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _terminate)
+    else:
+        previous = None
+    try:
+        return _run(command, argv)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _run(command, argv: list[str] | None) -> int:  # noqa: ANN001 - a Click command
     try:
         result = command.main(list(sys.argv[1:] if argv is None else argv), prog_name="nas", standalone_mode=False)
     except NoArgsIsHelpError as exc:
@@ -65,6 +91,9 @@ def run(argv: list[str] | None = None) -> int:
     except NasError as exc:
         fail(" ".join(str(exc).split()))
         return 2
+    except Terminated:
+        fail("terminated")
+        return 143
     except (KeyboardInterrupt, Abort):
         fail("interrupted")
         return 130

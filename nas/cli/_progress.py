@@ -79,13 +79,30 @@ class LineProgress:
         line.printed_time = now
 
 
+class _LazyProgress(Progress):
+    """A Rich bar that starts drawing at its first task: a command that fails before any work
+    (bad input found inside the ``with``) prints its one error line and no empty bar."""
+
+    def __enter__(self) -> _LazyProgress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.live.is_started:
+            self.stop()
+
+    def add_task(self, *args: Any, **kwargs: Any) -> Any:
+        if not self.live.is_started:
+            self.start()
+        return super().add_task(*args, **kwargs)
+
+
 def progress_bar(transient: bool = False, to_stderr: bool = False) -> Progress | LineProgress:
     """A bar with description, count, status, elapsed and eta; on stderr when stdout carries data.
     When that stream is not a terminal (a log, a pipe), plain lines at intervals instead."""
     target = err_console if to_stderr else console
     if not target.is_terminal:
         return LineProgress(target)
-    return Progress(
+    return _LazyProgress(
         TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),

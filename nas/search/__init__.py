@@ -3,7 +3,8 @@
 >>> strategy = make_strategy("nsga2", space, default_objectives(["cpu"]), [], seed=0)  # doctest: +SKIP
 >>> arch = strategy.ask(); strategy.tell(arch, {"accuracy": 0.9, "cpu_ms": 0.4})     # doctest: +SKIP
 
-Add a strategy by writing a ``Strategy`` subclass (``propose`` and ``tell``) in its own module and listing it here; the
+Add a strategy by writing a ``Strategy`` subclass (``propose`` and ``learn``; ``tell_failed`` when it opens
+bookkeeping per ask) in its own module and listing it here; the
 contract tests in ``tests/search/test_strategies.py`` then run over it.
 """
 
