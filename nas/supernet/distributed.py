@@ -11,8 +11,12 @@ The result is the update one process would make on the whole batch; the one term
 is MoE's load-balancing loss, a statistic of each rank's own tokens.
 
 Rank 0 saves each epoch's checkpoint through ``ray.train.report``; the driver copies the last
-one to ``out``, so no filesystem needs to be shared between nodes. ``resume`` ships the
-checkpoint at ``out`` to every rank.
+one to ``out``. ``resume`` ships the checkpoint at ``out`` to every rank. When a worker or its
+node is lost, Ray Train starts the worker group again (up to ``MAX_FAILURES`` times) and every
+rank resumes from the last reported checkpoint, so at most one epoch's work is lost; each
+epoch's record counts the restarts behind it (``restarts``). Ray Train keeps those checkpoints
+under ``storage`` (a temporary folder by default): on a cluster of several machines, give a
+folder every node can reach.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from nas.errors import NasError, first_line
 from nas.supernet import checkpoint
 
 CKPT_NAME = "supernet.ckpt"
+MAX_FAILURES = 3  # worker-group restarts after a lost worker or node before training gives up
 
 
 class GradientAverager:
@@ -72,11 +77,19 @@ def _loop(config: dict[str, Any]) -> None:
     train_config = TrainConfig(**config["train"])
     data = data.limit(train_config.limit)
     net = info = None
-    if config.get("resume_bytes"):
+    restarts = 0
+    reported = ray.train.get_checkpoint()  # set when Ray Train restarted the group after a failure
+    if reported is not None:
+        with reported.as_directory() as folder:
+            net, info = checkpoint.load_bytes((Path(folder) / CKPT_NAME).read_bytes(), "the last reported checkpoint")
+        restarts = int(info.history[-1].get("restarts", 0)) + 1 if info.history else 1
+    elif config.get("resume_bytes"):
         net, info = checkpoint.load_bytes(config["resume_bytes"], "the checkpoint to resume")
     net, info, optimizer, scheduler, rng, gen, steps, total = setup(space, data, train_config, info, net, device)
 
     def save(net_: torch.nn.Module, info_: checkpoint.Checkpoint, final: bool = False) -> None:
+        if info_.history and "restarts" not in info_.history[-1]:
+            info_.history[-1]["restarts"] = restarts  # how many times this run came back before this epoch
         metrics = {"epoch": info_.epoch, "final": final, **(info_.history[-1] if info_.history else {})}
         if rank == 0:
             with tempfile.TemporaryDirectory() as tmp:
@@ -92,10 +105,12 @@ def _loop(config: dict[str, Any]) -> None:
 
 
 def train_distributed(space, dataset: str, config, out: str | Path, workers: int, gpus_per_worker: float = 0.0,
-                      address: str | None = None, resume: bool = False) -> checkpoint.Checkpoint:
+                      address: str | None = None, resume: bool = False,
+                      storage: str | Path | None = None) -> checkpoint.Checkpoint:
     """Train a supernet of ``space`` on ``dataset`` with ``workers`` Ray Train workers (each with
     ``gpus_per_worker`` GPUs; 0 trains on CPUs over gloo), on a local Ray or the cluster at
-    ``address``; the final checkpoint is written to ``out``."""
+    ``address``; the final checkpoint is written to ``out``. ``storage``: where Ray Train keeps
+    each epoch's checkpoint (a temporary folder by default)."""
     if workers < 1:
         raise NasError(f"--workers must be at least 1, got {workers}")
     if gpus_per_worker < 0:
@@ -120,7 +135,9 @@ def train_distributed(space, dataset: str, config, out: str | Path, workers: int
                 scaling_config=ray.train.ScalingConfig(num_workers=workers, use_gpu=gpus_per_worker > 0,
                                                        resources_per_worker={"CPU": 1, **({"GPU": gpus_per_worker}
                                                                                           if gpus_per_worker else {})}),
-                run_config=ray.train.RunConfig(name="nas-supernet", storage_path=str(Path(tmp) / "train")),
+                run_config=ray.train.RunConfig(name="nas-supernet",
+                                               storage_path=str(Path(storage).resolve() if storage else Path(tmp) / "train"),
+                                               failure_config=ray.train.FailureConfig(max_failures=MAX_FAILURES)),
             )
             try:
                 result = trainer.fit()
