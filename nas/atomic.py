@@ -24,8 +24,12 @@ def check_writable(path: str | Path, what: str = "output") -> Path:
         raise NasError(f"{what} {str(path)!r} is a folder")
     if not parent.is_dir():
         raise NasError(f"{what} folder {str(parent)!r} does not exist")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise NasError(f"cannot write {what} {str(path)!r}: folder {str(parent)!r} is not writable")
+    try:  # try it: permission bits say nothing to root, nor about read-only or special filesystems
+        fd, probe = tempfile.mkstemp(prefix=".nas-write-check-", dir=parent)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise NasError(f"cannot write {what} {str(path)!r}: {exc.strerror or exc}") from None
     return path
 
 

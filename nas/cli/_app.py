@@ -50,9 +50,10 @@ def fail(message: str) -> None:
     err_console.print(f"error: {message}", markup=False, soft_wrap=True)
 
 
-class Terminated(KeyboardInterrupt):
+class Terminated(BaseException):
     """SIGTERM, turned into an exception so that what is running ends as after Ctrl-C (a search
-    marks its experiment interrupted, temporary files are removed)."""
+    marks its experiment interrupted, temporary files are removed). Not a KeyboardInterrupt:
+    Typer would turn that into a silent exit status 130."""
 
 
 def _terminate(signum, frame) -> None:  # noqa: ANN001 - signal handler signature
@@ -88,12 +89,12 @@ def _run(command, argv: list[str] | None) -> int:  # noqa: ANN001 - a Click comm
         return 2
     except ClickExit as exc:
         return exc.exit_code
-    except NasError as exc:
-        fail(" ".join(str(exc).split()))
-        return 2
     except Terminated:
         fail("terminated")
         return 143
+    except NasError as exc:
+        fail(" ".join(str(exc).split()))
+        return 2
     except (KeyboardInterrupt, Abort):
         fail("interrupted")
         return 130
@@ -102,4 +103,6 @@ def _run(command, argv: list[str] | None) -> int:  # noqa: ANN001 - a Click comm
             traceback.print_exc()
         fail(f"internal error: {type(exc).__name__}: {exc} (set NAS_DEBUG=1 for the traceback)")
         return 1
+    if result == 130:  # Typer turns Ctrl-C into a silent exit status 130: say what it was
+        fail("interrupted")
     return result if isinstance(result, int) else 0

@@ -100,10 +100,11 @@ def info_cmd(checkpoint_path: Path = typer.Argument(..., metavar="CKPT")) -> Non
                   f"{info.num_classes} classes, {info.epoch} epochs, {sum(p.numel() for p in net.parameters()):,} parameters")
     if info.history:
         table = Table()
-        for key in info.history[0]:
+        keys = list(dict.fromkeys(k for row in info.history for k in row))  # epochs may add fields (restarts)
+        for key in keys:
             table.add_column(key)
         for row in info.history:
-            table.add_row(*(str(v) for v in row.values()))
+            table.add_row(*(str(row.get(k, "-")) for k in keys))
         console.print(table)
     for key, value in info.final.items():
         console.print(f"{key}: {value}")
