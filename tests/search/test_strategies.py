@@ -9,7 +9,6 @@ import pytest
 
 from nas.errors import NasError
 from nas.objectives import Objective, parse_constraint
-from nas.pareto import hypervolume
 from nas.search import STRATEGIES, make_strategy
 from nas.space import load
 
