@@ -120,7 +120,7 @@ def test_the_dashboard_default_host_is_loopback(cli, tmp_path, monkeypatch):
 
     Store(str(tmp_path / "d.db")).close()
     seen = {}
-    monkeypatch.setattr(dash.subprocess, "call", lambda args: seen.setdefault("args", args) and 0)
+    monkeypatch.setattr(dash, "_serve", lambda args: seen.setdefault("args", args) and 0)
     assert cli("dashboard", "--db", tmp_path / "d.db", "--port", "8765").code == 0
     args = seen["args"]
     assert args[args.index("--server.address") + 1] == "127.0.0.1"

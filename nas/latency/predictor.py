@@ -174,8 +174,13 @@ class UnitPredictor:
             raise NasError("the latency profile lacks size statistics for some units; rebuild it")
         return out
 
+    # A floor for the overhead model's extrapolation: a fit on a few subnets can cross zero for an
+    # arch smaller than all of them, and no subnet runs faster than a fraction of its own units.
+    floor_share = 0.1
+
     def predict(self, archs: Sequence[Arch]) -> np.ndarray:
-        return self.design(archs) @ np.asarray(self.overhead)
+        design = self.design(archs)
+        return np.maximum(design @ np.asarray(self.overhead), self.floor_share * design[:, 0])
 
     def family_latencies(self, archs: Sequence[Arch]) -> np.ndarray:
         """Per arch, the measured unit latencies summed per family (:func:`families`) and the unit
