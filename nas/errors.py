@@ -16,3 +16,10 @@ def first_line(exc: BaseException, limit: int = 200) -> str:
     error, the driver's message (``exc.orig``)."""
     text = str(getattr(exc, "orig", None) or exc).strip()
     return text.splitlines()[0][:limit] if text else type(exc).__name__
+
+
+def quoted(value: object, limit: int = 80) -> str:
+    """``repr(value)`` cut to ``limit`` characters: how a user's value is quoted in a message
+    (a megabyte of it, or a value a YAML alias expanded, is never printed whole)."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."

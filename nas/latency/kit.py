@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from nas.atomic import atomic_write, check_writable
-from nas.errors import NasError
+from nas.errors import NasError, quoted
 from nas.latency import kit_runner
 from nas.latency.build import build_archs, random_supernet, unit_record, versions
 from nas.latency.measure import probe_graph
@@ -154,9 +154,9 @@ def _number(row: dict[str, str], column: str, line: int, source: str) -> float:
     try:
         value = float(raw)  # type: ignore[arg-type]
     except (TypeError, ValueError):
-        raise NasError(f"{source} line {line}: column {column!r} is not a number ({_short(raw)})") from None
+        raise NasError(f"{source} line {line}: column {column!r} is not a number ({quoted(raw)})") from None
     if not math.isfinite(value) or value <= 0:
-        raise NasError(f"{source} line {line}: column {column!r} must be a positive number, got {_short(raw)}")
+        raise NasError(f"{source} line {line}: column {column!r} must be a positive number, got {quoted(raw)}")
     if not MIN_MS <= value <= MAX_MS:
         raise NasError(f"{source} line {line}: column {column!r} is {raw}, not a latency in milliseconds "
                        f"(between {MIN_MS:g} and {MAX_MS:g})")
@@ -171,15 +171,11 @@ def _optional_number(row: dict[str, str], column: str, line: int, source: str) -
     try:
         value = float(raw)  # type: ignore[arg-type]
     except ValueError:
-        raise NasError(f"{source} line {line}: column {column!r} is not a number ({_short(raw)})") from None
+        raise NasError(f"{source} line {line}: column {column!r} is not a number ({quoted(raw)})") from None
     if not math.isfinite(value) or value < 0:
-        raise NasError(f"{source} line {line}: column {column!r} must be a non-negative number, got {_short(raw)}")
+        raise NasError(f"{source} line {line}: column {column!r} must be a non-negative number, got {quoted(raw)}")
     return value
 
-
-def _short(value: Any, limit: int = 60) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def _unique(rows: list[tuple[Arch, float, int]], source: str) -> list[tuple[Arch, float, int]]:
@@ -363,7 +359,7 @@ def _import_kit(rows: list[dict[str, str]], source: str, target: str, space: Sea
         cv = _optional_number(row, "cv", i, source)
         if row["kind"] == "unit":
             if row["key"] not in known:
-                raise NasError(f"{source} line {i}: unit {_short(row['key'])} is not a unit of space {space.name!r}")
+                raise NasError(f"{source} line {i}: unit {quoted(row['key'])} is not a unit of space {space.name!r}")
             if row["key"] in units and units[row["key"]]["median_ms"] != ms:
                 raise NasError(f"{source} line {i}: unit {row['key']} is measured twice with different times")
             units[row["key"]] = {"median_ms": ms, "cv": cv, "noisy": row.get("noisy") == "1"}
@@ -378,7 +374,7 @@ def _import_kit(rows: list[dict[str, str]], source: str, target: str, space: Sea
             arch_lines.append((arch, ms, i))
             (held_rows if row["role"] == "validate" else fit_rows).append((arch, ms, cv, i))
         else:
-            raise NasError(f"{source} line {i}: kind must be unit or arch, got {_short(row['kind'])}")
+            raise NasError(f"{source} line {i}: kind must be unit or arch, got {quoted(row['kind'])}")
     kept = {line for _, _, line in _unique(arch_lines, source)}  # a repeat with the same time counts once
     fit_rows = [(a, ms, cv) for a, ms, cv, line in fit_rows if line in kept]
     held_rows = [(a, ms, cv) for a, ms, cv, line in held_rows if line in kept]

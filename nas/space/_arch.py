@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from nas.errors import NasError, first_line
+from nas.errors import NasError, first_line, quoted
 from nas.space._kinds import block_kind, forms, kind_names, kinds
 
 
@@ -254,14 +254,14 @@ class NetArch(Arch):
                     m, f = dict(la["mixer"]), dict(la["ffn"])
                     for value in (*m.values(), *f.values()):
                         if not isinstance(value, (str, int)) or isinstance(value, bool):
-                            raise ValueError(f"field values must be integers, got {_short(value)}")
+                            raise ValueError(f"field values must be integers, got {quoted(value)}")
                     layers.append(Layer(Mixer(m.pop("kind"), **m), Ffn(f.pop("kind"), **f)))
                 width = s["width"]
                 if not isinstance(width, int) or isinstance(width, bool):
-                    raise ValueError(f"a stage's width must be an integer, got {_short(width)}")
+                    raise ValueError(f"a stage's width must be an integer, got {quoted(width)}")
                 stages.append(Stage(width, tuple(layers)))
         except (KeyError, TypeError, ValueError, OverflowError) as exc:
-            raise NasError(f"arch JSON is not a network arch: {_short(exc)}") from None
+            raise NasError(f"arch JSON is not a network arch: {quoted(exc)}") from None
         return cls(tuple(stages))
 
     @property
@@ -288,10 +288,6 @@ class NetArch(Arch):
 MAX_ARCH_CHARS = 100_000  # far above any real arch (a 64-layer stage is about 1,000 characters)
 _DIGITS = re.compile(r"[0-9]{1,6}")  # ASCII digits only: str.isdigit() also takes '²', which int() refuses
 
-
-def _short(value: Any, limit: int = 80) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def _value_str(v: Any) -> str:

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from nas.errors import NasError
+from nas.errors import NasError, quoted
 from nas.space._arch import Ffn, Layer, Mixer, Op
 from nas.space._base import SearchSpace, allowed
 from nas.space._choice import ChoiceSpace
@@ -41,10 +41,6 @@ class _NoAliasLoader(yaml.SafeLoader):
                                               event.start_mark)
         return super().compose_node(parent, index)
 
-
-def _short(value: Any, limit: int = 80) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def spaces_dir() -> Path:
@@ -118,7 +114,7 @@ class _Reader:
     def fail(self, field: str, message: str) -> NasError:
         if len(message) > 300:  # messages quote the value: a long one is cut, never printed whole
             message = message[:300] + "..."
-        return NasError(f"{self.source}: field {_short(field, 120)}: {message}")
+        return NasError(f"{self.source}: field {quoted(field, 120)}: {message}")
 
     def mapping(self, data: Any, field: str, allowed_keys: tuple[str, ...], required: tuple[str, ...] = ()) -> dict:
         if not isinstance(data, dict):
@@ -134,18 +130,18 @@ class _Reader:
     def int_list(self, data: Any, field: str, minimum: int = 1, maximum: int = MAX_VALUE) -> tuple[int, ...]:
         values = data if isinstance(data, list) else [data]
         if not values or not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
-            raise self.fail(field, f"expected an integer or a list of integers, got {_short(data)}")
+            raise self.fail(field, f"expected an integer or a list of integers, got {quoted(data)}")
         if any(v < minimum for v in values):
-            raise self.fail(field, f"values must be at least {minimum}, got {_short(data)}")
+            raise self.fail(field, f"values must be at least {minimum}, got {quoted(data)}")
         if any(v > maximum for v in values):
-            raise self.fail(field, f"values must be at most {maximum}, got {_short(data)}")
+            raise self.fail(field, f"values must be at most {maximum}, got {quoted(data)}")
         if len(set(values)) != len(values):
-            raise self.fail(field, f"values repeat: {_short(data)}")
+            raise self.fail(field, f"values repeat: {quoted(data)}")
         return tuple(sorted(values))
 
     def positive_int(self, data: Any, field: str, maximum: int = MAX_VALUE) -> int:
         if not isinstance(data, int) or isinstance(data, bool) or data < 1:
-            raise self.fail(field, f"expected a positive integer, got {_short(data)}")
+            raise self.fail(field, f"expected a positive integer, got {quoted(data)}")
         if data > maximum:
             raise self.fail(field, f"must be at most {maximum}, got {data}")
         return data
@@ -165,7 +161,7 @@ class _Reader:
         if (not isinstance(name, str) or not name or len(name) > 100 or not name.isprintable()
                 or any(c in name for c in "/\\ ")):
             raise self.fail("name", f"expected a name of at most 100 printable characters without spaces or slashes, "
-                                    f"got {_short(name)}")
+                                    f"got {quoted(name)}")
         return name
 
     def choice_space(self, data: dict, text: str) -> ChoiceSpace:
@@ -194,7 +190,7 @@ class _Reader:
             elif isinstance(spec, list) and spec:
                 for v in spec:
                     if not isinstance(v, (str, int, float, bool)) or any(c in str(v) for c in ",="):
-                        raise self.fail(field, f"values must be scalars without ',' or '=', got {_short(v)}")
+                        raise self.fail(field, f"values must be scalars without ',' or '=', got {quoted(v)}")
                 if len({str(v) for v in spec}) != len(spec):
                     raise self.fail(field, f"values repeat: {spec!r}")
                 choices[key] = tuple(spec)
@@ -260,11 +256,11 @@ class _Reader:
             or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in shape)
         ):
             form = "[C, H, W]" if kind == "image" else "[C, L]"
-            raise self.fail("task.input_shape", f"expected {form} of positive integers, got {_short(shape)}")
+            raise self.fail("task.input_shape", f"expected {form} of positive integers, got {quoted(shape)}")
         if max(shape) > MAX_VALUE * 16 or int(np.prod(shape)) > 16_000_000:
             raise self.fail("task.input_shape", f"{shape} is too large an input (at most 16 million values)")
         if not isinstance(data["dataset"], str) or len(data["dataset"]) > 1000:
-            raise self.fail("task.dataset", f"expected a dataset name, got {_short(data['dataset'])}")
+            raise self.fail("task.dataset", f"expected a dataset name, got {quoted(data['dataset'])}")
         classes = self.positive_int(data["num_classes"], "task.num_classes", maximum=1_000_000)
         if classes < 2:
             raise self.fail("task.num_classes", "needs at least 2 classes")
