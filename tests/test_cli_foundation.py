@@ -95,3 +95,31 @@ def test_train_and_export_from_the_real_command_line(tmp_path):
     bad = subprocess.run(nas + ["subnet", "export", str(tmp_path / "nope.ckpt"), "largest", "-o", str(tmp_path / "m.onnx")],
                          capture_output=True, text=True, env=env, timeout=600)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "Traceback" not in bad.stderr
+
+
+def test_progress_in_a_log_is_plain_lines_at_intervals():
+    """Output that is not a terminal gets whole lines (a tenth of the way each), not a bar's last frame."""
+    import io
+
+    from rich.console import Console
+
+    from nas.cli._progress import LineProgress, TrainBar
+
+    buf = io.StringIO()
+    progress = LineProgress(Console(file=buf, width=60))
+    task = progress.add_task("cpu: measuring 177 units", total=177)
+    for _ in range(177):
+        progress.advance(task)
+    search = progress.add_task("evaluations", total=40, completed=5)
+    for done in range(6, 41):
+        progress.update(search, completed=done, status=f"best accuracy 0.{done:02d} HV 2.4")
+    bar = TrainBar(progress)
+    bar.epoch_started(0, 1, 10)
+    bar.epoch_done({"epoch": 1, "loss": 0.5, "val_acc_largest": 0.9, "val_acc_smallest": 0.8, "seconds": 3})
+    lines = buf.getvalue().splitlines()
+    units = [line for line in lines if line.startswith("cpu: measuring")]
+    assert units[0].startswith("cpu: measuring 177 units: 0/177") and units[-1].startswith("cpu: measuring 177 units: 177/177")
+    assert 10 <= len(units) <= 12  # one per tenth, not one per unit
+    assert any(line.startswith("evaluations: 40/40 best accuracy 0.40 HV 2.4") for line in lines)
+    assert "epoch 1: loss 0.500 val largest 0.900 smallest 0.800 (3 s)" in lines
+    assert all("…" not in line and "eta" not in line for line in lines)  # nothing cut to the width, no bar columns
