@@ -17,7 +17,8 @@ def test_quickstart_trains_measures_searches_and_exports(tmp_path):
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env.pop("NAS_PROFILES", None)  # it builds its own profile in its folder
     run = subprocess.run([sys.executable, "-m", "nas", "quickstart", "--out", str(out), "--steps", "10",
-                          "--budget", "6", "--workers", "2"], capture_output=True, text=True, env=env, timeout=900)
+                          "--budget", "6", "--workers", "2",
+                          "--latency-archs", "8", "--latency-repeats", "10"], capture_output=True, text=True, env=env, timeout=900)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     assert "where the time went" in run.stdout
     assert "Token authentication" not in run.stdout + run.stderr  # Ray's notice is not this product's to print

@@ -130,6 +130,7 @@ def test_resume_keeps_the_checkpoints_recipe_unless_told(tmp_path, cli):
     again = cli("supernet", "train", "hybrid-vision", "--dataset", "digits", "--epochs", "2", "--resume", "--out", str(out))
     assert again.code == 0, again
     assert "with its own recipe, except epochs=2" in again.out
+    assert "digits: 128 train" in again.out  # the checkpoint's --limit, not the command line's (none)
     info = checkpoint.load(out)[1]
     assert info.epoch == 2 and info.step == 4  # 128 examples at 64 a step, two epochs
     assert {k: info.train_config[k] for k in ("extremes", "batch_size", "limit", "distill")} == {

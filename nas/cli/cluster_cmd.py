@@ -21,6 +21,19 @@ from nas.cli._app import cluster_app, console
 from nas.errors import NasError
 
 
+def _nodes(data: object, budget: int) -> int:
+    """How many values ``data`` holds when every alias is expanded, counting up to ``budget`` only."""
+    count, stack = 0, [data]
+    while stack and count < budget:
+        item = stack.pop()
+        count += 1
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return count
+
+
 def _check_config(path: Path) -> dict:
     if not path.is_file():
         raise NasError(f"cluster config {str(path)!r} does not exist")
@@ -31,6 +44,8 @@ def _check_config(path: Path) -> dict:
         raise NasError(f"{path}{':' + str(mark.line + 1) if mark else ''}: YAML syntax error") from None
     if not isinstance(data, dict):
         raise NasError(f"{path}: a Ray cluster config must be a YAML mapping")
+    if _nodes(data, 100_000) >= 100_000:  # aliases may share nodes (Ray's configs use them), not multiply them
+        raise NasError(f"{path}: the config expands to more than 100,000 values (nested YAML aliases?): not a cluster config")
     for key in ("cluster_name", "provider"):
         if key not in data:
             raise NasError(f"{path}: field {key!r} is required by Ray's cluster launcher")

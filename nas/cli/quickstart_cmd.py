@@ -44,6 +44,9 @@ def quickstart_cmd(
     budget: int = typer.Option(40, "--budget", help="Search evaluations."),
     workers: int = typer.Option(2, "--workers"),
     seed: int = typer.Option(0, "--seed"),
+    latency_archs: int = typer.Option(40, "--latency-archs", help="Whole subnets the cpu latency build measures."),
+    latency_repeats: int = typer.Option(50, "--latency-repeats", help="Timed runs per graph in the cpu latency "
+                                        "build (fewer: a quicker, rougher model)."),
 ) -> None:
     """Train a supernet, build the CPU latency model, search on Ray, export the best subnet, in minutes."""
     from nas.cli._progress import TrainBar, progress_bar, step_bars
@@ -51,6 +54,7 @@ def quickstart_cmd(
     from nas.data import load_dataset
     from nas.export import export_subnet, record_export
     from nas.latency import build_profile, load_predictor, save_profile
+    from nas.latency.measure import MeasureConfig
     from nas.runner import SearchConfig, search
     from nas.space import load
     from nas.store import Store
@@ -58,6 +62,8 @@ def quickstart_cmd(
 
     if steps < 1 or budget < 1 or workers < 1:
         raise NasError("--steps, --budget and --workers must be at least 1")
+    if latency_archs < 5 or latency_repeats < 5:
+        raise NasError("--latency-archs and --latency-repeats must be at least 5")
     out = out or Path("runs") / f"quickstart-{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
     if out.exists() and any(out.iterdir()):
         raise NasError(f"{out} is not empty: choose another --out")
@@ -82,7 +88,8 @@ def quickstart_cmd(
                       f"smallest {info.final['test_acc_smallest']:.4f}")
     with timer.stage("3/5 cpu latency model"):
         with step_bars() as progress:
-            profile = build_profile(space, "cpu", progress=progress, input_shape=tuple(data.input_shape))
+            profile = build_profile(space, "cpu", MeasureConfig(repeats=latency_repeats), n_archs=latency_archs,
+                                    progress=progress, input_shape=tuple(data.input_shape))
         save_profile(profile, profiles)
         predictor = load_predictor("cpu", space, tuple(data.input_shape), roots=[profiles])
         fastest, slowest = predictor.predict([space.smallest(), space.largest()])

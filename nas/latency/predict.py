@@ -50,7 +50,7 @@ def _is_file(path: Path) -> bool:
 def predict_one(model_or_arch: str, target: str, space_name: str | None = None) -> dict[str, Any]:
     t = get_target(target)
     path = Path(model_or_arch)
-    if model_or_arch.endswith(".onnx") or _is_file(path):
+    if model_or_arch.endswith(".onnx") or (_is_file(path) and path.suffix != ".json"):
         model = load_model(path)
         meta = {p.key: p.value for p in model.metadata_props}
         if t.kind == "mcu":

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import json
 import os
 import sqlite3
 import subprocess
@@ -282,3 +283,23 @@ def test_the_dashboard_warns_beyond_loopback_and_takes_its_server_down_on_sigter
                 return
         time.sleep(0.2)
     pytest.fail("the Streamlit server kept listening after nas dashboard was terminated")
+
+
+def test_an_alias_bomb_as_a_cluster_config_is_one_line(cli, tmp_path):
+    bomb = tmp_path / "cluster.yaml"
+    bomb.write_text(BOMB.replace("name: bomb", "cluster_name: bomb\nprovider: {type: local}"))
+    started = time.time()
+    result = cli("cluster", "up", str(bomb))
+    assert time.time() - started < 10
+    assert_one_line_error(result, "more than 100,000 values")
+
+
+def test_an_arch_json_file_is_an_arch_everywhere(cli, tmp_path):
+    from nas.space import load
+
+    arch = load("hybrid-vision").largest()
+    path = tmp_path / "arch.json"
+    path.write_text(json.dumps(arch.to_json()))
+    assert cli("space", "check", "hybrid-vision", str(path)).out.strip() == arch.to_str()
+    predicted = cli("latency", "predict", str(path), "--target", "mcu-m7", "--json")
+    assert predicted.code == 0 and json.loads(predicted.out)["arch"] == arch.to_str()
