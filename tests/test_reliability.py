@@ -93,11 +93,11 @@ DRIVER = textwrap.dedent("""
 
 @pytest.mark.slow
 def test_driver_killed_at_random_points_resumes_to_exactly_the_budget(tmp_path):
-    db, budget = str(tmp_path / "k.db"), 40
+    db, budget = str(tmp_path / "k.db"), 30
     rng = random.Random(0)
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
     kills = []
-    for attempt in range(4):
+    for attempt in range(3):
         resume = attempt > 0  # every kill lands after the experiment and some evaluations exist
         script = DRIVER.format(repo=str(REPO), budget=budget, db=db, resume=resume, delay=0.2)
         proc = subprocess.Popen([sys.executable, "-c", script], env=env, start_new_session=True,
@@ -109,7 +109,7 @@ def test_driver_killed_at_random_points_resumes_to_exactly_the_budget(tmp_path):
         records = Store(db, readonly=True).evaluations("k")
         assert len({r.arch for r in records}) == len(records)  # never twice, even mid-kill
         assert all(r.status == "ok" for r in records)  # never half a row
-    assert len(kills) == 4 and kills == sorted(kills) and kills[-1] < budget, kills
+    assert len(kills) == 3 and kills == sorted(kills) and kills[-1] < budget, kills
     final = subprocess.run([sys.executable, "-c", DRIVER.format(repo=str(REPO), budget=budget, db=db, resume=True,
                                                                  delay=0.0)],
                            env=env, capture_output=True, text=True, timeout=600)
