@@ -36,7 +36,7 @@ quickstart: setup
 test: setup
 	$(VENV)/bin/ruff check nas dashboard experiments tests
 	$(VENV)/bin/lint-imports
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=15
 
 test-fast: setup
 	$(PY) -m pytest -q -m "not slow"

@@ -127,7 +127,7 @@ def test_constraints_steer_towards_feasible(name):
     space = load("toy-choice")
     constraint = parse_constraint("cost<=1.5", ["score", "cost"])
     strategy = make_strategy(name, space, OBJECTIVES, [constraint], seed=3)
-    results = run(strategy, toy_metrics, 60)
+    results = run(strategy, toy_metrics, 40 if name == "gp" else 60)  # gp's fit grows fast with its history
     feasible = [m for _, m in results if m["cost"] <= 1.5]
     assert feasible, "no feasible point found"
     # Later proposals are feasible at least as often as the first ones (random: about equally).
