@@ -19,6 +19,8 @@ def read_rows(path: str | Path, what: str = "results file", max_rows: int | None
         with open(path, newline="", encoding="utf-8-sig") as f:
             rows = []
             for row in csv.DictReader(f):
+                if None in row:  # DictReader's key for the fields past the header's
+                    raise NasError(f"{what} {path.name} line {len(rows) + 2} has more fields than its header")
                 rows.append(row)
                 if max_rows is not None and len(rows) > max_rows:
                     raise NasError(f"{what} {path.name} has more than {max_rows:,} rows, more than one import takes: "
@@ -27,6 +29,4 @@ def read_rows(path: str | Path, what: str = "results file", max_rows: int | None
         raise NasError(f"cannot read {str(path)!r} as CSV: {first_line(exc, 160)}") from None
     if not rows:
         raise NasError(f"{what} {path.name} has no data rows")
-    if None in rows[0] or any(None in r for r in rows[:1000]):
-        raise NasError(f"{what} {path.name} has a row with more fields than its header")
     return rows

@@ -177,7 +177,6 @@ def _optional_number(row: dict[str, str], column: str, line: int, source: str) -
     return value
 
 
-
 def _unique(rows: list[tuple[Arch, float, int]], source: str) -> list[tuple[Arch, float, int]]:
     """One row per arch: a repeat with the same time is dropped, one with another time refused."""
     seen: dict[Arch, tuple[float, int]] = {}
@@ -353,7 +352,6 @@ def _import_kit(rows: list[dict[str, str]], source: str, target: str, space: Sea
     known = {u.key: u for u in all_units(space)}
     levels = [float(r["probe_us"]) for r in rows if _finite_number(r.get("probe_us"))]
     level = float(np.median(levels)) if levels else None  # the device's speed during the run (diagnostic)
-    arch_lines: list[tuple[Arch, float, int]] = []
     for i, row in enumerate(rows, start=2):
         ms = _number(row, "median_ms", i, source)
         cv = _optional_number(row, "cv", i, source)
@@ -371,11 +369,11 @@ def _import_kit(rows: list[dict[str, str]], source: str, target: str, space: Sea
                 arch = space.parse(row["key"])
             except NasError as exc:
                 raise NasError(f"{source} line {i}: {exc}") from None
-            arch_lines.append((arch, ms, i))
             (held_rows if row["role"] == "validate" else fit_rows).append((arch, ms, cv, i))
         else:
             raise NasError(f"{source} line {i}: kind must be unit or arch, got {quoted(row['kind'])}")
-    kept = {line for _, _, line in _unique(arch_lines, source)}  # a repeat with the same time counts once
+    in_order = sorted(((a, ms, line) for a, ms, _, line in fit_rows + held_rows), key=lambda r: r[2])
+    kept = {line for _, _, line in _unique(in_order, source)}  # a repeat with the same time counts once
     fit_rows = [(a, ms, cv) for a, ms, cv, line in fit_rows if line in kept]
     held_rows = [(a, ms, cv) for a, ms, cv, line in held_rows if line in kept]
     if len(fit_rows) < 5:

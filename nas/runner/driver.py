@@ -28,7 +28,7 @@ from nas.evaluate import Evaluator
 from nas.objectives import Constraint, Objective, parse_constraint, parse_objective, total_violation
 from nas.pareto import RunningFront, front_rows
 from nas.runner._pool import Job, Outcome, WorkerPool
-from nas.search import STRATEGIES, SpaceExhausted, make_strategy
+from nas.search import STRATEGIES, SpaceExhausted, make_strategy, objective_problem, usable
 from nas.space import Arch, SearchSpace
 from nas.store import NewEvaluation, Store
 
@@ -370,13 +370,8 @@ class _SearchRun:
         if error is not None or result is None:
             return "failed", {}, error or "the worker returned nothing"
         metrics = dict(result["metrics"])
-        for o in self.objectives:
-            value = metrics.get(o.name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                return "failed", metrics, f"the evaluation returned no number for objective {o.name!r} ({value!r})"
-            if not math.isfinite(value):
-                return "failed", metrics, f"objective {o.name!r} is {value}"
-        return "ok", metrics, None
+        problem = objective_problem(self.objectives, metrics)
+        return ("failed", metrics, problem) if problem else ("ok", metrics, None)
 
     def record(self, outcome: Outcome) -> None:
         """Store one finished evaluation (committed on its own) and tell the strategy."""
@@ -421,11 +416,11 @@ class _SearchRun:
             self.strategy.tell_failed(arch)
 
     def _note_worst(self, metrics: dict[str, Any]) -> None:
+        if not usable(self.objectives, metrics):  # a stored "ok" row from before failures were judged
+            return
         for o in self.objectives:
-            value = metrics.get(o.name)
-            if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
-                old = self.worst.get(o.name)
-                self.worst[o.name] = value if old is None else (min(old, value) if o.direction == "max" else max(old, value))
+            value, old = metrics[o.name], self.worst.get(o.name)
+            self.worst[o.name] = value if old is None else (min(old, value) if o.direction == "max" else max(old, value))
 
     # -- the whole run ---------------------------------------------------------------------------
     def run(self, factory: Callable[..., Evaluator], payload: Any) -> SearchResult:

@@ -22,7 +22,7 @@ from nas.objectives import (
     parse_constraint,
     total_violation,
 )
-from nas.search._base import SpaceExhausted, Strategy
+from nas.search._base import SpaceExhausted, Strategy, objective_problem, usable
 from nas.space import Arch, SearchSpace
 
 
@@ -59,6 +59,8 @@ __all__ = [
     "SpaceExhausted",
     "Objective",
     "Strategy",
+    "objective_problem",
+    "usable",
     "default_objectives",
     "latency_metric",
     "make_strategy",

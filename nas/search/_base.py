@@ -13,13 +13,21 @@ from nas.objectives import Constraint, Objective, total_violation
 from nas.space import Arch, SearchSpace
 
 
-def usable(objectives: Sequence[Objective], metrics: Mapping[str, float]) -> bool:
-    """Whether ``metrics`` hold a finite value of every objective (a result a strategy can learn from)."""
+def objective_problem(objectives: Sequence[Objective], metrics: Mapping[str, float]) -> str | None:
+    """Why ``metrics`` are no result to learn from (an objective missing, not a number, or not
+    finite), as the line a failed evaluation keeps; None when every objective is a finite number."""
     for o in objectives:
         v = metrics.get(o.name)
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-            return False
-    return True
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            return f"the evaluation returned no number for objective {o.name!r} ({v!r})"
+        if not math.isfinite(v):
+            return f"objective {o.name!r} is {v}"
+    return None
+
+
+def usable(objectives: Sequence[Objective], metrics: Mapping[str, float]) -> bool:
+    """Whether ``metrics`` hold a finite value of every objective (a result a strategy can learn from)."""
+    return objective_problem(objectives, metrics) is None
 
 
 class SpaceExhausted(NasError):
