@@ -93,17 +93,17 @@ DRIVER = textwrap.dedent("""
 
 @pytest.mark.slow
 def test_driver_killed_at_random_points_resumes_to_exactly_the_budget(tmp_path):
-    db, budget = str(tmp_path / "k.db"), 30
+    db, budget = str(tmp_path / "k.db"), 24
     rng = random.Random(0)
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
     kills = []
     for attempt in range(3):
         resume = attempt > 0  # every kill lands after the experiment and some evaluations exist
-        script = DRIVER.format(repo=str(REPO), budget=budget, db=db, resume=resume, delay=0.2)
+        script = DRIVER.format(repo=str(REPO), budget=budget, db=db, resume=resume, delay=0.12)
         proc = subprocess.Popen([sys.executable, "-c", script], env=env, start_new_session=True,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         # a random point: after a few more evaluations, then a random fraction of the next one
-        at = _faults.kill_after(proc, db, _faults.stored(db) + rng.randint(2, 6), jitter_s=rng.uniform(0, 0.2))
+        at = _faults.kill_after(proc, db, _faults.stored(db) + rng.randint(2, 5), jitter_s=rng.uniform(0, 0.12))
         if at >= 0:
             kills.append(at)
         records = Store(db, readonly=True).evaluations("k")
