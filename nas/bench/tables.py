@@ -73,13 +73,14 @@ class Benchmark:
             if name not in names:
                 raise NasError(f"--reference {name}: not an objective of {self.name} ({', '.join(names)})")
             text = str(raw).strip()
+            percentile = text[:1] in "pP"
             try:
-                given[name] = (float(np.percentile(values[:, names.index(name)], float(text[1:])))
-                               if text[:1] in "pP" else float(text))
+                number = float(text[1:] if percentile else text)
             except ValueError:
                 raise NasError(f"--reference {name}={text!r}: expected a number or pNN (a percentile of the table)") from None
-            if not np.isfinite(given[name]) or (text[:1] in "pP" and not 0 <= float(text[1:]) <= 100):
+            if not np.isfinite(number) or (percentile and not 0 <= number <= 100):
                 raise NasError(f"--reference {name}={text!r}: expected a finite number or p0..p100")
+            given[name] = float(np.percentile(values[:, names.index(name)], number)) if percentile else number
         label = ",".join(f"{k}={v}" for k, v in spec.items())
         return Benchmark(f"{self.name}@{label}" if label else self.name, self.space, self.table, self.objectives,
                          self.source, dict(self.notes), {**self.given_reference, **given})
