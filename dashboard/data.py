@@ -10,7 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from nas.errors import NasError
-from nas.pareto import front_indices, hypervolume_curve
+from nas.pareto import ReferenceRule, front_indices, hypervolume_curve
 from nas.store import Store
 
 
@@ -123,15 +123,35 @@ def latency_columns(df: pd.DataFrame) -> list[str]:
 
 
 @st.cache_data(ttl=5, show_spinner=False)
+def _reference(url: str, name: str) -> dict[str, float]:
+    """The experiment's hypervolume reference: as stored, and where its initial design is not in
+    yet, by the search's own rule over its results so far (:class:`nas.pareto.ReferenceRule`)."""
+    df = _evaluations(url, name)
+    info = _experiment_info(url, name)
+    names = [o["name"] for o in info["objectives"]]
+    rows: list[list[float]] = []
+    if not df.empty and all(n in df.columns for n in names):
+        values = df.loc[df["status"] == "ok", names].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
+        rows = [list(r) for r in values if np.all(np.isfinite(r))]
+    rule = ReferenceRule.from_stored(names, [o["direction"] for o in info["objectives"]], info["reference"], rows)
+    return rule.as_dict()
+
+
+def reference(url: str, name: str) -> dict[str, float]:
+    return _safe(_reference, url, name)
+
+
+@st.cache_data(ttl=5, show_spinner=False)
 def _hypervolume_over_time(url: str, name: str) -> pd.DataFrame:
     df = _evaluations(url, name)
     info = _experiment_info(url, name)
     names = [o["name"] for o in info["objectives"]]
-    if df.empty or not all(n in df.columns for n in names) or not all(n in info["reference"] for n in names):
+    ref = _reference(url, name)
+    if df.empty or not all(n in df.columns for n in names) or not all(n in ref for n in names):
         return pd.DataFrame(columns=["evaluation", "hypervolume"])
     ok = (df["status"] == "ok") & df["feasible"]
-    points = df[names].to_numpy(dtype=float)
-    curve = hypervolume_curve(points, [info["reference"][n] for n in names], [o["direction"] for o in info["objectives"]],
+    points = df[names].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
+    curve = hypervolume_curve(points, [ref[n] for n in names], [o["direction"] for o in info["objectives"]],
                               feasible=ok.to_numpy() & np.all(np.isfinite(points), axis=1))
     return pd.DataFrame({"evaluation": np.arange(1, len(df) + 1), "hypervolume": curve})
 

@@ -79,14 +79,16 @@ def on_supernet(ckpt: str, settings: list[dict[str, object]], seeds: int, budget
               f"{mean[budget // 3 - 1]:.4f}, after 10 {mean[9]:.4f}; random's final HV after {reach}")
 
 
-def one_run(job: tuple[str, str, dict[str, object], int]) -> tuple[str, str, int, float, float, float]:
-    strategy, dataset, setting, seed = job
-    from nas.bench import load_benchmark
+def one_run(job: tuple[str, str, dict[str, object], int, str]) -> tuple[str, str, int, float, float, float]:
+    strategy, dataset, setting, seed, scenario = job
+    from experiments.bench_graph import SCENARIOS, _bench
     from nas.bench.run import hypervolume_fraction
     from nas.search import make_strategy
     apply(setting)  # a pool's process runs jobs of several settings
-    bench = load_benchmark(f"graph:{dataset}")
-    search = make_strategy(strategy, bench.space, bench.objectives, seed=seed)
+    bench = _bench(f"graph:{dataset}", scenario)
+    known = SCENARIOS[scenario][1]
+    cheap = (lambda arch: {m: bench.metrics(arch)[m] for m in known}) if known else None
+    search = make_strategy(strategy, bench.space, bench.objectives, seed=seed, cheap=cheap)
     results = []
     started = time.perf_counter()
     for _ in range(BUDGET):
@@ -95,7 +97,7 @@ def one_run(job: tuple[str, str, dict[str, object], int]) -> tuple[str, str, int
         search.tell(arch, metrics)
         results.append(metrics)
     curve = hypervolume_fraction(bench, results)
-    label = "tpe" if strategy == "tpe" else repr(setting or "defaults")
+    label = strategy if strategy != "surrogate" else repr(setting or "defaults")
     return label, dataset, seed, curve[99], curve[BUDGET - 1], time.perf_counter() - started
 
 
@@ -110,13 +112,15 @@ def main() -> None:
     parser.add_argument("--processes", type=int, default=2)
     parser.add_argument("--supernet", default=None, help="a checkpoint: search its space instead of the tables")
     parser.add_argument("--budget", type=int, default=120, help="with --supernet: evaluations per search")
+    parser.add_argument("--scenario", default="table-costly", help="as experiments/bench_graph.py names them")
     args = parser.parse_args()
     settings = [parse_setting(s) for s in (args.settings or ["-"])]
     if args.supernet:
         on_supernet(args.supernet, settings, args.seeds, args.budget)
         return
-    jobs = [("tpe", d, {}, s) for d in args.datasets for s in range(args.seeds)]
-    jobs += [("surrogate", d, setting, s) for setting in settings for d in args.datasets for s in range(args.seeds)]
+    jobs = [(b, d, {}, s, args.scenario) for b in ("random", "tpe") for d in args.datasets for s in range(args.seeds)]
+    jobs += [("surrogate", d, setting, s, args.scenario) for setting in settings for d in args.datasets
+             for s in range(args.seeds)]
     with Pool(args.processes) as pool:
         runs = pool.map(one_run, jobs)
     labels = list(dict.fromkeys(r[0] for r in runs))
@@ -134,7 +138,7 @@ def main() -> None:
         beats = sum(mean(label, d, 3) > mean("tpe", d, 3) for d in args.datasets)
         seconds = np.mean([r[5] for r in runs if r[0] == label])
         print(f"{label}: after 100 {np.mean(at100):.3f}, after {BUDGET} {np.mean(final):.3f} (worst {min(final):.3f}), "
-              + (f"beats tpe after 100 on {beats} of {len(args.datasets)}, " if label != "tpe" else "")
+              + (f"beats tpe after 100 on {beats} of {len(args.datasets)}, " if label not in ("tpe", "random") else "")
               + f"{seconds:.1f} s per run")
 
 

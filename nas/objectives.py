@@ -95,3 +95,35 @@ def total_violation(constraints: Sequence[Constraint], metrics: Mapping[str, flo
 
 def default_objectives(targets: Sequence[str]) -> list[Objective]:
     return [Objective("accuracy", "max")] + [Objective(latency_metric(t), "min") for t in targets]
+
+
+def parse_reference(text: str | Mapping[str, float] | None, objectives: Sequence[Objective] | None = None) -> dict[str, float]:
+    """``"accuracy=0.85,cpu_ms=2"`` (or a mapping) -> {objective: value}, the hypervolume reference a
+    user gives; objectives left out are set from the search's own results. With ``objectives``, every
+    name must be one of them."""
+    if not text:
+        return {}
+    if isinstance(text, Mapping):
+        items = [(str(k), v) for k, v in text.items()]
+    else:
+        items = []
+        for part in (p.strip() for p in text.split(",")):
+            name, sep, value = part.partition("=")
+            if not sep or not name.strip():
+                raise NasError(f"--reference {text!r}: expected NAME=NUMBER[,NAME=NUMBER...] (for example accuracy=0.85,cpu_ms=2)")
+            items.append((name.strip(), value.strip()))
+    out: dict[str, float] = {}
+    names = [o.name for o in objectives] if objectives is not None else None
+    for name, value in items:
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise NasError(f"--reference {name}={value!r}: not a number") from None
+        if isinstance(value, bool) or not math.isfinite(number):
+            raise NasError(f"--reference {name}: needs a finite number, got {value!r}")
+        if names is not None and name not in names:
+            raise NasError(f"--reference {name}: not an objective of this search ({', '.join(names)})")
+        if name in out:
+            raise NasError(f"--reference {name}: given twice")
+        out[name] = number
+    return out

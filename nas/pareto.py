@@ -6,6 +6,7 @@ Internally everything is turned into minimisation.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -231,3 +232,114 @@ def front_rows(rows: Sequence[Mapping[str, Any]], objectives: Sequence[Mapping[s
     values = [[v if isinstance(v := r.get(n), (int, float)) else np.nan for n in names] for r in rows]
     usable = [r.get("status", "ok") == "ok" and bool(r.get("feasible", True)) for r in rows]
     return [rows[i] for i in front_indices(values, usable, objectives)]
+
+
+# -- the reference point: one rule for the whole product ---------------------------------------------
+REFERENCE_AFTER = 20  # results after which a reference taken from the data is fixed
+REFERENCE_QUANTILE = 0.9  # of those results, the share that beats the reference in each objective
+
+
+def quantile_reference(values: np.ndarray, directions: Sequence[str], quantile: float = REFERENCE_QUANTILE) -> np.ndarray:
+    """Per objective, the value that ``quantile`` of the rows of ``values`` beat: the 10th percentile
+    of a maximised objective, the 90th of a minimised one (NaN for a column with no finite value).
+    Where every row holds the same value, 10% of its size (or 1) further out, so the points hold volume."""
+    values = np.asarray(values, dtype=float).reshape(-1, len(directions))
+    out = np.full(len(directions), np.nan)
+    for j, d in enumerate(directions):
+        column = values[:, j][np.isfinite(values[:, j])]
+        if not len(column):
+            continue
+        q = float(np.quantile(column, 1 - quantile if d == "max" else quantile))
+        best = column.max() if d == "max" else column.min()
+        if q == best:
+            q += (-1 if d == "max" else 1) * (0.1 * abs(q) or 1.0)
+        out[j] = q
+    return out
+
+
+class ReferenceRule:
+    """The hypervolume reference of one search, per objective: the user's value when given (a
+    constraint's bound on an objective counts as given: nothing past it is worth anything), else
+    :func:`quantile_reference` over the first ``after`` results (the initial design), fixed from
+    then on; before that, the same over the results so far (``point`` moves, ``fixed`` is False).
+
+    Every figure of an experiment (the progress line, the store's record, the dashboard's curve,
+    a strategy's acquisition) uses the point this gives, so a search is judged where its user
+    would judge it: not by who finds the fastest net at chance accuracy first."""
+
+    def __init__(self, names: Sequence[str], directions: Sequence[str], given: Mapping[str, float] | None = None,
+                 after: int = REFERENCE_AFTER) -> None:
+        self.names, self.directions = list(names), list(directions)
+        self.given = {n: float(v) for n, v in (given or {}).items() if n in self.names and math.isfinite(float(v))}
+        self.after = after
+        self.seen: list[list[float]] = []
+        self._point = self._compute()
+
+    @classmethod
+    def from_stored(cls, names: Sequence[str], directions: Sequence[str], stored: Mapping[str, Any],
+                    rows: Sequence[Sequence[float]] = ()) -> ReferenceRule:
+        """The rule of an experiment whose reference was stored as ``stored`` (possibly partial: a
+        search stopped within its initial design), brought up to its results ``rows`` (in order)."""
+        rule = cls(names, directions, {n: v for n, v in stored.items() if isinstance(v, (int, float))})
+        for row in rows:
+            rule.add(row)
+        return rule
+
+    @property
+    def complete(self) -> bool:
+        return all(n in self.given for n in self.names)
+
+    @property
+    def fixed(self) -> bool:
+        return self.complete or len(self.seen) >= self.after
+
+    def add(self, values: Sequence[float]) -> bool:
+        """One more result (objective values in order; rows with a non-finite value are skipped);
+        True when this moved the point."""
+        if self.fixed or not all(math.isfinite(v) for v in values):
+            return False
+        self.seen.append([float(v) for v in values])
+        old, self._point = self._point, self._compute()
+        return not np.array_equal(old, self._point, equal_nan=True)
+
+    def _compute(self) -> np.ndarray:
+        data = quantile_reference(np.array(self.seen), self.directions) if self.seen else np.full(len(self.names), np.nan)
+        return np.array([self.given.get(n, data[j]) for j, n in enumerate(self.names)])
+
+    def point(self) -> np.ndarray:
+        """The reference, objective by objective (NaN for one with no value and no result yet)."""
+        return self._point.copy()
+
+    def as_dict(self) -> dict[str, float]:
+        return {n: float(v) for n, v in zip(self.names, self._point, strict=True) if math.isfinite(v)}
+
+
+def constraint_bounds(objectives: Sequence[Mapping[str, str]] | Sequence[Any], constraints: Sequence[Any]) -> dict[str, float]:
+    """For each objective a constraint bounds on its good side (``accuracy>=0.8`` on a maximised
+    accuracy, ``cpu_ms<=2`` on a minimised latency), the tightest bound: a reference a user gave."""
+    out: dict[str, float] = {}
+    for o in objectives:
+        name, direction = (o["name"], o["direction"]) if isinstance(o, Mapping) else (o.name, o.direction)
+        for c in constraints:
+            if c.metric != name or (direction == "max") != (c.op in (">=", ">")):
+                continue
+            tighter = max if direction == "max" else min
+            out[name] = tighter(out.get(name, c.bound), c.bound)
+    return out
+
+
+def experiment_hypervolume(rows: Sequence[Mapping[str, Any]], objectives: Sequence[Mapping[str, str]],
+                           stored: Mapping[str, Any]) -> tuple[float, dict[str, float]]:
+    """A stored experiment's hypervolume and the reference it is measured at: ``rows`` are its
+    evaluations in order (``status``, ``feasible`` and the metrics), ``stored`` its stored reference
+    (completed by the rule over its results where the initial design is not in yet)."""
+    names, directions = [o["name"] for o in objectives], [o["direction"] for o in objectives]
+    values = np.array([[v if isinstance(v := r.get(n), (int, float)) else np.nan for n in names] for r in rows],
+                      dtype=float).reshape(-1, len(names))
+    ok = np.array([r.get("status", "ok") == "ok" for r in rows], dtype=bool)
+    finite = np.all(np.isfinite(values), axis=1)
+    rule = ReferenceRule.from_stored(names, directions, stored, values[ok & finite].tolist())
+    feasible = ok & finite & np.array([bool(r.get("feasible", True)) for r in rows], dtype=bool)
+    ref = rule.point()
+    hv = hypervolume(values[feasible], ref, directions) if feasible.any() and np.all(np.isfinite(ref)) else 0.0
+    return hv, rule.as_dict()

@@ -58,7 +58,7 @@ def test_int8_bad_input_is_one_line(mcu_digits_ckpt, tmp_path, cli, monkeypatch)
 
 @pytest.mark.slow
 def test_a_search_with_int8_accuracy_as_an_objective_reaches_the_store_and_the_dashboard(
-        mcu_digits_ckpt, tmp_path, digits_profiles, monkeypatch):
+        mcu_digits_ckpt, tmp_path, digits_profiles, monkeypatch, cli):
     from nas.runner import SearchConfig, search
     from nas.store import Store
 
@@ -71,11 +71,21 @@ def test_a_search_with_int8_accuracy_as_an_objective_reaches_the_store_and_the_d
     rows = Store(db, readonly=True).evaluations("q")
     assert all(0 <= r.metrics["int8_accuracy"] <= 1 for r in rows)
     assert abs(sum(r.metrics["int8_accuracy"] - r.metrics["accuracy"] for r in rows) / len(rows)) < 0.05
+    # Its hypervolume, at a reference the constraint's bound sets for int8_accuracy: in the result,
+    # the store (the reference), `nas results` and the dashboard's curve.
+    reference = Store(db, readonly=True).experiment("q").reference
+    assert reference["int8_accuracy"] == 0.1 and reference["mcu-m7_ms"] > 0
+    assert result.hypervolume > 0
+    shown = cli("results", "q", "--db", db, "--format", "json")
+    assert json.loads(shown.out)["hypervolume"] == pytest.approx(result.hypervolume)
     from tests.test_dashboard import run_page
 
     page = run_page("explorer", db, monkeypatch)
     assert not page.exception
     assert "int8_accuracy" in page.selectbox(key="explorer_x").options
+    page = run_page("experiments", db, monkeypatch)
+    assert not page.exception and not [i for i in page.info if "Hypervolume 0" in i.value]
+    assert any("hypervolume counted where int8_accuracy > 0.1" in c.value for c in page.caption)
 
 
 def test_quantisation_aware_fine_tuning_exports_int8(mcu_digits_ckpt, tmp_path, cli):

@@ -30,10 +30,16 @@ name = data.pick_experiment(url, "experiments_pick")
 if name:
     info = data.experiment_info(url, name)
     curve = data.hypervolume_over_time(url, name)
+    reference = data.reference(url, name)
     objectives = " and ".join(f"{o['direction']} {o['name']}" for o in info["objectives"])
+    where = ", ".join(f"{o['name']} {'>' if o['direction'] == 'max' else '<'} {reference[o['name']]:.4g}"
+                      for o in info["objectives"] if o["name"] in reference)
     st.caption(f"{info['done']} of {info['budget']} evaluations; objectives: {objectives}; "
-               f"constraints: {', '.join(info['constraints']) or 'none'}; reference point {info['reference']}")
-    if curve.empty or curve["hypervolume"].max() == 0:
-        st.info("No finished feasible evaluation yet.")
+               f"constraints: {', '.join(info['constraints']) or 'none'}; hypervolume counted where {where or '-'}")
+    if curve.empty or not info["done"]:
+        st.info("No finished evaluation yet.")
+    elif curve["hypervolume"].max() == 0:
+        st.info(f"Hypervolume 0: no feasible evaluation has {where} (the reference point; "
+                "`nas search --reference` sets it).")
     else:
         st.plotly_chart(charts.hypervolume_figure(curve, f"Hypervolume of {name}"), width="stretch")

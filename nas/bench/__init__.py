@@ -15,7 +15,7 @@ from nas.bench.run import (
     plot,
     run_bench,
 )
-from nas.bench.tables import GRAPH_DATASETS, Benchmark, load_benchmark, load_csv, load_graph
+from nas.bench.tables import GRAPH_DATASETS, Benchmark, load_benchmark, load_csv, load_graph, load_graph_dead
 
 __all__ = [
     "CHECKPOINTS",
@@ -27,6 +27,7 @@ __all__ = [
     "load_benchmark",
     "load_csv",
     "load_graph",
+    "load_graph_dead",
     "plot",
     "run_bench",
 ]

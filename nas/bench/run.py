@@ -32,6 +32,7 @@ class BenchConfig:
     db: str | None = None  # default: a SQLite file in a temporary folder
     checkpoints: tuple[int, ...] = CHECKPOINTS
     first_seed: int = 0
+    cheap: tuple[str, ...] = ()  # metrics the search knows before evaluating (a latency predictor's case)
 
 
 @dataclass
@@ -95,9 +96,18 @@ def run_bench(bench: Benchmark, config: BenchConfig, progress: Callable[[str], N
     if bench.true_hypervolume <= 0:
         raise NasError(f"benchmark {bench.name}: the table's front holds no volume above its reference point")
     objectives = list(bench.objectives)
+    metric_names = set(next(iter(bench.table.values())))
+    unknown = [m for m in config.cheap if m not in metric_names]
+    if unknown:
+        raise NasError(f"--cheap {unknown[0]}: not a metric of {bench.name} ({', '.join(sorted(metric_names))})")
+    cheap = tuple(config.cheap)
+
+    def known(arch) -> dict[str, float]:
+        found = bench.metrics(arch)
+        return {m: found[m] for m in cheap}
 
     def factory() -> CallableEvaluator:
-        return CallableEvaluator(bench.space, bench.metrics, objectives)
+        return CallableEvaluator(bench.space, bench.metrics, objectives, cheap_fn=known if cheap else None)
 
     result = BenchResult(bench.name, config)
     with tempfile.TemporaryDirectory(prefix="nas-bench-") as tmp:
@@ -105,7 +115,7 @@ def run_bench(bench: Benchmark, config: BenchConfig, progress: Callable[[str], N
         stamp = time.strftime("%Y%m%d-%H%M%S")
         for strategy in config.strategies:
             for seed in range(config.first_seed, config.first_seed + config.seeds):
-                name = f"{bench.name.replace(':', '-')}-{strategy}-s{seed}-{stamp}"
+                name = f"{bench.name.replace(':', '-')}{'-cheap' if cheap else ''}-{strategy}-s{seed}-{stamp}"
                 started = time.perf_counter()
                 search(SearchConfig(strategy=strategy, budget=config.budget, targets=(), workers=config.workers,
                                     db=db, experiment=name, seed=seed),

@@ -8,8 +8,10 @@
 - Any CSV of an ``arch`` column and metric columns, with a plain-choice space (YAML), runs
   the same way (``nas bench TABLE.csv --space SPACE.yaml --objective accuracy:max ...``).
 
-A benchmark's reference point is the table's 10th percentile of each maximised objective and
-90th of each minimised one; the true front is the table's own.
+A benchmark's reference point is, by default, the table's 10th percentile of each maximised
+objective and 90th of each minimised one (:func:`nas.pareto.quantile_reference` over the whole
+table); ``Benchmark.at_reference`` moves it (``accuracy=p75``: the table's 75th percentile, or a
+value), to judge where users look (high accuracy). The true front is the table's own.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import numpy as np
 
 from nas.errors import NasError
 from nas.objectives import Objective, parse_objective
-from nas.pareto import hypervolume, pareto_mask
+from nas.pareto import hypervolume, pareto_mask, quantile_reference
 from nas.space import Arch, ChoiceArch, ChoiceSpace, SearchSpace
 
 GRAPH_DATASETS = ("arxiv", "citeseer", "computers", "cora", "cs", "photo", "physics", "proteins", "pubmed")
@@ -47,6 +49,7 @@ class Benchmark:
     objectives: list[Objective]
     source: str = ""
     notes: dict[str, Any] = field(default_factory=dict)
+    given_reference: dict[str, float] = field(default_factory=dict)  # the yardstick's, where not the default
 
     def metrics(self, arch: Arch) -> dict[str, float]:
         found = self.table.get(self.space.validate(arch))
@@ -56,10 +59,31 @@ class Benchmark:
 
     @cached_property
     def reference(self) -> list[float]:
-        """Per objective, the table's 10th percentile (maximised) or 90th (minimised)."""
+        """Per objective, the given value, else the table's 10th percentile (maximised) or 90th (minimised)."""
+        table = quantile_reference(self.values(list(self.table.values())), self.directions)
+        return [self.given_reference.get(o.name, float(table[j])) for j, o in enumerate(self.objectives)]
+
+    def at_reference(self, spec: Mapping[str, str | float]) -> Benchmark:
+        """This benchmark judged at another reference: per objective a value, or ``pNN`` for the
+        table's NNth percentile (``{"accuracy": "p75"}``: the top quarter's region)."""
         values = self.values(list(self.table.values()))
-        return [float(np.percentile(values[:, j], 10 if o.direction == "max" else 90))
-                for j, o in enumerate(self.objectives)]
+        given = {}
+        for name, raw in spec.items():
+            names = [o.name for o in self.objectives]
+            if name not in names:
+                raise NasError(f"--reference {name}: not an objective of {self.name} ({', '.join(names)})")
+            text = str(raw).strip()
+            percentile = text[:1] in "pP"
+            try:
+                number = float(text[1:] if percentile else text)
+            except ValueError:
+                raise NasError(f"--reference {name}={text!r}: expected a number or pNN (a percentile of the table)") from None
+            if not np.isfinite(number) or (percentile and not 0 <= number <= 100):
+                raise NasError(f"--reference {name}={text!r}: expected a finite number or p0..p100")
+            given[name] = float(np.percentile(values[:, names.index(name)], number)) if percentile else number
+        label = ",".join(f"{k}={v}" for k, v in spec.items())
+        return Benchmark(f"{self.name}@{label}" if label else self.name, self.space, self.table, self.objectives,
+                         self.source, dict(self.notes), {**self.given_reference, **given})
 
     @cached_property
     def true_front(self) -> np.ndarray:
@@ -227,6 +251,32 @@ def load_graph(dataset: str) -> Benchmark:
                      source=str(path), notes={"archs": len(table)})
 
 
+def load_graph_dead(dataset: str) -> Benchmark:
+    """``graph-dead:DATASET``: NAS-Bench-Graph on ``dataset`` with half its space useless, the case of a
+    space whose archs can be broken (NAS-Bench-201's ``none`` operation cuts a cell's paths: chance
+    accuracy at almost no latency). Each arch of the table comes twice, by a parameter ``output``:
+    ``full`` is the table's own row; ``cut`` has the table's lowest accuracy (chance, or near it) and
+    5% of the arch's latency (a net cut before its output layers does little work). A search that
+    chases the fastest corner finds only cut archs there. The reference point is the original
+    table's (its 10%-worst accuracy and latency), so cut archs hold no volume."""
+    base = load_graph(dataset)
+    floor = min(m["accuracy"] for m in base.table.values())
+    choices = {**base.space.choices, "output": ("full", "cut")}
+    yaml = ("name: nas-bench-graph-dead\nkind: choice\ndescription: NAS-Bench-Graph with a cut output (half the space useless)\n"
+            "choices:\n" + "".join(f"  {k}: [{', '.join(v)}]\n" for k, v in choices.items()))
+    plain = ChoiceSpace("nas-bench-graph-dead", choices, "NAS-Bench-Graph, every arch also cut at its output", yaml)
+    table: dict[Arch, dict[str, float]] = {}
+    for arch, m in base.table.items():
+        items = tuple(arch.values)  # type: ignore[attr-defined]
+        table[ChoiceArch((*items, ("output", "full")))] = dict(m)
+        table[ChoiceArch((*items, ("output", "cut")))] = {**m, "accuracy": floor, "valid_accuracy": floor,
+                                                            "latency_ms": 0.05 * m["latency_ms"]}
+    space = TableSpace(plain, list(table))
+    return Benchmark(f"graph-dead:{dataset}", space, table, list(base.objectives), source=base.source,
+                     notes={"archs": len(table), "cut": len(base.table)},
+                     given_reference={o.name: r for o, r in zip(base.objectives, base.reference, strict=True)})
+
+
 # -- any CSV ----------------------------------------------------------------------------------------
 def parse_objectives(texts: Sequence[str]) -> list[Objective]:
     """``accuracy:max`` -> Objective; at least one."""
@@ -251,6 +301,8 @@ def load_benchmark(name: str, space: str | None = None, objectives: Sequence[str
     """``graph:DATASET`` (NAS-Bench-Graph), or a CSV path with ``space`` (a YAML) and ``objectives``."""
     if name.startswith("graph:"):
         return load_graph(name.split(":", 1)[1])
+    if name.startswith("graph-dead:"):
+        return load_graph_dead(name.split(":", 1)[1])
     if name.endswith(".csv") or Path(name).is_file():
         if not space:
             raise NasError("a table benchmark needs --space SPACE.yaml (the plain-choice space of its archs)")
@@ -258,4 +310,4 @@ def load_benchmark(name: str, space: str | None = None, objectives: Sequence[str
 
         return load_csv(name, load(space), parse_objectives(objectives))
     raise NasError(f"unknown benchmark {name!r} (graph:DATASET with DATASET one of {', '.join(GRAPH_DATASETS)}, "
-                   "or a CSV of arch + metric columns)")
+                   "graph-dead:DATASET, or a CSV of arch + metric columns)")

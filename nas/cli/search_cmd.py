@@ -54,6 +54,10 @@ def search_cmd(
                                        "training from scratch (see README, The supernet)."),
     objective: list[str] = typer.Option([], "--objective", help="NAME:max|min (repeatable), instead of accuracy "
                                         "and each target's latency; for example int8_accuracy:max --objective mcu-m7_ms:min."),
+    reference: str = typer.Option(None, "--reference", help="The hypervolume reference, NAME=VALUE,... (for example "
+                                  "accuracy=0.85,cpu_ms=2): what counts is better than it in every objective. Left "
+                                  "out, an objective's is the 10%-worst value of the first 20 results (or a "
+                                  "constraint's bound on it), stored with the experiment."),
 ) -> None:
     """Multi-objective search (accuracy up, latency down) over a supernet's subnets on Ray workers."""
     from nas.cli._progress import progress_bar
@@ -62,20 +66,23 @@ def search_cmd(
     config = SearchConfig(strategy=strategy, budget=budget, targets=tuple(target), constraints=tuple(constraint),
                           workers=workers, experiment=experiment, db=db, resume=resume, address=address, seed=seed,
                           supernet=supernet, space=space, val_examples=val_examples, device=device, int8=int8,
-                          finetune_steps=finetune_steps, objectives=tuple(objective))
+                          finetune_steps=finetune_steps, objectives=tuple(objective),
+                          reference=reference)
     with progress_bar() as progress:
         result = search(config, progress=_Bar(progress))
     console.print(f"{result.evaluated} evaluations this run ({result.total} stored, {result.screened} screened out by "
                   f"constraints, {result.failed} failed); hypervolume {result.hypervolume:.4g}; "
                   f"{result.wall_s:.0f} s, workers busy {100 * (1 - result.overhead_share):.0f}% of the time")
-    _front_table(result.front, [f"{t}_ms" for t in target], title=f"Pareto front of {result.experiment}")
+    names = [o.partition(":")[0] for o in objective] or ["accuracy", *(f"{t}_ms" for t in target)]
+    _front_table(result.front, names, title=f"Pareto front of {result.experiment}")
     console.print(f"nas results {result.experiment}" + (f" --db {db}" if db else ""))
 
 
-def _front_table(rows: list[dict], latency_columns: list[str], title: str) -> None:
-    """The metrics as a table, then each arch whole on its own line (to copy into nas subnet export)."""
+def _front_table(rows: list[dict], objective_columns: list[str], title: str) -> None:
+    """The metrics as a table (the objectives first), then each arch whole on its own line (to copy
+    into nas subnet export)."""
     table = Table(title=title)
-    columns = ["accuracy", *latency_columns, "params", "sram_kb", "flash_kb"]
+    columns = [*objective_columns, *(c for c in ("accuracy", "params", "sram_kb", "flash_kb") if c not in objective_columns)]
     for c in ["#", *columns]:
         table.add_column(c, justify="right")
     for i, row in enumerate(rows):
@@ -99,7 +106,7 @@ def results_cmd(
     all_rows: bool = typer.Option(False, "--all", help="Every evaluation after the Pareto front, not only the front."),
 ) -> None:
     """An experiment's Pareto front (feasible points only) first, then, with --all, every evaluation."""
-    from nas.pareto import front_rows
+    from nas.pareto import experiment_hypervolume, front_rows
     from nas.store import Store
 
     if fmt not in ("table", "csv", "json"):
@@ -112,12 +119,13 @@ def results_cmd(
     for r in rows:
         r["pareto"] = r["arch"] in front_archs
     ordered = front + ([r for r in rows if not r["pareto"]] if all_rows else [])
+    hypervolume, reference = experiment_hypervolume(rows, exp.objectives, exp.reference)
     metric_keys = [o["name"] for o in exp.objectives] + [k for k in ("params", "macs", "sram_kb", "flash_kb")
                                                          if any(k in r for r in rows)]
     if fmt == "json":
         out = {"experiment": exp.name, "space": exp.space_name, "strategy": exp.strategy, "status": exp.status,
                "evaluations": exp.evaluations, "budget": exp.budget, "objectives": list(exp.objectives),
-               "constraints": list(exp.constraints),
+               "constraints": list(exp.constraints), "hypervolume": hypervolume, "reference": reference,
                "rows": [{"arch": r["arch"], "trial": r["trial"], "pareto": r.get("pareto", True),
                          "status": r["status"], "feasible": r["feasible"], **{k: r.get(k) for k in metric_keys},
                          **({"error": r["error"]} if r.get("error") else {})} for r in ordered]}
@@ -133,11 +141,14 @@ def results_cmd(
         sys.stdout.write(buf.getvalue())
         return
     console.print(f"{exp.name}: space {exp.space_name}, strategy {exp.strategy}, {exp.status}, "
-                  f"{exp.evaluations}/{exp.budget} evaluations, constraints: {', '.join(exp.constraints) or 'none'}")
-    _front_table(front, [o["name"] for o in exp.objectives[1:]], title=f"Pareto front ({len(front)} points)")
+                  f"{exp.evaluations}/{exp.budget} evaluations, constraints: {', '.join(exp.constraints) or 'none'}; "
+                  f"hypervolume {hypervolume:.4g} (reference {', '.join(f'{k} {v:.4g}' for k, v in reference.items()) or 'none yet'})",
+                  markup=False)
+    names = [o["name"] for o in exp.objectives]
+    _front_table(front, names, title=f"Pareto front ({len(front)} points)")
     if all_rows:
         others = [r for r in rows if not r["pareto"] and r["status"] == "ok"]
-        _front_table(others, [o["name"] for o in exp.objectives[1:]], title="other evaluations")
+        _front_table(others, names, title="other evaluations")
         failed = [r for r in rows if r["status"] != "ok"]
         if failed:
             console.print(f"failed evaluations ({len(failed)}):")

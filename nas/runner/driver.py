@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import math
 import random
 import tempfile
 import time
@@ -25,8 +24,15 @@ from typing import Any, Protocol
 
 from nas.errors import NasError
 from nas.evaluate import Evaluator
-from nas.objectives import Constraint, Objective, parse_constraint, parse_objective, total_violation
-from nas.pareto import RunningFront, front_rows
+from nas.objectives import (
+    Constraint,
+    Objective,
+    parse_constraint,
+    parse_objective,
+    parse_reference,
+    total_violation,
+)
+from nas.pareto import ReferenceRule, RunningFront, constraint_bounds, front_rows
 from nas.runner._pool import Job, Outcome, WorkerPool
 from nas.search import STRATEGIES, SpaceExhausted, make_strategy, objective_problem, usable
 from nas.space import Arch, SearchSpace
@@ -56,6 +62,9 @@ class SearchConfig:
     int8: bool = False  # every evaluation also reports int8_accuracy (the quantised subnet's)
     finetune_steps: int = 0  # fine-tuning steps from the inherited weights before accuracy is scored
     objectives: tuple[str, ...] = ()  # NAME:max|min each; default accuracy and each target's latency
+    # The hypervolume reference, "accuracy=0.85,cpu_ms=2" or a mapping; objectives left out are set
+    # from the first results (nas.pareto.ReferenceRule), and a constraint's bound counts as given.
+    reference: str | dict[str, float] | None = None
 
 
 class SearchProgress(Protocol):
@@ -97,24 +106,6 @@ def _check(config: SearchConfig) -> None:
     if name is not None and (not name or len(name) > 200 or not name.isprintable()):
         raise NasError(f"--experiment must be 1 to 200 printable characters, got {len(name)} characters"
                        + ("" if name.isprintable() else " with control characters"))
-
-
-def reference_point(objectives: Sequence[Objective], cheap: Callable[[Arch], dict[str, float]],
-                    space: SearchSpace, seed: int) -> dict[str, float]:
-    """Hypervolume reference, fixed per experiment: accuracy 0, and 1.1 x the worst predicted
-    value of each other objective over the largest subnet and 64 random ones."""
-    archs = space.sample_unique(random.Random(seed + 99), 64)
-    archs.extend(space.extremes())
-    predicted = [cheap(a) for a in archs]
-    ref = {}
-    for o in objectives:
-        if o.name == "accuracy":
-            ref[o.name] = 0.0
-            continue
-        values = [p[o.name] for p in predicted if o.name in p]
-        if values:
-            ref[o.name] = 1.1 * max(values) if o.direction == "min" else 0.9 * min(values)
-    return ref
 
 
 def search(
@@ -173,11 +164,12 @@ def search(
     for o in objectives:
         if o.name not in metric_names:
             raise NasError(f"objective {o.name!r} is not a metric of this search ({', '.join(metric_names)})")
+    given = parse_reference(config.reference, objectives)
 
     _check_satisfiable(space, screener, constraints, objectives, config.seed)
     store = Store(config.db)
     try:
-        run = _SearchRun(config, store, space, screener, objectives, constraints, progress, scorer)
+        run = _SearchRun(config, store, space, screener, objectives, constraints, progress, scorer, given)
         return run.run(evaluator_factory, payload)
     finally:
         store.close()
@@ -199,7 +191,7 @@ def _check_satisfiable(space: SearchSpace, screener: Evaluator, constraints: lis
 
 
 def _open_experiment(config: SearchConfig, store: Store, space: SearchSpace, objectives: list[Objective],
-                     constraints: list[Constraint], screener: Evaluator, scorer: dict[str, Any]):
+                     constraints: list[Constraint], scorer: dict[str, Any], given: dict[str, float]):
     from nas.latency.profile import space_hash
 
     if config.resume:
@@ -222,6 +214,9 @@ def _open_experiment(config: SearchConfig, store: Store, space: SearchSpace, obj
                            ("int8", "--int8"), ("finetune_steps", "--finetune-steps")):
             if key in exp.config and key in scorer and exp.config[key] != scorer[key]:
                 mismatches.append(label if key == "supernet_sha256" else f"{label} {exp.config[key]}")
+        if config.reference is not None and exp.config.get("reference_given", {}) != given:
+            was = exp.config.get("reference_given", {})
+            mismatches.append("--reference " + (",".join(f"{k}={v:g}" for k, v in was.items()) or "from its results"))
         if mismatches:
             raise NasError(f"experiment {exp.name!r} was started with {'; '.join(mismatches)}: resume it with the same")
         if config.budget < exp.evaluations:
@@ -234,11 +229,12 @@ def _open_experiment(config: SearchConfig, store: Store, space: SearchSpace, obj
         raise NasError(f"experiment {name!r} already exists in {store.display_url}: pass --resume to continue it, "
                        "or choose another --experiment")
     space_id = store.ensure_space(space.name, space_hash(space), space.kind, space.source_text)
-    reference = reference_point(objectives, screener.cheap, space, config.seed)
+    reference = {**constraint_bounds(objectives, constraints), **given}  # the rest once the initial design is in
     return store.create_experiment(
         name, space_id, config.strategy, list(config.targets), [o.as_dict() for o in objectives],
         [c.text for c in constraints], config.budget, config.seed,
-        {"supernet": config.supernet, "workers": config.workers, "val_examples": config.val_examples, **scorer},
+        {"supernet": config.supernet, "workers": config.workers, "val_examples": config.val_examples,
+         "reference_given": given, **scorer},
         reference)
 
 
@@ -290,8 +286,9 @@ class _SearchRun:
 
     def __init__(self, config: SearchConfig, store: Store, space: SearchSpace, screener: Evaluator,
                  objectives: list[Objective], constraints: list[Constraint], progress: SearchProgress | None,
-                 scorer: dict[str, Any] | None = None) -> None:
+                 scorer: dict[str, Any] | None = None, given: dict[str, float] | None = None) -> None:
         self.config, self.store, self.space, self.screener = config, store, space, screener
+        self.given = given or {}
         self.objectives, self.constraints, self.progress = objectives, constraints, progress
         self.scorer = scorer or {}
         self.created = False  # whether this run created the experiment (an empty one is removed on bad input)
@@ -311,23 +308,25 @@ class _SearchRun:
         """Open (or reopen) the experiment and bring the strategy and the front up to its stored results."""
         self.created = not self.config.resume
         self.exp = exp = _open_experiment(self.config, self.store, self.space, self.objectives, self.constraints,
-                                          self.screener, self.scorer)
+                                          self.scorer, self.given)
         for profile in self.screener.profiles().values():
             self.store.save_profile(profile)  # the dashboard shows the models the search predicted with
         history = self.store.evaluations(exp.name)
         self.stored: dict[Arch, dict[str, float]] = {self.space.parse(e.arch): e.metrics for e in history}
+        ok = [e for e in history if e.status == "ok" and usable(self.objectives, e.metrics)]
+        self.reference = ReferenceRule.from_stored(self.names, [o.direction for o in self.objectives], exp.reference,
+                                                   [[e.metrics[n] for n in self.names] for e in ok])
+        self.reference_stored = self.reference.fixed and set(exp.reference) >= set(self.names)
         self.strategy = make_strategy(self.config.strategy, self.space, self.objectives, self.constraints,
-                                      self.config.seed + len(history), cheap=self.known_early)
+                                      self.config.seed + len(history), cheap=self.known_early, reference=self.reference)
         # Every stored row, failed ones with no metrics: told exactly as a live run told them.
         self.strategy.warm_start([(self.space.parse(e.arch), e.metrics if e.status == "ok" else {}) for e in history],
                                  taken=self.stored)
-        self.front = RunningFront([exp.reference.get(n, math.nan) for n in self.names],
-                                  [o.direction for o in self.objectives])
-        for e in history:
-            if e.status == "ok":
-                self._note_worst(e.metrics)
-                if total_violation(self.constraints, e.metrics) == 0:
-                    self.front.add([e.metrics.get(n, math.nan) for n in self.names])
+        self.feasible_points = [[e.metrics[n] for n in self.names] for e in ok
+                                if total_violation(self.constraints, e.metrics) == 0]
+        for e in ok:
+            self._note_worst(e.metrics)
+        self._new_front()
         probe = self.known_early(self.space.sample(random.Random(0)))
         self.screenable = [c for c in self.constraints if c.metric in probe]
         self.next_trial = max((e.trial for e in history), default=-1) + 1
@@ -395,12 +394,19 @@ class _SearchRun:
             self.evaluated += 1
         self.stored[arch] = metrics
         if status == "ok":
+            values = [metrics[n] for n in self.names]
+            moved = self.reference.add(values)
             self.strategy.tell(arch, metrics)
             self._note_worst(metrics)
+            if feasible:
+                self.feasible_points.append(values)
+                self.front.add(values)
+            if moved:
+                self._new_front()
+            if self.reference.fixed and not self.reference_stored:
+                self._store_reference()
         else:
             self.strategy.tell_failed(arch)
-        if feasible:
-            self.front.add([metrics.get(n, math.nan) for n in self.names])
         if self.progress:
             self.progress.result(len(self.stored), self.config.budget, self.front.best(self.names),
                                  self.front.hypervolume())
@@ -414,6 +420,16 @@ class _SearchRun:
             self.strategy.tell(arch, {**cheap, **{n: self.worst[n] for n in missing}})
         else:
             self.strategy.tell_failed(arch)
+
+    def _new_front(self) -> None:
+        """The running front over the feasible results, with the reference as it stands."""
+        self.front = RunningFront(list(self.reference.point()), [o.direction for o in self.objectives])
+        for values in self.feasible_points:
+            self.front.add(values)
+
+    def _store_reference(self) -> None:
+        self.store.set_reference(self.exp.name, self.reference.as_dict())
+        self.reference_stored = True
 
     def _note_worst(self, metrics: dict[str, Any]) -> None:
         if not usable(self.objectives, metrics):  # a stored "ok" row from before failures were judged
@@ -442,6 +458,8 @@ class _SearchRun:
                             self.record(outcome)
                     nodes = pool.nodes() if self.config.address or self.config.workers > 1 else []
                     replaced = pool.replaced
+            if not self.reference_stored and self.reference.as_dict():
+                self._store_reference()  # a budget smaller than the initial design: what its results gave
             self.store.set_status(self.exp.name, "finished")
         except NasError:
             # A search that stored nothing (an unsatisfiable constraint, say) leaves no empty

@@ -22,6 +22,7 @@ from nas.objectives import (
     parse_constraint,
     total_violation,
 )
+from nas.pareto import ReferenceRule
 from nas.search._base import SpaceExhausted, Strategy, objective_problem, usable
 from nas.space import Arch, SearchSpace
 
@@ -43,13 +44,15 @@ STRATEGIES = ("random", "evolution", "nsga2", "tpe", "gp", "surrogate")
 
 def make_strategy(name: str, space: SearchSpace, objectives: Sequence[Objective],
                   constraints: Sequence[Constraint] = (), seed: int = 0,
-                  cheap: Callable[[Arch], Mapping[str, float]] | None = None) -> Strategy:
+                  cheap: Callable[[Arch], Mapping[str, float]] | None = None,
+                  reference: ReferenceRule | None = None) -> Strategy:
     """``cheap``: an arch's metrics known before evaluation (the evaluator's ``cheap``), for the
-    strategies that use them (``surrogate``)."""
+    strategies that use them (``surrogate``); ``reference``: the search's hypervolume reference
+    (the strategy keeps its own by the same rule without one)."""
     registry = _registry()
     if name not in registry:
         raise NasError(f"unknown strategy {name!r} (known: {', '.join(STRATEGIES)})")
-    return registry[name](space, objectives, constraints, seed, cheap=cheap)
+    return registry[name](space, objectives, constraints, seed, cheap=cheap, reference=reference)
 
 
 __all__ = [

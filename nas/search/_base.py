@@ -10,6 +10,7 @@ from typing import ClassVar
 
 from nas.errors import NasError
 from nas.objectives import Constraint, Objective, total_violation
+from nas.pareto import ReferenceRule, constraint_bounds
 from nas.space import Arch, SearchSpace
 
 
@@ -50,12 +51,16 @@ class Strategy(ABC):
     failed, so a live run and a resumed one (which skips failed rows) know the same things.
     ``cheap``, when the evaluator has one, gives an arch's metrics that cost (almost) nothing
     before it is evaluated (predicted latency, params, memory); a strategy may use it or not.
+    ``reference`` is the search's hypervolume reference (:class:`nas.pareto.ReferenceRule`), the
+    one its figures are measured with; an acquisition that weighs hypervolume uses it. Without
+    one, the strategy keeps its own by the same rule over what it is told.
     """
 
     name: ClassVar[str]
 
     def __init__(self, space: SearchSpace, objectives: Sequence[Objective], constraints: Sequence[Constraint] = (),
-                 seed: int = 0, cheap: Callable[[Arch], Mapping[str, float]] | None = None) -> None:
+                 seed: int = 0, cheap: Callable[[Arch], Mapping[str, float]] | None = None,
+                 reference: ReferenceRule | None = None) -> None:
         if not objectives:
             raise NasError("a search needs at least one objective")
         self.space = space
@@ -65,6 +70,9 @@ class Strategy(ABC):
         self.rng = random.Random(seed)
         self.cheap = cheap
         self.taken: set[Arch] = set()
+        self._own_reference = reference is None
+        self.reference = reference or ReferenceRule([o.name for o in self.objectives], self.directions,
+                                                    constraint_bounds(self.objectives, self.constraints))
 
     def ask(self) -> Arch:
         """A candidate to evaluate next, never one already taken."""
@@ -82,6 +90,8 @@ class Strategy(ABC):
         """The result of evaluating ``arch`` (a failure when an objective is missing or not finite)."""
         self.taken.add(arch)
         if usable(self.objectives, metrics):
+            if self._own_reference:
+                self.reference.add(self.values(metrics))
             self.learn(arch, metrics)
         else:
             self.tell_failed(arch)

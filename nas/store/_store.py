@@ -137,6 +137,15 @@ class Store(Database):
 
         self._retrying(work, "update the experiment")
 
+    def set_reference(self, name: str, reference: dict[str, float]) -> None:
+        """The experiment's hypervolume reference, once its initial design has fixed it."""
+
+        def work(s: Session) -> None:
+            row = s.scalar(sa.select(ExperimentRow).where(ExperimentRow.name == name))
+            row.reference = dict(reference)
+
+        self._retrying(work, "update the experiment")
+
     # -- evaluations -----------------------------------------------------------------------------------
     def add_evaluation(self, experiment_id: int, space_id: int, new: NewEvaluation) -> bool:
         """Commit one finished evaluation; False when this experiment already holds that arch."""
