@@ -152,6 +152,9 @@ def test_sigkill_and_resume_reach_exactly_the_budget(tmp_path, search_env, strat
         (["--target", "cpu"], "no cpu latency profile for space 'mcu-vision' at input 1x8x8"),
         (["--supernet", "/nonexistent.ckpt"], "does not exist"),
         (["hybrid-vision"], "trained on space 'mcu-vision', not 'hybrid-vision'"),
+        (["--reference", "accuracy=high"], "--reference accuracy='high': not a number"),
+        (["--reference", "cpu_ms=2"], "--reference cpu_ms: not an objective of this search"),
+        (["--reference", "accuracy"], "expected NAME=NUMBER"),
     ],
 )
 def test_bad_search_input_leaves_the_store_as_it_was(cli, tmp_path, search_env, extra, needle):
