@@ -15,7 +15,14 @@ from nas.bench.run import (
     plot,
     run_bench,
 )
-from nas.bench.tables import GRAPH_DATASETS, Benchmark, load_benchmark, load_csv, load_graph, load_graph_dead
+from nas.bench.tables import (
+    GRAPH_DATASETS,
+    Benchmark,
+    load_benchmark,
+    load_csv,
+    load_graph,
+    load_graph_dead,
+)
 
 __all__ = [
     "CHECKPOINTS",

@@ -138,6 +138,18 @@ class Strategy(ABC):
         """The objectives' values of a usable result, in order."""
         return [float(metrics[o.name]) for o in self.objectives]
 
+    def judged(self, metrics: Mapping[str, float]) -> Mapping[str, float]:
+        """A usable result as the search judges it: one no better than the reference in some
+        objective holds no hypervolume, so it is moved to the reference in every objective, where
+        anything inside the region that counts beats it. Told as it is, the fastest net at chance
+        accuracy is non-dominated, and a strategy that selects by domination breeds more of it."""
+        ref = self.reference.point()
+        if not all(math.isfinite(r) for r in ref):
+            return metrics
+        worse = any((v <= r) if o.direction == "max" else (v >= r)
+                    for o, v, r in zip(self.objectives, self.values(metrics), ref, strict=True))
+        return {**metrics, **{o.name: float(r) for o, r in zip(self.objectives, ref, strict=True)}} if worse else metrics
+
     def violation(self, metrics: Mapping[str, float]) -> float:
         return total_violation(self.constraints, metrics)
 

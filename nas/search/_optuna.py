@@ -104,7 +104,7 @@ class OptunaStrategy(Strategy):
                 self.study.tell(trial, state=TrialState.FAIL)
 
     def learn(self, arch: Arch, metrics: Mapping[str, float]) -> None:
-        values = self.values(metrics)
+        values = self.values(self.judged(metrics))
         trial = self.pending.pop(arch, None)
         if trial is None:  # a result the study did not ask for (a replaced repeat, or history)
             self._add(arch, values, metrics)
@@ -124,4 +124,4 @@ class OptunaStrategy(Strategy):
     def replay(self, history) -> None:
         for arch, metrics in history:
             if usable(self.objectives, metrics):
-                self._add(arch, self.values(metrics), metrics)
+                self._add(arch, self.values(self.judged(metrics)), metrics)

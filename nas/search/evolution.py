@@ -4,7 +4,8 @@ Real et al. (2019): keep a population of the most recent ``population_size`` res
 child comes from the winner of a tournament among ``sample_size`` random members, mutated
 (and, with ``crossover_prob``, first crossed with a second winner); the oldest member dies.
 With several objectives the tournament picks by non-dominated rank under Deb's constrained
-domination (feasible before infeasible), then by crowding distance.
+domination (feasible before infeasible), then by crowding distance; a result outside the
+search's reference box counts as at the reference (``Strategy.judged``).
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ class RegularizedEvolution(Strategy):
         return self.space.mutate(parent, self.rng)
 
     def learn(self, arch: Arch, metrics: Mapping[str, float]) -> None:
-        self.population.append((arch, self.values(metrics), self.violation(metrics)))
+        self.population.append((arch, self.values(self.judged(metrics)), self.violation(metrics)))
 
     def replay(self, history) -> None:
         usable_history = [(a, m) for a, m in history if usable(self.objectives, m)]

@@ -350,16 +350,6 @@ class SurrogateSearch(Strategy):
         self.robust.taken.add(arch)
         return arch
 
-    def _for_tpe(self, metrics: Mapping[str, float]) -> Mapping[str, float]:
-        """A result as TPE is told it: one worse than the reference in any objective at the reference
-        in every objective, so that anything inside the region that counts beats it (told as it is,
-        the fastest net at chance accuracy is on TPE's first front, and TPE breeds more of it)."""
-        ref = self.reference.point()
-        values = np.array(self.values(metrics))
-        if not np.all(np.isfinite(ref)) or not np.any(values * self.signs >= ref * self.signs):
-            return metrics
-        return {**metrics, **{o.name: float(ref[j]) for j, o in enumerate(self.objectives)}}
-
     def _screen_for_tpe(self, arch: Arch) -> None:
         """Tell TPE a proposal of its own that breaks a constraint on cheap metrics, as the driver
         tells a screened candidate: its cheap metrics and the worst value seen of the others."""
@@ -403,7 +393,7 @@ class SurrogateSearch(Strategy):
         self.pending.pop(arch, None)
         if arch in self.seen:
             return
-        self.robust.tell(arch, self._for_tpe(metrics))
+        self.robust.tell(arch, metrics)  # TPE judges it by the same reference (Strategy.judged)
         self.seen.add(arch)
         point = np.array([self.signs[j] * float(metrics[o.name]) for j, o in enumerate(self.objectives)])
         self.archs.append(arch)

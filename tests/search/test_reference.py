@@ -9,7 +9,13 @@ import pytest
 from nas.errors import NasError
 from nas.evaluate import CallableEvaluator
 from nas.objectives import Constraint, Objective, parse_reference
-from nas.pareto import REFERENCE_AFTER, ReferenceRule, constraint_bounds, experiment_hypervolume, quantile_reference
+from nas.pareto import (
+    REFERENCE_AFTER,
+    ReferenceRule,
+    constraint_bounds,
+    experiment_hypervolume,
+    quantile_reference,
+)
 from nas.runner import SearchConfig, search
 from nas.space import load
 from nas.store import Store
@@ -131,3 +137,21 @@ def test_the_benchmark_judges_at_the_table_or_a_given_reference():
     assert 0 < high.true_hypervolume < bench.true_hypervolume
     with pytest.raises(NasError, match="not an objective"):
         bench.at_reference({"flops": "p50"})
+
+
+@pytest.mark.parametrize("name", ["tpe", "nsga2", "evolution", "surrogate"])
+def test_strategies_judge_a_result_outside_the_reference_at_the_reference(name):
+    """What selects by domination (Optuna's samplers, evolution's tournaments, the portfolio's TPE)
+    sees a result worse than the reference in one objective at the reference in all of them."""
+    from nas.search import make_strategy
+
+    rule = ReferenceRule(["score", "cost"], ["max", "min"], {"score": 0.6, "cost": 5.0})
+    strategy = make_strategy(name, load("toy-choice"), OBJECTIVES, seed=0, reference=rule)
+    fast_and_useless = {"score": 0.1, "cost": 0.2, "params": 3.0}
+    assert strategy.judged(fast_and_useless) == {"score": 0.6, "cost": 5.0, "params": 3.0}
+    assert strategy.judged({"score": 0.7, "cost": 4.0}) == {"score": 0.7, "cost": 4.0}
+    arch = strategy.ask()
+    strategy.tell(arch, fast_and_useless)
+    study = getattr(strategy, "study", None) or getattr(getattr(strategy, "robust", None), "study", None)
+    if study is not None:
+        assert study.trials[-1].values == [0.6, 5.0]
