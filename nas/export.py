@@ -198,7 +198,7 @@ def _mcu_prediction(info, arch: NetArch, data: bytes) -> dict:
 
 def record_export(store, result: ExportResult, experiment: str | None = None) -> None:
     """Keep an export in the store (which arch, where, its parity error)."""
-    from nas.latency.profile import space_hash
+    from nas.space import space_hash
     from nas.supernet.to_onnx import OPSET
 
     space = result.space_spec

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -167,3 +168,16 @@ def test_bad_search_input_leaves_the_store_as_it_was(cli, tmp_path, search_env, 
     rest = [a for a in extra if a not in positional]
     assert_one_line_error(cli(*(args[:1] + positional + args[1:] + rest)), needle)
     assert Store(str(db)).row_counts() == before
+
+
+def test_a_plain_space_search_never_imports_torch(tmp_path):
+    """A user's own evaluator over a plain space (a table, a toy) searches, stores and reports
+    without torch: the driver, the strategies and the store stay above the supernet's floor."""
+    code = (f"import sys, tests._faults as f\nfrom nas.runner import SearchConfig, search\n"
+            f"search(SearchConfig(strategy='surrogate', budget=25, targets=(), workers=0, db={str(tmp_path / 'p.db')!r}, "
+            "experiment='p'), evaluator_factory=f.make_toy, objectives=f.OBJECTIVES)\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'onnx', 'onnxruntime')))")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                         cwd=Path(__file__).resolve().parent.parent)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.strip().splitlines()[-1] == "[]", run.stdout

@@ -10,7 +10,21 @@
 uses it to screen out candidates that break a constraint before spending an evaluation.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from nas.evaluate._base import CallableEvaluator, Evaluator, TableEvaluator, read_table
-from nas.evaluate.supernet import SupernetEvaluator
+
+if TYPE_CHECKING:
+    from nas.evaluate.supernet import SupernetEvaluator
+
+
+def __getattr__(name: str) -> Any:
+    # The supernet evaluator pulls in torch; a user's own evaluator (a plain space, a table) never does.
+    if name == "SupernetEvaluator":
+        from nas.evaluate.supernet import SupernetEvaluator
+
+        return SupernetEvaluator
+    raise AttributeError(f"module 'nas.evaluate' has no attribute {name!r}")
+
 
 __all__ = ["CallableEvaluator", "Evaluator", "SupernetEvaluator", "TableEvaluator", "read_table"]

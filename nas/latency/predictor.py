@@ -1,4 +1,5 @@
-"""Latency predictors: one small interface, three implementations.
+"""Latency predictors: one small interface, four implementations (three here; the fourth,
+:class:`nas.latency.transfer.TransferPredictor`, transfers from other devices).
 
 - :class:`UnitPredictor` (measured targets: cpu, gpu, an imported device): the measured
   median of every unit, summed over the arch's units, then corrected for what summing misses

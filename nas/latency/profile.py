@@ -13,7 +13,6 @@ with the package; builds write to ``--out`` or ``./latency_models`` (or ``$NAS_P
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import os
 from dataclasses import asdict, dataclass, field
@@ -22,17 +21,11 @@ from typing import Any
 
 from nas.atomic import atomic_write
 from nas.errors import NasError
-from nas.space import SearchSpace
+from nas.space import SearchSpace, space_hash  # noqa: F401 (re-exported: profiles are keyed by it)
 
 FORMAT = "nas-latency-profile"
 VERSION = 1
 _PACKAGE_DIR = Path(__file__).resolve().parent.parent
-
-
-def space_hash(space: SearchSpace) -> str:
-    """Profiles are tied to the exact space they were built for (its YAML, whitespace aside)."""
-    canonical = "\n".join(line.rstrip() for line in space.source_text.strip().splitlines() if line.strip())
-    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
 @dataclass

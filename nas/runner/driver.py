@@ -192,7 +192,7 @@ def _check_satisfiable(space: SearchSpace, screener: Evaluator, constraints: lis
 
 def _open_experiment(config: SearchConfig, store: Store, space: SearchSpace, objectives: list[Objective],
                      constraints: list[Constraint], scorer: dict[str, Any], given: dict[str, float]):
-    from nas.latency.profile import space_hash
+    from nas.space import space_hash
 
     if config.resume:
         if not config.experiment:
@@ -273,7 +273,7 @@ def open_pool(config: SearchConfig, screener: Evaluator, factory: Callable[..., 
 def _on_gpu(device: str) -> bool:
     """Whether ``device`` (as ``nas search --device`` takes it) means the GPU here."""
     if device == "cpu":
-        return False  # a plain-space search need not import torch
+        return False  # a plain-space search never imports torch (tests/test_search_e2e.py checks)
     from nas.supernet.train import resolve_device
 
     return resolve_device(device).type == "cuda"

@@ -75,7 +75,9 @@ class SurrogateSearch(Strategy):
     trees = 48
     max_batch = 64  # archs queued per plan at the most (one per 20 results so far, at least one)
     sequential_until = 100  # before this many results: one arch per plan, the models refit on every result
-    enumerate_limit = 100_000  # spaces up to this size are scored whole
+    # Spaces up to this size are scored whole on every plan; larger ones, even those small enough to
+    # list (SearchSpace.enumerable, 200,000), through bred candidates: scoring more costs more than breeding.
+    enumerate_limit = 100_000
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)

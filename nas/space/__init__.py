@@ -20,7 +20,7 @@ from nas.space._arch import (
     parse_ffn_or_mixer,
     parse_mixer,
 )
-from nas.space._base import Param, SearchSpace, read_arch_file
+from nas.space._base import Param, SearchSpace, read_arch_file, space_hash
 from nas.space._choice import ChoiceSpace
 from nas.space._kinds import (
     BlockKind,
@@ -45,6 +45,7 @@ from nas.space._net import (
 )
 
 __all__ = [
+    "space_hash",
     "Arch",
     "BlockKind",
     "BlockSettings",

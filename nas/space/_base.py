@@ -192,3 +192,12 @@ def allowed(values: tuple[Any, ...] | list[Any]) -> str:
 def check_in(field: str, value: Any, choices: tuple[Any, ...] | list[Any]) -> None:
     if value not in choices:
         raise NasError(f"{field}: {value!r} is not allowed (allowed: {allowed(choices)})")
+
+
+def space_hash(space: SearchSpace) -> str:
+    """The identity of a space's definition (its YAML, whitespace aside): profiles, checkpoints and
+    experiments are tied to the exact space they were made for."""
+    import hashlib
+
+    canonical = "\n".join(line.rstrip() for line in space.source_text.strip().splitlines() if line.strip())
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
