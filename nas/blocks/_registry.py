@@ -14,7 +14,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Protocol
 
 import torch
 from torch import nn
@@ -32,11 +31,6 @@ class Aux:
 
     losses: list[torch.Tensor] = field(default_factory=list)
     margins: list[torch.Tensor] | None = None
-
-
-class BlockClass(Protocol):
-    @classmethod
-    def build(cls, op: Op, max_width: int, settings: BlockSettings, spatial_dims: int) -> nn.Module: ...
 
 
 _BLOCKS: dict[str, type] = {}

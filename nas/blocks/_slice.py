@@ -2,13 +2,31 @@
 
 Slicing is skipped when the slice is the whole tensor, so an extracted block (built at its
 exact size) traces to an ONNX graph without Slice nodes.
+
+Extraction has one idiom: a leaf (the elastic layers here) is built at its exact size and its
+leading slice copied in; a container is :func:`assemble`-d from its parts' extractions, never
+built at full size and then overwritten.
 """
 
 from __future__ import annotations
 
+from typing import Any, TypeVar
+
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+M = TypeVar("M", bound=nn.Module)
+
+
+def assemble(cls: type[M], **parts: Any) -> M:
+    """An instance of the container module ``cls`` holding ``parts`` (extracted submodules and
+    plain attributes) and nothing else: how every container extracts a subnet of itself."""
+    new = cls.__new__(cls)
+    nn.Module.__init__(new)
+    for name, value in parts.items():
+        setattr(new, name, value)
+    return new
 
 
 def lead(t: torch.Tensor, *sizes: int) -> torch.Tensor:
@@ -59,4 +77,27 @@ class ElasticLayerNorm(nn.Module):
         with torch.no_grad():
             new.weight.copy_(self.weight[:dim])
             new.bias.copy_(self.bias[:dim])
+        return new
+
+
+class ElasticConv(nn.Module):
+    """A dense conv (k3, padding 1) whose in and out channels are elastic leading slices."""
+
+    def __init__(self, max_in: int, max_out: int, stride: int, spatial_dims: int) -> None:
+        super().__init__()
+        self.stride, self.spatial_dims = stride, spatial_dims
+        self.weight = nn.Parameter(torch.empty((max_out, max_in) + (3,) * spatial_dims))
+        self.bias = nn.Parameter(torch.zeros(max_out))
+        nn.init.kaiming_uniform_(self.weight, a=5**0.5)
+
+    def forward(self, x: torch.Tensor, in_channels: int, out_channels: int) -> torch.Tensor:
+        conv = F.conv2d if self.spatial_dims == 2 else F.conv1d
+        w = lead(self.weight, out_channels, in_channels)
+        return conv(x, w, lead(self.bias, out_channels), stride=self.stride, padding=1)
+
+    def extract(self, in_channels: int, out_channels: int) -> ElasticConv:
+        new = ElasticConv(in_channels, out_channels, self.stride, self.spatial_dims)
+        with torch.no_grad():
+            new.weight.copy_(self.weight[:out_channels, :in_channels])
+            new.bias.copy_(self.bias[:out_channels])
         return new

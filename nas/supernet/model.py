@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from nas.blocks import Aux, build_block
-from nas.blocks._slice import ElasticLayerNorm, ElasticLinear, lead
+from nas.blocks._slice import ElasticConv, ElasticLayerNorm, ElasticLinear, assemble
 from nas.errors import NasError
 from nas.space import BlockSettings, Ffn, Layer, Mixer, NetArch, NetSpace, Op, stage_grids
 
@@ -93,29 +93,6 @@ class SupernetConfig:
 # ----------------------------------------------------------------------------- modules
 
 
-class ElasticConv(nn.Module):
-    """A dense conv (k3, padding 1) whose in and out channels are elastic leading slices."""
-
-    def __init__(self, max_in: int, max_out: int, stride: int, spatial_dims: int) -> None:
-        super().__init__()
-        self.stride, self.spatial_dims = stride, spatial_dims
-        self.weight = nn.Parameter(torch.empty((max_out, max_in) + (3,) * spatial_dims))
-        self.bias = nn.Parameter(torch.zeros(max_out))
-        nn.init.kaiming_uniform_(self.weight, a=5**0.5)
-
-    def forward(self, x: torch.Tensor, in_channels: int, out_channels: int) -> torch.Tensor:
-        conv = F.conv2d if self.spatial_dims == 2 else F.conv1d
-        w = lead(self.weight, out_channels, in_channels)
-        return conv(x, w, lead(self.bias, out_channels), stride=self.stride, padding=1)
-
-    def extract(self, in_channels: int, out_channels: int) -> ElasticConv:
-        new = ElasticConv(in_channels, out_channels, self.stride, self.spatial_dims)
-        with torch.no_grad():
-            new.weight.copy_(self.weight[:out_channels, :in_channels])
-            new.bias.copy_(self.bias[:out_channels])
-        return new
-
-
 class Stem(nn.Module):
     """conv3 (fixed channels) -> GELU -> conv3 to the first stage's width; returns tokens."""
 
@@ -131,12 +108,9 @@ class Stem(nn.Module):
         return h.flatten(2).transpose(1, 2)
 
     def extract(self, width: int) -> Stem:
-        new = Stem.__new__(Stem)
-        nn.Module.__init__(new)
-        new.in_channels, new.channels = self.in_channels, self.channels
-        new.conv1 = self.conv1.extract(self.in_channels, self.channels)
-        new.conv2 = self.conv2.extract(self.channels, width)
-        return new
+        return assemble(Stem, in_channels=self.in_channels, channels=self.channels,
+                        conv1=self.conv1.extract(self.in_channels, self.channels),
+                        conv2=self.conv2.extract(self.channels, width))
 
 
 class Downsample(nn.Module):
@@ -152,10 +126,7 @@ class Downsample(nn.Module):
         return self.conv(h, in_width, out_width).flatten(2).transpose(1, 2)
 
     def extract(self, in_width: int, out_width: int) -> Downsample:
-        new = Downsample(in_width, out_width, self.conv.spatial_dims)
-        new.norm = self.norm.extract(in_width)
-        new.conv = self.conv.extract(in_width, out_width)
-        return new
+        return assemble(Downsample, norm=self.norm.extract(in_width), conv=self.conv.extract(in_width, out_width))
 
 
 class SuperLayer(nn.Module):
@@ -171,11 +142,9 @@ class SuperLayer(nn.Module):
         return x + self.ffns[layer.ffn.kind](x, grid, width, layer.ffn, aux)
 
     def extract(self, width: int, layer: Layer) -> SuperLayer:
-        new = SuperLayer.__new__(SuperLayer)
-        nn.Module.__init__(new)
-        new.mixers = nn.ModuleDict({layer.mixer.kind: self.mixers[layer.mixer.kind].extract(width, layer.mixer)})
-        new.ffns = nn.ModuleDict({layer.ffn.kind: self.ffns[layer.ffn.kind].extract(width, layer.ffn)})
-        return new
+        return assemble(SuperLayer,
+                        mixers=nn.ModuleDict({layer.mixer.kind: self.mixers[layer.mixer.kind].extract(width, layer.mixer)}),
+                        ffns=nn.ModuleDict({layer.ffn.kind: self.ffns[layer.ffn.kind].extract(width, layer.ffn)}))
 
 
 class Head(nn.Module):
@@ -191,10 +160,8 @@ class Head(nn.Module):
         return self.fc(self.norm(x, width).mean(dim=1), width, self.num_classes)
 
     def extract(self, width: int) -> Head:
-        new = Head(width, self.num_classes)
-        new.norm = self.norm.extract(width)
-        new.fc = self.fc.extract(width, self.num_classes)
-        return new
+        return assemble(Head, num_classes=self.num_classes, norm=self.norm.extract(width),
+                        fc=self.fc.extract(width, self.num_classes))
 
 
 class Supernet(nn.Module):
@@ -246,19 +213,16 @@ class Supernet(nn.Module):
             return self._extract(arch, input_shape)
 
     def _extract(self, arch: NetArch, input_shape: tuple[int, ...]) -> Subnet:
-        net = Supernet.__new__(Supernet)
-        nn.Module.__init__(net)
-        net.config = self.config.for_arch(arch)
-        net.stem = self.stem.extract(arch.stages[0].width)
-        net.downsamples = nn.ModuleList(
-            ds.extract(arch.stages[i].width, arch.stages[i + 1].width) if isinstance(ds, Downsample) else nn.Identity()
-            for i, ds in enumerate(self.downsamples)
-        )
-        net.stages = nn.ModuleList(
-            nn.ModuleList(module.extract(stage.width, layer) for module, layer in zip(self.stages[i], stage.layers, strict=False))
-            for i, stage in enumerate(arch.stages)
-        )
-        net.head = self.head.extract(arch.stages[-1].width)
+        net = assemble(
+            Supernet, config=self.config.for_arch(arch), stem=self.stem.extract(arch.stages[0].width),
+            downsamples=nn.ModuleList(
+                ds.extract(arch.stages[i].width, arch.stages[i + 1].width) if isinstance(ds, Downsample) else nn.Identity()
+                for i, ds in enumerate(self.downsamples)),
+            stages=nn.ModuleList(
+                nn.ModuleList(module.extract(stage.width, layer)
+                              for module, layer in zip(self.stages[i], stage.layers, strict=False))
+                for i, stage in enumerate(arch.stages)),
+            head=self.head.extract(arch.stages[-1].width))
         return Subnet(net, arch, input_shape)
 
 
