@@ -1,7 +1,7 @@
 """How hard 0.98 of the true front's hypervolume is on NAS-Bench-Graph: which archs a search must
 find to get there, and how well the surrogate's model can point at them.
 
-    python experiments/bench_graph_headroom.py [--datasets cora pubmed ...] [--sample 300]
+    python -m experiments.bench_graph_headroom [--datasets cora pubmed ...] [--sample 300]
 
 Per dataset, from the whole table (26,206 archs):
 
@@ -20,13 +20,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from experiments._common import markdown_table, write_report  # noqa: E402
+from experiments._common import markdown_table, write_report
 
 MISSED = (1, 3, 10, 30)
 TARGET = 0.98
@@ -106,7 +103,7 @@ def main() -> None:
             f"surrogate's (its features, {SurrogateSearch.trees} trees, max_features 0.5), fitted on {args.sample} "
             f"uniform archs, 3 draws.\n\n" + markdown_table(header, rows))
     print(write_report("bench_graph_headroom", "NAS-Bench-Graph: what 0.98 of the true front's hypervolume asks",
-                       "python experiments/bench_graph_headroom.py " + " ".join(sys.argv[1:]), body))
+                       "python -m experiments.bench_graph_headroom " + " ".join(sys.argv[1:]), body))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """How fast the Pareto explorer renders a big store.
 
-    python experiments/dashboard_render.py [--evaluations 100000] [--keep DB]
+    python -m experiments.dashboard_render [--evaluations 100000] [--keep DB]
 
 Seeds a SQLite store with N evaluations of random hybrid-vision archs (synthetic metrics: this
 measures rendering, not search), then times the explorer's first render twice: the page's
@@ -12,47 +12,14 @@ experiments/results/dashboard_render.md.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import os
-import random
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from experiments._common import (  # noqa: E402
-    CHROMIUM,
-    CHROMIUM_FLAGS,
-    dashboard_server,
-    markdown_table,
-    write_report,
-)
-
-
-def synthetic_store(db: str, n: int, seed: int = 0) -> None:
-    """A store with one experiment of ``n`` evaluations of random hybrid-vision archs with synthetic metrics."""
-    from nas.space import load
-    from nas.store import NewEvaluation, Store
-
-    space = load("hybrid-vision")
-    store = Store(db)
-    space_id = store.ensure_space(space.name, "synthetic", space.kind, space.source_text)
-    exp = store.create_experiment("big", space_id, "random", ["cpu", "mcu-m7"],
-                                  [{"name": "accuracy", "direction": "max"}, {"name": "cpu_ms", "direction": "min"}],
-                                  ["sram_kb<=300"], n, seed, {}, {"accuracy": 0.0, "cpu_ms": 2.0})
-    rng = random.Random(seed)
-    now = dt.datetime(2026, 1, 1)
-    batch = []
-    for i, arch in enumerate(space.sample_unique(rng, n)):
-        size = sum(arch.widths) * sum(arch.depths)
-        metrics = {"accuracy": 0.6 + 0.3 * (1 - 2.71828 ** (-size / 400)) + rng.gauss(0, 0.01),
-                   "cpu_ms": 0.1 + size / 1500 + rng.random() * 0.05, "mcu-m7_ms": size / 10, "params": size * 100.0,
-                   "macs": size * 1000.0, "sram_kb": size / 20, "flash_kb": size / 5}
-        batch.append(NewEvaluation(i, arch.to_str(), arch.key, "ok", metrics["sram_kb"] <= 300, metrics, {}, "w", now,
-                                   now, arch.block_mix()))
-    store.add_evaluations(exp.id, space_id, batch)
+from dashboard.testing import CHROMIUM, CHROMIUM_FLAGS, dashboard_server, synthetic_store
+from experiments._common import markdown_table, write_report
 
 
 def apptest_seconds(db: str) -> float:
@@ -104,7 +71,7 @@ def run(n: int, keep: str | None) -> Path:
             "Each browser run starts a fresh `nas dashboard` server, so its caches are cold.")
     print(body)
     return write_report("dashboard_render", f"Dashboard first render with {n:,} evaluations",
-                        "python experiments/dashboard_render.py " + " ".join(sys.argv[1:]), body)
+                        "python -m experiments.dashboard_render " + " ".join(sys.argv[1:]), body)
 
 
 def main() -> None:

@@ -1,6 +1,6 @@
 """A screenshot of the Pareto explorer on a real store, for the README.
 
-    python experiments/dashboard_screenshot.py --db runs/quickstart-.../nas.db [--out experiments/results/explorer.png]
+    python -m experiments.dashboard_screenshot --db runs/quickstart-.../nas.db [--out experiments/results/explorer.png]
 
 Starts ``nas dashboard`` on the store, opens the explorer in Debian's headless Chromium,
 waits until the Pareto front's points are drawn, and saves the page as a PNG.
@@ -9,12 +9,10 @@ waits until the Pareto front's points are drawn, and saves the page as a PNG.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from experiments._common import CHROMIUM, CHROMIUM_FLAGS, RESULTS, dashboard_server  # noqa: E402
+from dashboard.testing import CHROMIUM, CHROMIUM_FLAGS, dashboard_server
+from experiments._common import RESULTS
 
 
 def shoot(db: str, out: Path) -> Path:

@@ -1,6 +1,6 @@
 """How many evaluations per second the search driver sustains when evaluating costs nothing.
 
-    python experiments/driver_throughput.py [--evaluations 2000] [--strategies random evolution nsga2 tpe surrogate]
+    python -m experiments.driver_throughput [--evaluations 2000] [--strategies random evolution nsga2 tpe surrogate]
 
 A 15,625-arch plain space (six choices of five values, NAS-Bench-201's size), an evaluator that
 answers at once (two objectives computed from the arch), searched in process (``--workers 0``)
@@ -17,9 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from experiments._common import markdown_table, write_report  # noqa: E402
+from experiments._common import markdown_table, write_report
 
 SPACE = """name: cell-15625
 kind: choice
@@ -70,7 +68,7 @@ def run(evaluations: int, strategies: list[str]) -> Path:
             + markdown_table(["strategy", "stored", "wall (s)", "evaluations/s overall", "evaluations/s over the last 10%"],
                              rows))
     return write_report("driver_throughput", "The search driver's own rate (instant evaluator)",
-                        "python experiments/driver_throughput.py " + " ".join(sys.argv[1:]), body)
+                        "python -m experiments.driver_throughput " + " ".join(sys.argv[1:]), body)
 
 
 def main() -> None:

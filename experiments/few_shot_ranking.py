@@ -1,6 +1,6 @@
 """Few-shot supernets split by the first layer's mixer kind: do they rank better than one?
 
-    python experiments/few_shot_ranking.py [--parent CKPT] [--epochs 1] [--lr 1e-3]
+    python -m experiments.few_shot_ranking [--parent CKPT] [--epochs 1] [--lr 1e-3]
                                            [--control CKPT ...] [--seeds 6]
 
 Few-shot NAS (Zhao et al., 2021) splits a trained one-shot supernet into sub-supernets, one per
@@ -30,10 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from experiments._common import REPO, markdown_table, write_report  # noqa: E402
-from experiments.supernet_ranking import (  # noqa: E402
+from experiments._common import REPO, markdown_table, write_report
+from experiments.supernet_ranking import (
     bootstrap,
     correct_flags,
     pick_archs,
@@ -141,7 +139,7 @@ def main() -> None:
                               "mean minus stand-alone (points)"], rows)
             + "\n\n" + markdown_table(["#", "first mixer", "stand-alone", *scores, "arch"], per_arch))
     print(write_report("supernet_ranking_few_shot", "Few-shot supernets split by the first mixer kind",
-                       "python experiments/few_shot_ranking.py " + " ".join(sys.argv[1:]), body))
+                       "python -m experiments.few_shot_ranking " + " ".join(sys.argv[1:]), body))
 
 
 if __name__ == "__main__":

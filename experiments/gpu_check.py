@@ -1,10 +1,10 @@
 """The GPU check: everything that needs a CUDA device, in one run of a few minutes.
 
-    python experiments/gpu_check.py [--out DIR] [--fashion-mnist DIR] [--smoke]
+    python -m experiments.gpu_check [--out DIR] [--fashion-mnist DIR] [--smoke]
 
 Runs on a bare GPU machine (Python, torch with CUDA, onnx, onnxruntime, numpy, scipy, pandas,
 scikit-learn, pyyaml, typer, rich, matplotlib; no network, nothing installed): from the
-repository root, ``PYTHONPATH=. python experiments/gpu_check.py``.
+repository root, ``PYTHONPATH=. python -m experiments.gpu_check``.
 
 1. The device checks of tests/test_devices.py on ``cuda``: forward and backward of every block
    kind and of the largest, smallest and random subnets of every shipped space.
@@ -37,10 +37,9 @@ import time
 import traceback
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import torch
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+from experiments._training import sandwich_rate
 
 CPU_RECIPE = {"largest": 0.891, "smallest": 0.874, "seconds": 474}  # README: defaults on 2 Xeon cores
 
@@ -81,43 +80,6 @@ def device_checks(device: torch.device) -> list[str]:
         assert sub(x).device.type == device.type
         done.append(f"space {name}")
     return done
-
-
-def sandwich_rate(device: torch.device, batch: int, steps: int, precision: str = "fp32") -> float:
-    """Samples per second of the training step, after two warm-up steps."""
-    from nas.data import load_dataset
-    from nas.space import load
-    from nas.supernet.train import TrainConfig, run_epochs, setup
-
-    space = load("hybrid-vision")
-    data = load_dataset("digits")  # only the step's cost matters here, not the data
-    shape = (1, 28, 28)
-    rng = np.random.default_rng(0)
-    n = batch * (steps + 2)
-    data = type(data)("synthetic", rng.standard_normal((n, *shape)).astype(np.float32), rng.integers(0, 10, n),
-                      data.x_val[:0].reshape(0, *shape), data.y_val[:0], data.x_test[:0].reshape(0, *shape),
-                      data.y_test[:0], 10)
-    config = TrainConfig(epochs=1, batch_size=batch, precision=precision, log_every=10**9)
-    net, info, opt, sched, rng_, gen, per_epoch, total = setup(space, data, config, None, None, device)
-    timings: list[float] = []
-
-    class Clock:
-        def epoch_started(self, *a) -> None:
-            pass
-
-        def steps_done(self, *a) -> None:
-            pass
-
-        def epoch_done(self, record) -> None:
-            pass
-
-    started = time.perf_counter()
-    run_epochs(space, data, config, net, info, opt, sched, rng_, gen, per_epoch, total, lambda *_: None, Clock())
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    timings.append(time.perf_counter() - started)
-    # the epoch ends with two validation passes on empty splits: negligible
-    return n / timings[0]
 
 
 def time_to_accuracy(device: torch.device, fmnist: str | None, batch: int, epochs: int, smoke: bool) -> dict:
@@ -219,7 +181,7 @@ def main() -> None:
 
 def write(report: dict, path: Path) -> None:
     lines = [f"# GPU check on {report['device']}", "",
-             f"Command: `python experiments/gpu_check.py`; torch {report['torch']}, CUDA {report['cuda']}, "
+             f"Command: `python -m experiments.gpu_check`; torch {report['torch']}, CUDA {report['cuda']}, "
              f"Python {report['python']}; {time.strftime('%Y-%m-%d %H:%M')}; {report['total_s']:.0f} s in all.", ""]
     checks = report.get("device_checks")
     lines += ["## Device checks", "", (f"passed: {', '.join(checks)}" if isinstance(checks, list)

@@ -1,6 +1,6 @@
 """int8 subnets for microcontrollers: accuracy and memory of the quantised graphs, per block kind.
 
-    python experiments/int8_export.py [--subnets 10] [--quickstart DIR] [--test 2000]
+    python -m experiments.int8_export [--subnets 10] [--quickstart DIR] [--test 2000]
 
 An mcu-vision supernet trained on Fashion-MNIST with the defaults (trained here when missing,
 as ``nas supernet train mcu-vision --dataset fashion-mnist``), and:
@@ -25,9 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from experiments._common import REPO, ensure_supernet, markdown_table, write_report  # noqa: E402
+from experiments._common import REPO, ensure_supernet, markdown_table, write_report
 
 MCU = REPO / "runs" / "mcu-vision-fashion-mnist.ckpt"
 
@@ -90,7 +88,7 @@ def run(n: int, quickstart: Path | None, n_test: int) -> Path:
               f"{min(drops):+.2f}.\n\n## Per block kind (the largest subnet of one mixer kind and one ffn kind)\n\n"
             + markdown_table(header, kinds))
     return write_report("int8_export", "int8 export: accuracy and memory of the quantised subnets",
-                        "python experiments/int8_export.py " + " ".join(sys.argv[1:]), body)
+                        "python -m experiments.int8_export " + " ".join(sys.argv[1:]), body)
 
 
 def main() -> None:

@@ -1,6 +1,6 @@
 """Validate every latency model on held-out subnets and tabulate the figures.
 
-    python experiments/latency_predictors.py [-n 100] [--spaces hybrid-vision ...] [--targets cpu ...]
+    python -m experiments.latency_predictors [-n 100] [--spaces hybrid-vision ...] [--targets cpu ...]
 
 For the cpu (and gpu, when present) targets each held-out subnet is measured end to end,
 twice; for MCU boards the composed unit predictor is checked against the cost model on each
@@ -16,9 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from experiments._common import RESULTS, markdown_table, write_report  # noqa: E402
+from experiments._common import RESULTS, markdown_table, write_report
 
 
 def run(n: int, spaces: list[str], targets: list[str]) -> Path:
@@ -62,7 +60,7 @@ def run(n: int, spaces: list[str], targets: list[str]) -> Path:
             "model run on each whole graph (no board here); LOO is the leave-one-out error of the board's "
             "calibration on the MLPerf Tiny table (resnet8, dscnn, fc autoencoder).")
     return write_report("latency_predictors", "Latency predictors on held-out subnets",
-                        "python experiments/latency_predictors.py " + " ".join(sys.argv[1:]), body)
+                        "python -m experiments.latency_predictors " + " ".join(sys.argv[1:]), body)
 
 
 def main() -> None:

@@ -1,6 +1,6 @@
 """A new device's latency from k measurements: transfer from known devices (nas.latency.transfer).
 
-    python experiments/latency_transfer.py [--fbnet PATH] [--draws 3] [--skip-fbnet] [--skip-own]
+    python -m experiments.latency_transfer [--fbnet PATH] [--draws 3] [--skip-fbnet] [--skip-own]
 
 1. HW-NAS-Bench's FBNet table (5,000 archs, 27 device configurations; ../shared/data): each
    device in turn is the new one, k of its rows (k = 5, 10, 20, 50; ``--draws`` random draws,
@@ -28,9 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from experiments._common import REPO, RESULTS, markdown_table, write_report  # noqa: E402
+from experiments._common import REPO, RESULTS, markdown_table, write_report
 
 FBNET = REPO.parent / "shared" / "data" / "hwnasbench_fbnet_latency.csv.gz"
 OPS = ("k3_e1", "k3_e1_g2", "k3_e3", "k3_e6", "k5_e1", "k5_e1_g2", "k5_e3", "k5_e6", "skip")
@@ -249,7 +247,7 @@ def main() -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     plot(summary, points, png)
     print(write_report("latency_transfer", "A new device's latency from k measurements (transfer)",
-                       "python experiments/latency_transfer.py " + " ".join(sys.argv[1:]),
+                       "python -m experiments.latency_transfer " + " ".join(sys.argv[1:]),
                        "\n\n".join(parts) + "\n\n![transfer](latency_transfer.png)"))
 
 

@@ -1,7 +1,7 @@
 """MoE's experts batched into one set of ops against one expert after another (the ONNX export's
 way), on the training step's shapes.
 
-    python experiments/moe_batching.py [--device cpu|cuda] [--threads 2] [--repeats 20]
+    python -m experiments.moe_batching [--device cpu|cuda] [--threads 2] [--repeats 20]
 
 1. One MoE ffn (hybrid-vision's largest width, 96, on a 7x7 grid: 49 tokens), forward and
    backward at batch 128, for every (experts, top_k) the shipped spaces offer: median ms of
@@ -20,15 +20,12 @@ import argparse
 import sys
 import time
 from contextlib import contextmanager
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import numpy as np
+import torch
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-from experiments._common import markdown_table, write_report  # noqa: E402
-from experiments.gpu_check import sandwich_rate  # noqa: E402  (the step as training runs it, synthetic images)
+from experiments._common import markdown_table, write_report
+from experiments._training import sandwich_rate  # the step as training runs it, synthetic images
 
 
 @contextmanager
@@ -108,7 +105,7 @@ def main() -> None:
               f"alternating; as gpu_check.py times it): {before:.0f} samples/s with experts in turn, {after:.0f} batched ({after / before:.2f}x).")
     name = "moe_batching" + ("_cuda" if device.type == "cuda" else "")
     print(write_report(name, "MoE experts batched against one after another",
-                       "python experiments/moe_batching.py " + " ".join(sys.argv[1:]), body))
+                       "python -m experiments.moe_batching " + " ".join(sys.argv[1:]), body))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """One search for a CPU and a microcontroller at once: how the fronts differ, which blocks win where.
 
-    python experiments/multi_target.py [--supernet CKPT] [--budget 150] [--workers 2] [--val-examples 1000]
+    python -m experiments.multi_target [--supernet CKPT] [--budget 150] [--workers 2] [--val-examples 1000]
 
 Runs NSGA-II with three objectives (accuracy up, cpu_ms down, mcu-m7_ms down) on
 hybrid-vision, then takes the two 2-D Pareto fronts of the same evaluations (accuracy vs cpu
@@ -18,9 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from experiments._common import RESULTS, ensure_supernet, markdown_table, write_report  # noqa: E402
+from experiments._common import RESULTS, ensure_supernet, markdown_table, write_report
 
 KINDS = ("conv", "attention", "ssm", "moe")
 
@@ -71,7 +69,7 @@ def run(ckpt: str, budget: int, workers: int, val_examples: int) -> Path:
             f"set. NSGA-II, {budget} evaluations, objectives accuracy, cpu_ms and mcu-m7_ms; accuracy on the first "
             f"{val_examples} validation images. ![fronts](multi_target.png)")
     return write_report("multi_target", "Searching for a CPU and a microcontroller at once",
-                        "python experiments/multi_target.py " + " ".join(sys.argv[1:]), body)
+                        "python -m experiments.multi_target " + " ".join(sys.argv[1:]), body)
 
 
 def main() -> None:

@@ -1,6 +1,6 @@
 """How fast latency predictors are: 10,000 archs per target, from a cold start.
 
-    python experiments/predictor_speed.py [-n 10000] [--space hybrid-vision]
+    python -m experiments.predictor_speed [-n 10000] [--space hybrid-vision]
 
 Loads each committed profile, then times one batched prediction of N random archs the
 predictor has never seen (unit lists built on the way) and a second call on the same archs.
@@ -15,9 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from experiments._common import markdown_table, write_report  # noqa: E402
+from experiments._common import markdown_table, write_report
 
 
 def run(n: int, space_name: str) -> Path:
@@ -42,7 +40,7 @@ def run(n: int, space_name: str) -> Path:
     body = markdown_table(["target", "load profile (s)", f"predict {n:,} new archs (s)", "again, cached (s)",
                            "us per arch (cold)"], rows)
     return write_report("predictor_speed", f"Latency prediction speed on {space_name}",
-                        "python experiments/predictor_speed.py " + " ".join(sys.argv[1:]), body)
+                        "python -m experiments.predictor_speed " + " ".join(sys.argv[1:]), body)
 
 
 def main() -> None:

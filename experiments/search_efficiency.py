@@ -1,6 +1,6 @@
 """Search throughput on Ray, and hypervolume against evaluations for every strategy.
 
-    python experiments/search_efficiency.py [--supernet CKPT] [--budget 120] [--seeds 5]
+    python -m experiments.search_efficiency [--supernet CKPT] [--budget 120] [--seeds 5]
                                             [--throughput 150] [--val-examples 1000]
                                             [--strategies random ... surrogate] [--seeds-gp N] [--reuse]
 
@@ -31,9 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from experiments._common import RESULTS, ensure_supernet, markdown_table, write_report  # noqa: E402
+from experiments._common import RESULTS, ensure_supernet, markdown_table, write_report
 
 STRATEGIES = ["random", "evolution", "nsga2", "tpe", "gp", "surrogate"]
 CURVES = RESULTS / "search_efficiency_curves.csv"
@@ -248,7 +246,7 @@ def run(ckpt: str, budget: int, seeds: dict[str, int], n_throughput: int, val_ex
             "with the reference at 0 accuracy (before this release) it held 2.401 of 2.448, and the figures "
             "mostly measured who found the fastest subnet first; at the quantile reference a subnet must be "
             "better than the 10%-worst random subnet in accuracy as well as latency to count.")
-    return write_report("search_efficiency", "Search efficiency", "python experiments/search_efficiency.py "
+    return write_report("search_efficiency", "Search efficiency", "python -m experiments.search_efficiency "
                         + " ".join(sys.argv[1:]), body)
 
 

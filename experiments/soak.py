@@ -1,6 +1,6 @@
 """Soak: a long search against PostgreSQL with the dashboard open; memory over time, rate at start and end.
 
-    python experiments/soak.py [--supernet CKPT] [--evaluations 2000] [--workers 2] [--val-examples 200]
+    python -m experiments.soak [--supernet CKPT] [--evaluations 2000] [--workers 2] [--val-examples 200]
                                [--db postgresql://postgres@127.0.0.1:5432/test]
 
 Runs a search (NSGA-II, cpu target) with Ray workers while `nas dashboard` serves the same
@@ -21,17 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from experiments._common import (  # noqa: E402
-    CHROMIUM,
-    CHROMIUM_FLAGS,
-    RESULTS,
-    dashboard_server,
-    ensure_supernet,
-    markdown_table,
-    write_report,
-)
+from dashboard.testing import CHROMIUM, CHROMIUM_FLAGS, dashboard_server
+from experiments._common import RESULTS, ensure_supernet, markdown_table, write_report
 
 
 class Sampler(threading.Thread):
@@ -135,7 +126,7 @@ def run(ckpt: str, n: int, workers: int, val_examples: int, db: str) -> Path:
     body = markdown_table(["figure", "value"], rows) + "\n\n![memory](soak.png)"
     print(body)
     return write_report("soak", "Soak: a long search with the dashboard open",
-                        "python experiments/soak.py " + " ".join(sys.argv[1:]), body)
+                        "python -m experiments.soak " + " ".join(sys.argv[1:]), body)
 
 
 def main() -> None:

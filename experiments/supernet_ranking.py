@@ -1,6 +1,6 @@
 """Does the supernet rank subnets the way training them from scratch does, and better than free proxies?
 
-    python experiments/supernet_ranking.py [--space mcu-vision] [--supernet CKPT ...] [--archs 30]
+    python -m experiments.supernet_ranking [--space mcu-vision] [--supernet CKPT ...] [--archs 30]
                                            [--seeds 3] [--steps 400] [--target mcu-m7] [--concurrent 2]
                                            [--finetune-steps K] [--reuse-standalone]
                                            [--compare-steps N ...] [--report NAME]
@@ -48,9 +48,7 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import rankdata, spearmanr
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from experiments._common import REPO, RESULTS, ensure_supernet, markdown_table, write_report  # noqa: E402
+from experiments._common import REPO, RESULTS, ensure_supernet, markdown_table, write_report
 
 PROXY_SEEDS = 3
 BOOTSTRAP = 2000
@@ -373,7 +371,7 @@ def run(space_name: str, ckpts: list[str], n_archs: int, steps: int, seeds: int,
                              arch_rows)
             + f"\n\n![ranking]({report}.png)")
     return write_report(report, "Supernet ranking vs stand-alone training and free baselines",
-                        "python experiments/supernet_ranking.py " + " ".join(sys.argv[1:]), body)
+                        "python -m experiments.supernet_ranking " + " ".join(sys.argv[1:]), body)
 
 
 def checkpoint_recipe(ckpt: str) -> str:

@@ -1,6 +1,6 @@
 """Which supernet training recipe: in-place distillation, labels only, or the ramped blend.
 
-    python experiments/supernet_recipe.py [--steps 300] [--seed 0]
+    python -m experiments.supernet_recipe [--steps 300] [--seed 0]
 
 Trains hybrid-vision on Fashion-MNIST three times with the same steps and seed, differing
 only in what the smaller subnets learn from, and reports validation accuracy of the largest,
@@ -16,9 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from experiments._common import RESULTS, markdown_table, write_report  # noqa: E402
+from experiments._common import RESULTS, markdown_table, write_report
 
 RECIPES = {
     "in-place distillation only": {"distill_weight": 1.0, "distill_ramp": 0.0},
@@ -70,7 +68,7 @@ def run(steps: int, seed: int) -> Path:
                            "random min", "seconds"], rows)
     body += (f"\n\nSame seed, data order and {steps} steps (largest, smallest and 2 fair random subnets per step); "
              "validation split of 5,000 images. ![recipes](supernet_recipe.png)")
-    return write_report("supernet_recipe", "Supernet training recipe", "python experiments/supernet_recipe.py "
+    return write_report("supernet_recipe", "Supernet training recipe", "python -m experiments.supernet_recipe "
                         + " ".join(sys.argv[1:]), body)
 
 

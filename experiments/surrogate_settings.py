@@ -1,9 +1,9 @@
 """Settings of the surrogate strategy side by side on NAS-Bench-Graph, in a plain ask/tell loop
 (or, with ``--supernet``, on a shipped space's supernet).
 
-    python experiments/surrogate_settings.py --set sequential_until=0 --set sequential_until=100 [--seeds 10]
+    python -m experiments.surrogate_settings --set sequential_until=0 --set sequential_until=100 [--seeds 10]
                                              [--datasets cora pubmed ...] [--processes 2]
-    python experiments/surrogate_settings.py --supernet CKPT --set ... [--seeds 5] [--budget 120]
+    python -m experiments.surrogate_settings --supernet CKPT --set ... [--seeds 5] [--budget 120]
 
 Each ``--set`` is one setting: comma-separated class attributes of ``SurrogateSearch`` (Python
 literals), ``-`` for the shipped defaults. Every setting, and ``tpe`` for reference, runs 300
@@ -23,14 +23,10 @@ from __future__ import annotations
 
 import argparse
 import ast
-import sys
 import time
 from multiprocessing import Pool
-from pathlib import Path
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 BUDGET = 300
 _SHIPPED: dict[str, object] = {}  # SurrogateSearch's own attributes, as this process first saw them

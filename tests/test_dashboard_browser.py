@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from experiments._common import CHROMIUM, CHROMIUM_FLAGS, dashboard_server
+from dashboard.testing import CHROMIUM, CHROMIUM_FLAGS, dashboard_server
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
