@@ -6,7 +6,7 @@ Runs on a bare GPU machine (Python, torch with CUDA, onnx, onnxruntime, numpy, s
 scikit-learn, pyyaml, typer, rich, matplotlib; no network, nothing installed): from the
 repository root, ``PYTHONPATH=. python -m experiments.gpu_check``.
 
-1. The device checks of tests/test_devices.py on ``cuda``: forward and backward of every block
+1. The device checks of tests/supernet/test_devices.py on ``cuda``: forward and backward of every block
    kind and of the largest, smallest and random subnets of every shipped space.
 2. Training throughput: the sandwich step (largest, smallest, two random subnets, forward and
    backward, AdamW) in samples/s, on 2 CPU threads at batch 128 and on the GPU at 128, 512 and

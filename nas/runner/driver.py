@@ -273,7 +273,7 @@ def open_pool(config: SearchConfig, screener: Evaluator, factory: Callable[..., 
 def _on_gpu(device: str) -> bool:
     """Whether ``device`` (as ``nas search --device`` takes it) means the GPU here."""
     if device == "cpu":
-        return False  # a plain-space search never imports torch (tests/test_search_e2e.py checks)
+        return False  # a plain-space search never imports torch (tests/runner/test_search_e2e.py checks)
     from nas.supernet.train import resolve_device
 
     return resolve_device(device).type == "cuda"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import random
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,8 +13,9 @@ from nas.latency.measure import MeasureConfig
 from nas.latency.predictor import TablePredictor
 from nas.latency.profile import Profile, load_profile, save_profile
 from nas.space import load
+from tests.conftest import DATA
 
-TINY = str(Path(__file__).parent.parent / "data" / "tiny-vision.yaml")
+TINY = str(DATA / "tiny-vision.yaml")
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ imported device): add a target type by adding it to ``targets``."""
 from __future__ import annotations
 
 import random
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -27,8 +26,9 @@ from nas.latency import (
 )
 from nas.latency.build import random_supernet
 from nas.space import load
+from tests.conftest import DATA
 
-TINY = str(Path(__file__).parent.parent / "data" / "tiny-vision.yaml")
+TINY = str(DATA / "tiny-vision.yaml")
 QUICK = MeasureConfig(warmup=2, repeats=6, retries=0, guard=False)
 GPU = torch.cuda.is_available()
 

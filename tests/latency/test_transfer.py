@@ -14,9 +14,8 @@ from nas.errors import NasError
 from nas.latency import MeasureConfig, build_profile, load_predictor, save_profile
 from nas.latency.transfer import MIN_ROWS, fit_transfer
 from nas.space import load
-from tests.conftest import assert_one_line_error
+from tests.conftest import DATA, assert_one_line_error
 
-DATA = Path(__file__).parent.parent / "data"
 FBNET = str(DATA / "fbnet.yaml")
 TINY = str(DATA / "tiny-vision.yaml")
 

@@ -12,7 +12,7 @@ from nas.pareto import hypervolume, hypervolume_curve
 from nas.search import make_strategy
 from nas.search.surrogate import hypervolume_gains
 from nas.space import load
-from tests.search.test_strategies import net_metrics, run
+from tests.search._problems import net_metrics, run
 
 OBJECTIVES = [Objective("accuracy", "max"), Objective("cpu_ms", "min")]
 

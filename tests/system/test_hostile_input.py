@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 
 from nas.store import Store
-from tests.conftest import assert_one_line_error
+from tests.conftest import DATA, assert_one_line_error
 
-TINY = str(Path(__file__).resolve().parent.parent / "data" / "tiny-vision.yaml")
+TINY = str(DATA / "tiny-vision.yaml")
 LIMIT_S = 20  # a hang guard; the measured times are in the test's report (the slowest, the lock, waits 5 s)
 
 BOMB = """name: bomb

@@ -11,10 +11,9 @@ import numpy as np
 import pytest
 
 from nas.errors import NasError
-from tests.conftest import assert_one_line_error
+from tests.conftest import DATA, assert_one_line_error
 
 pytest.importorskip("nas_bench_graph")
-DATA = Path(__file__).parent / "data"
 
 
 def test_nas_bench_graph_loads_every_dataset_with_isomorphic_archs_as_one():

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import assert_one_line_error
+from tests.conftest import REPO, assert_one_line_error
 
-CONFIGS = sorted((Path(__file__).parent.parent / "experiments" / "cluster").glob("*.yaml"))
+CONFIGS = sorted((REPO / "experiments" / "cluster").glob("*.yaml"))
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda p: p.name)

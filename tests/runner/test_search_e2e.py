@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -13,7 +12,7 @@ from nas.runner import SearchConfig, search
 from nas.search import STRATEGIES
 from nas.store import Store
 from tests import _faults
-from tests.conftest import SPACES, assert_one_line_error
+from tests.conftest import REPO, SPACES, assert_one_line_error
 
 
 def _config(tmp_path, ckpt, **kw) -> SearchConfig:
@@ -122,7 +121,7 @@ def test_two_node_cluster_runs_on_both_nodes(search_env, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("strategy", ["surrogate"])  # the default; evolution's kills: tests/test_reliability.py
+@pytest.mark.parametrize("strategy", ["surrogate"])  # the default; evolution's kills: tests/system/test_reliability.py
 def test_sigkill_and_resume_reach_exactly_the_budget(tmp_path, search_env, strategy):
     ckpt, db = search_env["mcu-vision"], tmp_path / "kill.db"
     args = [sys.executable, "-m", "nas", "search", "--supernet", str(ckpt), "--target", "mcu-m7", "--strategy", strategy,
@@ -178,6 +177,6 @@ def test_a_plain_space_search_never_imports_torch(tmp_path):
             "experiment='p'), evaluator_factory=f.make_toy, objectives=f.OBJECTIVES)\n"
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'onnx', 'onnxruntime')))")
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
-                         cwd=Path(__file__).resolve().parent.parent)
+                         cwd=REPO)
     assert run.returncode == 0, run.stderr[-2000:]
     assert run.stdout.strip().splitlines()[-1] == "[]", run.stdout

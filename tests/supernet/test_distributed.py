@@ -3,16 +3,15 @@ process on the whole batch, and the checkpoint works as any other."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import torch
 
 from nas.space import load
 from nas.supernet import checkpoint
+from tests.conftest import DATA
 
 pytestmark = pytest.mark.slow
-TINY = str(Path(__file__).parent / "data" / "tiny-vision.yaml")
+TINY = str(DATA / "tiny-vision.yaml")
 
 
 def test_two_workers_make_the_same_update_as_one_process_on_the_whole_batch(tmp_path, digits):

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from nas.store import Store
-from tests.conftest import assert_one_line_error
+from tests.conftest import DATA, assert_one_line_error
 
-TINY = str(Path(__file__).parent / "data" / "tiny-vision.yaml")
+TINY = str(DATA / "tiny-vision.yaml")
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import pytest
 import torch
@@ -11,8 +10,9 @@ import torch
 from nas.errors import NasError
 from nas.space import load
 from nas.supernet.proxies import PROXIES, fresh_supernet, grad_norm, naswot, score_arch, synflow
+from tests.conftest import DATA
 
-SPACE = Path(__file__).parent / "data" / "tiny-vision.yaml"
+SPACE = DATA / "tiny-vision.yaml"
 
 
 @pytest.fixture(scope="module")

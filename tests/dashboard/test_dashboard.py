@@ -4,24 +4,16 @@ from __future__ import annotations
 
 import base64
 import json
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-APP = Path(__file__).parent.parent / "dashboard"
+from tests.conftest import REPO
+from tests.dashboard._pages import run_page  # noqa: F401 (the tests below and other packages' use it)
+
+APP = REPO / "dashboard"
 PAGES = ["experiments", "explorer", "arch", "targets"]
-
-
-def run_page(page: str, url: str, monkeypatch, timeout: float = 60, **session):
-    from streamlit.testing.v1 import AppTest
-
-    monkeypatch.setenv("NAS_DB_URL", url)
-    at = AppTest.from_file(str(APP / "app_pages" / f"{page}.py"), default_timeout=timeout)
-    for key, value in session.items():
-        at.session_state[key] = value
-    return at.run()
 
 
 def plotly_specs(at) -> list[dict]:

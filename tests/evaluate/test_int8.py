@@ -78,7 +78,7 @@ def test_a_search_with_int8_accuracy_as_an_objective_reaches_the_store_and_the_d
     assert result.hypervolume > 0
     shown = cli("results", "q", "--db", db, "--format", "json")
     assert json.loads(shown.out)["hypervolume"] == pytest.approx(result.hypervolume)
-    from tests.test_dashboard import run_page
+    from tests.dashboard._pages import run_page
 
     page = run_page("explorer", db, monkeypatch)
     assert not page.exception

@@ -19,8 +19,7 @@ from nas.errors import NasError
 from nas.runner import SearchConfig, search
 from nas.store import NewEvaluation, Store
 from tests import _faults
-
-REPO = Path(__file__).resolve().parent.parent
+from tests.conftest import REPO
 
 
 def toy_config(db: str, name: str, budget: int, workers: int = 2, **kw) -> SearchConfig:

@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 
 from nas.errors import NasError
+from tests.conftest import DATA, REPO
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = REPO
 SOURCES = sorted(list((ROOT / "nas").rglob("*.py")) + list((ROOT / "dashboard").rglob("*.py")))
 
 
@@ -130,7 +131,7 @@ def test_kit_entries_stay_inside_the_kit(tmp_path):
     from nas.latency.kit import write_kit
     from nas.space import load
 
-    path = write_kit(load(str(Path(__file__).parent / "data" / "tiny-vision.yaml")), tmp_path / "k.zip", n_fit=5, n_validate=0)
+    path = write_kit(load(str(DATA / "tiny-vision.yaml")), tmp_path / "k.zip", n_fit=5, n_validate=0)
     with zipfile.ZipFile(path) as z:
         for name in z.namelist():
             assert not name.startswith("/") and ".." not in Path(name).parts

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.conftest import assert_one_line_error
+from tests.conftest import DATA, assert_one_line_error
 
-TINY = Path(__file__).parent / "data" / "tiny-vision.yaml"
+TINY = DATA / "tiny-vision.yaml"
 
 
 def test_a_missing_profile_names_the_yaml_path(cli, tmp_path, monkeypatch):
