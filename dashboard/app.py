@@ -5,10 +5,14 @@
 
 import streamlit as st
 
+from dashboard import data
+
 st.set_page_config(page_title="nas dashboard", page_icon=":material/hub:", layout="wide")
-st.navigation([
+pages = st.navigation([
     st.Page("app_pages/experiments.py", title="Experiments", icon=":material/list:", default=True),
     st.Page("app_pages/explorer.py", title="Pareto explorer", icon=":material/scatter_plot:"),
     st.Page("app_pages/arch.py", title="Arch detail", icon=":material/account_tree:"),
     st.Page("app_pages/targets.py", title="Targets", icon=":material/speed:"),
-]).run()
+])
+data.experiment_picker(data.db_url())  # every page shows the experiment chosen here
+pages.run()

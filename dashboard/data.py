@@ -173,15 +173,25 @@ def _validation_points(url: str, profile_id: int) -> pd.DataFrame:
     return pd.DataFrame(_store(url).validation_points(profile_id))
 
 
-def pick_experiment(url: str, key: str) -> str | None:
-    """A selectbox of experiments, remembering the choice across pages; None when there are none."""
+def experiment_picker(url: str) -> None:
+    """The experiment every page shows: one selectbox in the sidebar, drawn by the entry point
+    (``app.py``) on every run, so the choice holds across pages (Streamlit's multipage guidance:
+    common elements in the entry point)."""
+    df = experiments(url)
+    if not df.empty:
+        names = list(df["experiment"])
+        if st.session_state.get("experiment") not in names:
+            st.session_state["experiment"] = names[0]
+        st.sidebar.selectbox("Experiment", names, key="experiment")
+
+
+def current_experiment(url: str) -> str | None:
+    """The experiment chosen in the sidebar (the store's first when a page runs on its own, as in
+    tests); None, with a line saying how to make one, when the store holds none."""
     df = experiments(url)
     if df.empty:
         st.info(f"No experiments in {store().display_url} yet: run `nas search ... --db {url}`.")
         return None
     names = list(df["experiment"])
-    current = st.session_state.get("experiment")
-    index = names.index(current) if current in names else 0
-    name = st.selectbox("Experiment", names, index=index, key=key)
-    st.session_state["experiment"] = name
-    return name
+    chosen = st.session_state.get("experiment")
+    return chosen if chosen in names else names[0]

@@ -14,7 +14,7 @@ from dashboard import charts, data
 st.title("Arch detail")
 url = data.db_url()
 data.store()
-name = data.pick_experiment(url, "arch_pick")
+name = data.current_experiment(url)
 if not name:
     st.stop()
 df = data.evaluations(url, name)

@@ -26,7 +26,7 @@ def overview() -> None:
 
 
 overview()
-name = data.pick_experiment(url, "experiments_pick")
+name = data.current_experiment(url)
 if name:
     info = data.experiment_info(url, name)
     curve = data.hypervolume_over_time(url, name)

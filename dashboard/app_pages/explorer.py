@@ -9,7 +9,7 @@ MAX_POINTS = 20_000  # points drawn at most (see charts.thin); the front is alwa
 st.title("Pareto explorer")
 url = data.db_url()
 data.store()
-name = data.pick_experiment(url, "explorer_pick")
+name = data.current_experiment(url)
 if not name:
     st.stop()
 info = data.experiment_info(url, name)
@@ -70,6 +70,5 @@ st.dataframe(table[columns], hide_index=True, width="stretch")
 if not table.empty:
     choice = st.selectbox("Open the detail of", list(table["arch"]), key="explorer_detail")
     if st.button("Open arch detail", key="explorer_open"):
-        st.session_state["arch"] = choice
-        st.session_state["experiment"] = name
+        st.session_state["arch"] = choice  # the experiment is the sidebar's already
         st.switch_page("app_pages/arch.py")

@@ -30,7 +30,7 @@ else:
             st.plotly_chart(charts.predicted_vs_measured(points, title), width="stretch")
 
 st.subheader("The same archs on every target")
-name = data.pick_experiment(url, "targets_pick")
+name = data.current_experiment(url)
 if name:
     df = data.evaluations(url, name)
     ok = df[df["status"] == "ok"] if not df.empty else df

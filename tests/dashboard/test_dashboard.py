@@ -153,3 +153,26 @@ def test_thinning_keeps_the_front_and_the_cloud_outline():
     for column in ("cpu_ms", "accuracy"):  # the extremes of the cloud are still drawn
         assert kept[column].min() == df[column].min() and kept[column].max() == df[column].max()
     assert thin(df.head(100), "cpu_ms", "accuracy", front.index, 5_000).equals(df.head(100))
+
+
+def test_the_experiment_is_chosen_once_in_the_entry_points_sidebar(tmp_path, monkeypatch):
+    """One picker, drawn by app.py for every page: the choice holds across pages."""
+    from streamlit.testing.v1 import AppTest
+
+    from nas.runner import SearchConfig, search
+    from tests._faults import OBJECTIVES, make_toy
+
+    db = str(tmp_path / "two.db")
+    for name, budget in (("first", 4), ("second", 6)):
+        search(SearchConfig(strategy="random", budget=budget, targets=(), workers=0, db=db, experiment=name),
+               evaluator_factory=make_toy, objectives=OBJECTIVES)
+    monkeypatch.setenv("NAS_DB_URL", db)
+    at = AppTest.from_file(str(APP / "app.py"), default_timeout=60).run()
+    assert not at.exception
+    picker = at.sidebar.selectbox(key="experiment")
+    assert set(picker.options) == {"first", "second"}
+    at = picker.select("second").run()
+    assert not at.exception
+    assert any(c.value.startswith("6 of 6 evaluations") for c in at.caption), [c.value for c in at.caption]
+    at = picker.select("first").run()
+    assert any(c.value.startswith("4 of 4 evaluations") for c in at.caption)

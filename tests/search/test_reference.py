@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 
 from nas.errors import NasError
-from nas.evaluate import CallableEvaluator
 from nas.objectives import Constraint, Objective, parse_reference
 from nas.pareto import (
     REFERENCE_AFTER,
@@ -19,7 +18,7 @@ from nas.pareto import (
 from nas.runner import SearchConfig, search
 from nas.space import load
 from nas.store import Store
-from tests._faults import OBJECTIVES, toy_metrics
+from tests._faults import OBJECTIVES, make_toy, toy_metrics
 
 
 def test_the_quantile_reference_is_the_ten_percent_worst_value_of_each_objective():
@@ -59,17 +58,10 @@ def test_a_bound_on_an_objective_is_its_reference_and_the_user_can_name_any_obje
             parse_reference(bad, objectives)
 
 
-def _toy_factory():
-    from nas.space import load as load_space
-
-    space = load_space("toy-choice")
-    return CallableEvaluator(space, lambda arch: toy_metrics(arch.as_dict()), OBJECTIVES)
-
-
 def test_a_python_api_search_with_its_own_objectives_reports_and_stores_its_hypervolume(tmp_path):
     db = str(tmp_path / "toy.db")
     result = search(SearchConfig(strategy="random", budget=30, targets=(), workers=0, db=db, experiment="toy"),
-                    evaluator_factory=_toy_factory, objectives=OBJECTIVES)
+                    evaluator_factory=make_toy, objectives=OBJECTIVES)
     store = Store(db, readonly=True)
     exp = store.experiment("toy")
     rows = store.evaluation_rows("toy")
@@ -81,20 +73,20 @@ def test_a_python_api_search_with_its_own_objectives_reports_and_stores_its_hype
     assert stored_hv == pytest.approx(result.hypervolume) and reference == exp.reference
     # resumed, the experiment keeps its reference; given at the start, the user's value is used
     search(SearchConfig(strategy="random", budget=35, targets=(), workers=0, db=db, experiment="toy", resume=True),
-           evaluator_factory=_toy_factory, objectives=OBJECTIVES)
+           evaluator_factory=make_toy, objectives=OBJECTIVES)
     assert Store(db, readonly=True).experiment("toy").reference == exp.reference
     search(SearchConfig(strategy="surrogate", budget=25, targets=(), workers=0, db=db, experiment="given",
-                        reference="score=0.2"), evaluator_factory=_toy_factory, objectives=OBJECTIVES)
+                        reference="score=0.2"), evaluator_factory=make_toy, objectives=OBJECTIVES)
     assert Store(db, readonly=True).experiment("given").reference["score"] == 0.2
     with pytest.raises(NasError, match="--reference score=0.2"):  # resumed with another: refused
         search(SearchConfig(strategy="surrogate", budget=30, targets=(), workers=0, db=db, experiment="given",
-                            resume=True, reference="score=0.3"), evaluator_factory=_toy_factory, objectives=OBJECTIVES)
+                            resume=True, reference="score=0.3"), evaluator_factory=make_toy, objectives=OBJECTIVES)
 
 
 def test_a_search_shorter_than_the_initial_design_stores_the_reference_its_results_gave(tmp_path):
     db = str(tmp_path / "short.db")
     result = search(SearchConfig(strategy="random", budget=5, targets=(), workers=0, db=db, experiment="short"),
-                    evaluator_factory=_toy_factory, objectives=OBJECTIVES)
+                    evaluator_factory=make_toy, objectives=OBJECTIVES)
     reference = Store(db, readonly=True).experiment("short").reference
     assert set(reference) == {"score", "cost"} and result.hypervolume > 0
 
