@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import typer
@@ -96,9 +95,9 @@ def validate_cmd(
                                   "here: a table of arch,latency_ms or a kit's results (any target, any space)."),
 ) -> None:
     """Measure held-out subnets end to end and score the predictor (MAPE, RMSE, Kendall tau, within 10%)."""
-    from nas.latency.profile import default_out_dir, load_profile, save_profile
+    from nas.latency.profile import load_profile
     from nas.latency.targets import get_target
-    from nas.latency.validate import validate_against, write_validation
+    from nas.latency.validate import record_validation, validate_against
     from nas.space import NetSpace, load
 
     s = load(space)
@@ -114,14 +113,7 @@ def validate_cmd(
     else:
         with step_bars(as_json) as progress:
             result = t.validate(s, profile, n=n, seed=seed, progress=progress)
-    folder = path.parent if os.access(path.parent, os.W_OK) else default_out_dir() / target
-    png = plot or folder / f"{profile.name}.validation.png"
-    write_validation(result, folder / f"{profile.name}.validation.csv", png, f"{target} latency on {profile.name}")
-    profile.validation = result.summary
-    profile.validation_rows = [{k: r[k] for k in ("arch", "measured_ms", "predicted_ms")} for r in result.rows]
-    # Next to the profile when that folder is writable (a source tree), else in ./latency_models.
-    root = path.parent.parent if os.access(path.parent, os.W_OK) else default_out_dir()
-    save_profile(profile, root)
+    png = record_validation(profile, path, result, f"{target} latency on {profile.name}", plot)
     if as_json:
         _print_json(result.summary)
         return

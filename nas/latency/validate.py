@@ -226,3 +226,23 @@ def plot_validation(validation: Validation, path: Path, title: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
     plt.close(fig)
+
+
+def record_validation(profile: Profile, path: Path, validation: Validation, title: str,
+                      plot: Path | None = None) -> Path:
+    """Keep a validation with its profile: its rows (CSV) and predicted-vs-measured plot beside the
+    profile file ``path`` when that folder is writable (a source tree), else under
+    ``./latency_models/TARGET/``, and its figures in the profile, saved again there. Returns the
+    plot's path."""
+    import os
+
+    from nas.latency.profile import default_out_dir, save_profile
+
+    writable = os.access(path.parent, os.W_OK)
+    folder = path.parent if writable else default_out_dir() / profile.target
+    png = plot or folder / f"{profile.name}.validation.png"
+    write_validation(validation, folder / f"{profile.name}.validation.csv", png, title)
+    profile.validation = validation.summary
+    profile.validation_rows = [{k: r[k] for k in ("arch", "measured_ms", "predicted_ms")} for r in validation.rows]
+    save_profile(profile, path.parent.parent if writable else default_out_dir())
+    return png
