@@ -9,25 +9,28 @@ from rich.table import Table
 
 from nas.cli._app import console, supernet_app
 from nas.errors import NasError
+from nas.supernet.recipe import TrainConfig
+
+_D = TrainConfig()  # the defaults the help shows (torch-free, as the recipe module is)
 
 
 @supernet_app.command("train")
 def train_cmd(
     space: str = typer.Argument(..., help="A shipped space name or a path to a YAML file."),
     dataset: str = typer.Option(None, "--dataset", help="digits, fashion-mnist, gunpoint, ucr:NAME, a .npz file or module:function (default: the space's)."),
-    epochs: int = typer.Option(None, "--epochs", help="Total epochs [default: 2; with --resume: the checkpoint's, or continue up to this many]."),
+    epochs: int = typer.Option(None, "--epochs", help=f"Total epochs [default: {_D.epochs}; with --resume: the checkpoint's, or continue up to this many]."),
     out: Path = typer.Option(None, "--out", help="Checkpoint path (default runs/SPACE-DATASET.ckpt)."),
     resume: bool = typer.Option(False, "--resume", help="Continue from the checkpoint at --out, with its own recipe for every option not given."),
-    batch_size: int = typer.Option(None, "--batch-size", help="[default: 128]"),
-    lr: float = typer.Option(None, "--lr", help="Peak learning rate [default: 0.003]."),
-    random_subnets: int = typer.Option(None, "--random-subnets", help="Random subnets per step besides the largest and smallest [default: 2]."),
-    extremes: str = typer.Option(None, "--extremes", help="per-kind: the largest and smallest subnet of one block kind per step, in turn; global: the space's costliest and cheapest every step; largest: per-kind largest only, no smallest; none: random subnets only, on the labels (needs --no-distill) [default: per-kind]."),
-    distill: bool = typer.Option(None, "--distill/--no-distill", help="In-place distillation from the largest subnet, or the labels only for every subnet [default: --distill]."),
-    distill_weight: float = typer.Option(None, "--distill-weight", help="Final weight of distillation vs labels for the smaller subnets [default: 0.5]."),
+    batch_size: int = typer.Option(None, "--batch-size", help=f"[default: {_D.batch_size}]"),
+    lr: float = typer.Option(None, "--lr", help=f"Peak learning rate [default: {_D.lr:g}]."),
+    random_subnets: int = typer.Option(None, "--random-subnets", help=f"Random subnets per step besides the largest and smallest [default: {_D.random_subnets}]."),
+    extremes: str = typer.Option(None, "--extremes", help="per-kind: the largest and smallest subnet of one block kind per step, in turn; global: the space's costliest and cheapest every step; largest: per-kind largest only, no smallest; none: random subnets only, on the labels (needs --no-distill) [default: " + _D.extremes + "]."),
+    distill: bool = typer.Option(None, "--distill/--no-distill", help="In-place distillation from the largest subnet, or the labels only for every subnet [default: " + ("--distill" if _D.distill else "--no-distill") + "]."),
+    distill_weight: float = typer.Option(None, "--distill-weight", help=f"Final weight of distillation vs labels for the smaller subnets [default: {_D.distill_weight:g}]."),
     limit: int = typer.Option(None, "--limit", help="Use at most this many training examples."),
-    seed: int = typer.Option(None, "--seed", help="[default: 0]"),
+    seed: int = typer.Option(None, "--seed", help=f"[default: {_D.seed}]"),
     device: str = typer.Option("auto", "--device", help="auto (CUDA when present), cpu, cuda or cuda:N."),
-    precision: str = typer.Option(None, "--precision", help="fp32, or bf16 (autocast on CUDA) [default: fp32]."),
+    precision: str = typer.Option(None, "--precision", help=f"fp32, or bf16 (autocast on CUDA) [default: {_D.precision}]."),
     workers: int = typer.Option(0, "--workers", help="Data-parallel Ray Train workers (0: this process only)."),
     gpus_per_worker: float = typer.Option(0.0, "--gpus-per-worker", help="GPUs per worker (0: CPUs over gloo)."),
     address: str = typer.Option(None, "--address", help="With --workers: join the Ray cluster at this address."),
@@ -37,7 +40,8 @@ def train_cmd(
     from nas.cli._progress import TrainBar, progress_bar
     from nas.data import load_dataset
     from nas.space import NetSpace, load
-    from nas.supernet.train import TrainConfig, resolve_device, resumed_config, train
+    from nas.supernet.recipe import resumed_config
+    from nas.supernet.train import resolve_device, train
 
     s = load(space)
     if not isinstance(s, NetSpace):
