@@ -15,16 +15,16 @@ from typing import TYPE_CHECKING, Any
 from nas.evaluate._base import CallableEvaluator, Evaluator, TableEvaluator, read_table
 
 if TYPE_CHECKING:
-    from nas.evaluate.supernet import SupernetEvaluator
+    from nas.evaluate.supernet import EvaluatorPayload, SupernetEvaluator
 
 
 def __getattr__(name: str) -> Any:
     # The supernet evaluator pulls in torch; a user's own evaluator (a plain space, a table) never does.
-    if name == "SupernetEvaluator":
-        from nas.evaluate.supernet import SupernetEvaluator
+    if name in ("SupernetEvaluator", "EvaluatorPayload"):
+        from nas.evaluate import supernet
 
-        return SupernetEvaluator
+        return getattr(supernet, name)
     raise AttributeError(f"module 'nas.evaluate' has no attribute {name!r}")
 
 
-__all__ = ["CallableEvaluator", "Evaluator", "SupernetEvaluator", "TableEvaluator", "read_table"]
+__all__ = ["CallableEvaluator", "Evaluator", "EvaluatorPayload", "SupernetEvaluator", "TableEvaluator", "read_table"]

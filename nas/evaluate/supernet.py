@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,21 @@ from nas.objectives import ARCH_METRICS, default_objectives, latency_metric
 from nas.space import Arch, NetArch
 from nas.supernet import checkpoint
 from nas.supernet.metrics import MetricsModel, UnitStats
+
+
+@dataclass(frozen=True)
+class EvaluatorPayload:
+    """A supernet evaluator packed for a worker: plain bytes and arrays, shipped once per worker
+    through Ray's object store (no worker needs the files, even on another host)."""
+
+    checkpoint_bytes: bytes
+    profiles: dict[str, dict[str, Any]]
+    x: np.ndarray | None
+    y: np.ndarray | None
+    targets: tuple[str, ...]
+    device: str = "cpu"  # where the worker scores accuracy: cpu, auto, cuda or cuda:N
+    calibration: np.ndarray | None = None  # int8 calibration samples, when int8 accuracy is scored
+    finetune: tuple[int, np.ndarray, np.ndarray] | None = None  # (steps, x_train, y_train)
 
 
 class SupernetEvaluator(Evaluator):
@@ -121,14 +137,16 @@ class SupernetEvaluator(Evaluator):
             finetune = (finetune_steps, *finetune_sample(dataset.x_train, dataset.y_train, finetune_steps))
         return cls(data, profiles, x, y, targets=targets, calibration=calibration, finetune=finetune)
 
-    def payload(self) -> dict[str, Any]:
-        return {"checkpoint_bytes": self._checkpoint_bytes, "profiles": self._profiles, "x": self._x_host,
-                "y": self._y_host, "targets": self.targets, "calibration": self.calibration, "finetune": self.finetune}
+    def payload(self, device: str | None = None) -> EvaluatorPayload:
+        """What a worker rebuilds this evaluator from (``device``: where the worker scores accuracy,
+        by default this evaluator's)."""
+        return EvaluatorPayload(self._checkpoint_bytes, self._profiles, self._x_host, self._y_host, self.targets,
+                                device or str(self.device), self.calibration, self.finetune)
 
     @classmethod
-    def from_payload(cls, payload: dict[str, Any], threads: int | None = 1) -> SupernetEvaluator:
-        return cls(payload["checkpoint_bytes"], payload["profiles"], payload["x"], payload["y"], threads,
-                   payload["targets"], payload.get("device", "cpu"), payload.get("calibration"), payload.get("finetune"))
+    def from_payload(cls, payload: EvaluatorPayload, threads: int | None = 1) -> SupernetEvaluator:
+        return cls(payload.checkpoint_bytes, payload.profiles, payload.x, payload.y, threads, payload.targets,
+                   payload.device, payload.calibration, payload.finetune)
 
     def profiles(self) -> dict[str, dict[str, Any]]:
         """The latency profiles this evaluator predicts with (to keep in the store)."""

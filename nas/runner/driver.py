@@ -6,9 +6,9 @@ leaves the store as it was. Each finished evaluation is committed on its own; an
 experiment already holds is never evaluated again (the store's unique constraint makes that
 hold even for concurrent drivers), so a driver killed at any point resumes with ``resume``.
 
-The loop is one :class:`_SearchRun`: ``restore`` (the experiment, its history, the strategy),
-then ``fill`` the pool's free slots and ``record`` each result until the budget is stored,
-then ``finish``.
+The loop is one :class:`_SearchRun`, born from the opened experiment (its history, reference,
+strategy and front are restored in the constructor), then ``fill`` the pool's free slots and
+``record`` each result until the budget is stored, then ``finish``.
 """
 
 from __future__ import annotations
@@ -143,12 +143,11 @@ def search(
         screener: Evaluator = SupernetEvaluator.from_files(config.supernet, config.targets, True, config.val_examples,
                                                            roots=roots, hint=config.space, int8=config.int8,
                                                            finetune_steps=config.finetune_steps)
-        payload = screener.payload()  # shipped to every worker through Ray's object store
-        payload["device"] = config.device
+        payload = screener.payload(device=config.device)  # shipped to every worker through Ray's object store
         evaluator_factory = SupernetEvaluator.from_payload
         import hashlib
 
-        scorer = {"supernet_sha256": hashlib.sha256(payload["checkpoint_bytes"]).hexdigest(),
+        scorer = {"supernet_sha256": hashlib.sha256(payload.checkpoint_bytes).hexdigest(),
                   "val_examples": config.val_examples, "int8": config.int8, "finetune_steps": config.finetune_steps}
     else:
         screener = evaluator_factory()
@@ -298,6 +297,7 @@ class _SearchRun:
         self.evaluated = self.failed = self.screened = 0
         self.eval_seconds = 0.0
         self.inflight: set[Arch] = set()
+        self.restore()  # the experiment, its history, reference, strategy and front
 
     def known_early(self, arch: Arch) -> dict[str, float]:
         """The cheap metrics the search uses: what the strategy may look at, and what screens."""
@@ -440,7 +440,6 @@ class _SearchRun:
 
     # -- the whole run ---------------------------------------------------------------------------
     def run(self, factory: Callable[..., Evaluator], payload: Any) -> SearchResult:
-        self.restore()
         budget = self.config.budget
         self.store.set_status(self.exp.name, "running")
         if self.progress:
