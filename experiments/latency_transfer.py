@@ -127,7 +127,7 @@ def own_targets(space_name: str, k: int, held_out: int) -> tuple[str, list]:
     from nas.graph import analyze
     from nas.latency import MeasureConfig, Meter, get_target, load_profile
     from nas.latency.build import random_supernet
-    from nas.latency.predictor import from_profile
+    from nas.latency.predictor import predictor_for
     from nas.latency.transfer import ProfileReference, fit_transfer, spread_archs
     from nas.space import load
     from nas.supernet.to_onnx import to_onnx
@@ -138,7 +138,7 @@ def own_targets(space_name: str, k: int, held_out: int) -> tuple[str, list]:
 
     def reference(name: str) -> ProfileReference:
         profile, _ = load_profile(name, space)
-        return ProfileReference(name, from_profile(profile, space), profile)
+        return ProfileReference(name, predictor_for(profile, space), profile)
 
     def measure_all(target, archs):
         out = []

@@ -181,13 +181,13 @@ def _mcu_prediction(info, arch: NetArch, data: bytes) -> dict:
     """What the MCU model predicts for the subnet: its mcu-m7 profile's composition of units when
     one exists for the space and input, else the cost model on the whole graph."""
     from nas.graph import analyze
-    from nas.latency.predictor import from_profile
+    from nas.latency.predictor import predictor_for
     from nas.latency.profile import load_profile
     from nas.latency.targets import get_target
 
     try:
         profile, _ = load_profile("mcu-m7", info.space, input_shape=tuple(info.input_shape))
-        got = from_profile(profile, info.space).predict_metrics([arch])
+        got = predictor_for(profile, info.space).predict_metrics([arch])
         return {"mcu_sram_kb": float(got["peak_sram_kb"][0]), "mcu_flash_kb": float(got["flash_kb"][0]),
                 "mcu_source": "the mcu-m7 profile's units"}
     except NasError:

@@ -14,8 +14,13 @@ from pathlib import Path
 
 from nas.latency.mcu import BOARDS, McuModel, calibrate
 from nas.latency.measure import MeasureConfig, Measurement, Meter
-from nas.latency.predictor import McuPredictor, Predictor, TablePredictor, UnitPredictor
-from nas.latency.predictor import from_profile as predictor_for
+from nas.latency.predictor import (
+    McuPredictor,
+    Predictor,
+    TablePredictor,
+    UnitPredictor,
+    predictor_for,
+)
 from nas.latency.profile import Profile, list_profiles, load_profile, save_profile
 from nas.latency.targets import (
     BUILTIN_NAMES,
@@ -28,6 +33,9 @@ from nas.latency.targets import (
     get_target,
     known_targets,
     no_progress,
+)
+from nas.latency.transfer import (
+    TransferPredictor,  # also registers the transfer kind with predictor_for
 )
 from nas.space import SearchSpace
 
@@ -61,6 +69,7 @@ __all__ = [
     "Predictor",
     "Profile",
     "TablePredictor",
+    "TransferPredictor",
     "Target",
     "UnitPredictor",
     "build_profile",

@@ -28,10 +28,10 @@ from nas.errors import NasError, quoted
 from nas.latency import kit_runner
 from nas.latency.build import build_archs, random_supernet, unit_record, versions
 from nas.latency.measure import probe_graph
-from nas.latency.predictor import FamilyModel, UnitPredictor, from_profile, require_net_space
+from nas.latency.predictor import FamilyModel, UnitPredictor, predictor_for, require_net_space
 from nas.latency.profile import Profile, space_hash
 from nas.latency.targets import BUILTIN
-from nas.latency.validate import summarise
+from nas.latency.validate import score_predictions
 from nas.space import Arch, SearchSpace
 from nas.supernet.to_onnx import to_onnx
 from nas.supernet.units import all_units, unit_module
@@ -126,7 +126,6 @@ def write_kit(space: SearchSpace, out: str | Path, n_fit: int = 30, n_validate: 
 
 def transfer_references(space: SearchSpace, names: Sequence[str]) -> list:
     """The known targets ``names`` as references for a transfer (their profiles of ``space``)."""
-    from nas.latency.predictor import from_profile
     from nas.latency.profile import load_profile
     from nas.latency.transfer import ProfileReference
 
@@ -135,7 +134,7 @@ def transfer_references(space: SearchSpace, names: Sequence[str]) -> list:
     out = []
     for name in names:
         profile, _ = load_profile(name, space)
-        out.append(ProfileReference(name, from_profile(profile, space), profile))
+        out.append(ProfileReference(name, predictor_for(profile, space), profile))
     return out
 
 
@@ -226,7 +225,7 @@ def import_results(path: str | Path, target: str, space: SearchSpace | None = No
     profile = Profile(target, space.name, "table", space_hash(space), list(getattr(getattr(space, "task", None), "input_shape", ())),
                       meta={"device": f"imported from {source}", "date": _dt.date.today().isoformat()},
                       archs=archs, model={"kind": "random forest on the space's parameters"})
-    from_profile(profile, space)  # fails early on too few rows
+    predictor_for(profile, space)  # fails early on too few rows
     return profile
 
 
@@ -328,7 +327,7 @@ def _import_transfer(rows: list[dict[str, str]], source: str, target: str, space
     validation: dict[str, Any] = {}
     predicted = predictor.predict([a for a, _ in held])
     if len(held) >= 2:
-        validation = summarise(np.array([ms for _, ms in held]), predicted, 0.0, None)
+        validation = score_predictions(np.array([ms for _, ms in held]), predicted, 0.0, None)
     device = (rows[0].get("device") if kit else "") or f"imported from {source}"
     shape = list(getattr(getattr(space, "task", None), "input_shape", ()))
     return Profile(
@@ -398,7 +397,7 @@ def _import_kit(rows: list[dict[str, str]], source: str, target: str, space: Sea
     if len(held_rows) >= 2:
         pred = predictor.predict([a for a, _, _ in held_rows])
         meas = np.array([m for _, m, _ in held_rows])
-        validation = summarise(meas, pred, float(np.median([c for _, _, c in held_rows])), None)
+        validation = score_predictions(meas, pred, float(np.median([c for _, _, c in held_rows])), None)
     device = rows[0].get("device") or "unknown device"
     return Profile(
         target=target, space=space.name, kind="measured", space_hash=space_hash(space), input_shape=list(shape),

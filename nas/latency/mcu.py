@@ -22,6 +22,7 @@ import numpy as np
 
 from nas.errors import NasError
 from nas.graph import GraphStats, OpInfo
+from nas.latency.boards import BOARDS, Board, board_of  # noqa: F401 (re-exported)
 
 # -- instruction counts per op (CMSIS-NN s8 kernels) ---------------------------------------
 # Convolution (im2col + 2x2-blocked q15 GEMM): 16 MACs per inner iteration take 8 SMLAD,
@@ -84,22 +85,6 @@ def op_instructions(op: OpInfo) -> float:
 
 def graph_instructions(stats: GraphStats) -> float:
     return float(sum(op_instructions(op) for op in stats.ops))
-
-
-@dataclass(frozen=True)
-class Board:
-    target: str
-    name: str
-    core: str
-    clock_mhz: float
-    sram_kb: float
-    flash_kb: float
-
-
-BOARDS = {
-    "mcu-m7": Board("mcu-m7", "DISCO_F746NG", "Cortex-M7", 216.0, 320.0, 1024.0),
-    "mcu-m4": Board("mcu-m4", "NUCLEO_L4R5ZI", "Cortex-M4", 120.0, 640.0, 2048.0),
-}
 
 
 @dataclass(frozen=True)
@@ -189,9 +174,3 @@ def calibrate(target: str, rows: list[dict[str, str]] | None = None,
         rest = {m: v for m, v in cycles.items() if m != held}
         loo[held] = 100 * (fit_cpi(instructions, rest) * instructions[held] - c) / c
     return Calibration(target, cpi, fit_err, loo)
-
-
-def board_of(target: str) -> Board:
-    if target not in BOARDS:
-        raise NasError(f"unknown MCU target {target!r} (known: {', '.join(BOARDS)})")
-    return BOARDS[target]

@@ -17,7 +17,7 @@
   flat parameters, fitted on a user's table of (arch, latency).
 
 All predict a batch of archs at once and cost microseconds per arch. Which one a profile
-makes is decided by the profile's ``kind`` (:func:`from_profile`), not by its target.
+makes is decided by the profile's ``kind`` (:func:`predictor_for`), not by its target.
 """
 
 from __future__ import annotations
@@ -31,8 +31,7 @@ from scipy.optimize import nnls
 
 from nas.errors import NasError
 from nas.latency.profile import Profile
-from nas.space import Arch, NetSpace, SearchSpace, kind_names, parse_ffn_or_mixer
-from nas.supernet.units import Unit, UnitCache
+from nas.space import Arch, NetSpace, SearchSpace, Unit, UnitCache, kind_names, parse_ffn_or_mixer
 
 
 class Predictor(Protocol):
@@ -232,7 +231,7 @@ class McuPredictor:
 
     @classmethod
     def from_profile(cls, profile: Profile, space: SearchSpace) -> McuPredictor:
-        from nas.latency.mcu import BOARDS
+        from nas.latency.boards import BOARDS
 
         board = BOARDS.get(profile.target)
         clock = board.clock_mhz if board else float(profile.meta["clock_mhz"])
@@ -289,17 +288,13 @@ class TablePredictor:
         return {"latency_ms": self.predict(archs)}
 
 
-def _transfer(profile: Profile, space: SearchSpace) -> Predictor:
-    from nas.latency import transfer
-
-    return transfer.from_profile(profile, space)
-
-
+# A profile's kind -> how its predictor is made. nas.latency.transfer adds "transfer" when it is
+# imported (the nas.latency package imports it), so this module never imports its own user.
 PREDICTORS: dict[str, Any] = {"measured": UnitPredictor.from_profile, "mcu": McuPredictor.from_profile,
-                              "table": TablePredictor.from_profile, "transfer": _transfer}
+                              "table": TablePredictor.from_profile}
 
 
-def from_profile(profile: Profile, space: SearchSpace) -> Predictor:
+def predictor_for(profile: Profile, space: SearchSpace) -> Predictor:
     """The predictor ``profile`` describes, for ``space`` (whose hash the profile must match)."""
     make = PREDICTORS.get(profile.kind)
     if make is None:

@@ -12,7 +12,7 @@ Every target offers the same small contract:
 :class:`CpuTarget` runs ONNX graphs in onnxruntime on this CPU, :class:`GpuTarget` runs the
 modules on CUDA through PyTorch, :class:`McuTarget` is the calibrated int8 Cortex-M cost model
 and :class:`ImportedTarget` a device measured elsewhere (a kit, a table, or a transfer from
-known targets). Predictors follow the profile's data (:func:`nas.latency.predictor.from_profile`),
+known targets). Predictors follow the profile's data (:func:`nas.latency.predictor.predictor_for`),
 so a profile shipped to a Ray worker needs no target registry there.
 """
 
@@ -27,7 +27,7 @@ import numpy as np
 from nas.errors import NasError
 from nas.latency.mcu import BOARDS, Board, McuEstimate, McuModel, calibrate
 from nas.latency.measure import MeasureConfig, Measurement, Meter, host_description, summarise
-from nas.latency.predictor import Predictor, from_profile
+from nas.latency.predictor import Predictor, predictor_for
 from nas.latency.profile import Profile, list_profiles, load_profile, read_meta
 from nas.space import NetSpace, SearchSpace
 
@@ -99,7 +99,7 @@ class Target(ABC):
                 + (f"; {guard_line(m['guard'])}" if m.get("guard") else ""))
 
     def predictor(self, profile: Profile, space: SearchSpace) -> Predictor:
-        return from_profile(profile, space)
+        return predictor_for(profile, space)
 
     def load_predictor(self, space: SearchSpace, input_shape: tuple[int, ...] | None = None,
                        hint: str | None = None) -> Predictor:

@@ -36,6 +36,7 @@ import numpy as np
 from scipy.optimize import nnls
 
 from nas.errors import NasError
+from nas.latency.predictor import PREDICTORS, predictor_for
 from nas.latency.profile import Profile
 from nas.space import Arch, SearchSpace
 
@@ -208,9 +209,7 @@ def fit_transfer(space: SearchSpace, measured: Sequence[tuple[Arch | str, float]
             refs.append(PredictorReference(name, ref))
             continue
         if isinstance(ref, Profile):
-            from nas.latency.predictor import from_profile as predictor_of
-
-            refs.append(ProfileReference(name, predictor_of(ref, space), ref))
+            refs.append(ProfileReference(name, predictor_for(ref, space), ref))
             continue
         table = parse_rows(space, list(ref), f"reference {name!r}")
         if not mine & {a for a, _ in table}:
@@ -233,7 +232,6 @@ def reference_json(reference: Reference) -> dict[str, Any]:
 
 
 def references_from_json(space: SearchSpace, data: Mapping[str, Mapping[str, Any]]) -> list[Reference]:
-    from nas.latency.predictor import from_profile
     from nas.latency.profile import Profile
 
     out: list[Reference] = []
@@ -242,7 +240,7 @@ def references_from_json(space: SearchSpace, data: Mapping[str, Mapping[str, Any
             out.append(TableReference(name, space, [(space.parse(a), ms) for a, ms in ref["rows"]]))
         else:
             profile = Profile.from_json(ref["profile"], f"reference {name!r}")
-            out.append(ProfileReference(name, from_profile(profile, space), profile))
+            out.append(ProfileReference(name, predictor_for(profile, space), profile))
     return out
 
 
@@ -253,10 +251,13 @@ class ProfileReference(PredictorReference):
     profile: Any = None  # nas.latency.profile.Profile
 
 
-def from_profile(profile, space: SearchSpace) -> TransferPredictor:
+def transfer_from_profile(profile, space: SearchSpace) -> TransferPredictor:
     """The transfer a ``transfer`` profile describes, refitted from its measured rows and references."""
     measured = [(space.parse(r["arch"]), float(r["median_ms"])) for r in profile.archs]
     return TransferPredictor(profile.target, space, measured, references_from_json(space, profile.model["references"]))
+
+
+PREDICTORS["transfer"] = transfer_from_profile
 
 
 # -- which archs to measure ---------------------------------------------------------------------------

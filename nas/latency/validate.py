@@ -32,7 +32,7 @@ from nas.errors import NasError
 from nas.graph import analyze
 from nas.latency.build import build_archs, random_supernet
 from nas.latency.measure import MeasureConfig, Meter
-from nas.latency.predictor import from_profile
+from nas.latency.predictor import predictor_for
 from nas.latency.profile import Profile
 from nas.space import Arch, NetArch, NetSpace
 from nas.supernet.to_onnx import to_onnx
@@ -49,7 +49,7 @@ class Validation:
     summary: dict[str, Any]
 
 
-def summarise(measured: np.ndarray, predicted: np.ndarray, noise_cv: float, repeat_diff: float | None) -> dict[str, Any]:
+def score_predictions(measured: np.ndarray, predicted: np.ndarray, noise_cv: float, repeat_diff: float | None) -> dict[str, Any]:
     ape = np.abs(predicted - measured) / measured
     tau = kendalltau(measured, predicted).statistic if len(measured) > 1 else float("nan")
     out = {
@@ -77,7 +77,7 @@ def validate_against(predictor, rows: list[tuple[Arch, float]]) -> Validation:
     _check_n(len(rows))
     measured = np.array([ms for _, ms in rows])
     predicted = np.asarray(predictor.predict([a for a, _ in rows]), dtype=float)
-    summary = summarise(measured, predicted, 0.0, None)
+    summary = score_predictions(measured, predicted, 0.0, None)
     summary["measured_by"] = "the measurements given"
     return Validation([{"arch": a.to_str(), "measured_ms": float(m), "predicted_ms": float(p)}
                        for (a, _), m, p in zip(rows, measured, predicted, strict=True)], summary)
@@ -87,7 +87,7 @@ def validate_costed(target: McuTarget, space: NetSpace, profile: Profile, n: int
                     progress: Progress) -> Validation:
     """An MCU profile's per-unit composition against the cost model run on each whole graph."""
     _check_n(n)
-    predictor = from_profile(profile, space)
+    predictor = predictor_for(profile, space)
     archs = held_out_archs(space, profile, n, seed)
     predicted = predictor.predict(archs)
     shape = tuple(profile.input_shape)
@@ -101,7 +101,7 @@ def validate_costed(target: McuTarget, space: NetSpace, profile: Profile, n: int
         advance()
     rows = [{"arch": a.to_str(), "measured_ms": m, "predicted_ms": float(p)}
             for a, m, p in zip(archs, measured, predicted, strict=True)]
-    summary = summarise(np.array(measured), predicted, 0.0, None)
+    summary = score_predictions(np.array(measured), predicted, 0.0, None)
     summary["measured_by"] = "the cost model on each whole graph (no board here)"
     summary["calibration_loo_error_pct"] = profile.model.get("loo_error_pct", {})
     return Validation(rows, summary)
@@ -127,7 +127,7 @@ def validate_measured(
     if problem:
         raise NasError(problem)
     progress = progress or (lambda description, total: lambda: None)
-    predictor = from_profile(profile, space)
+    predictor = predictor_for(profile, space)
     archs = held_out_archs(space, profile, n, seed)
     predicted = predictor.predict(archs)
     shape = tuple(profile.input_shape)
@@ -173,8 +173,8 @@ def validate_measured(
              "pass2_ms": float(y), "raw_pass1_ms": float(rx), "raw_pass2_ms": float(ry)}
             for a, m, p, x, y, rx, ry in zip(archs, measured_arr, predicted, first, second, raw_first, raw_second,
                                              strict=True)]
-    summary = summarise(measured_arr, predicted, noise_cv, repeat_diff)
-    raw = summarise((raw_first + raw_second) / 2, predicted, noise_cv, None)
+    summary = score_predictions(measured_arr, predicted, noise_cv, repeat_diff)
+    raw = score_predictions((raw_first + raw_second) / 2, predicted, noise_cv, None)
     summary.update({"speed_vs_build": round(float(np.mean(speeds)), 4), "remeasured": int(len(disturbed)),
                     "within_10pct_uncorrected": raw["within_10pct"], "mape_uncorrected": raw["mape"],
                     "kendall_tau_uncorrected": raw["kendall_tau"]})

@@ -43,8 +43,13 @@ from nas.space._net import (
     layer_cost,
     stage_grids,
 )
+from nas.space._units import Unit, UnitCache, all_units, arch_units
 
 __all__ = [
+    "Unit",
+    "UnitCache",
+    "all_units",
+    "arch_units",
     "space_hash",
     "Arch",
     "BlockKind",
