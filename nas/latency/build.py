@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import random
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
@@ -19,7 +19,14 @@ import torch
 from nas.errors import NasError
 from nas.graph import analyze
 from nas.latency.mcu import calibrate, graph_instructions
-from nas.latency.measure import MeasureConfig, Meter, reference_level
+from nas.latency.measure import (
+    CostedTarget,
+    MeasureConfig,
+    MeasuringTarget,
+    Meter,
+    Progress,
+    reference_level,
+)
 from nas.latency.predictor import FamilyModel, UnitPredictor, require_net_space, unit_family
 from nas.latency.profile import Profile, list_profiles, load_profile, profile_name, space_hash
 from nas.space import NetArch, NetSpace, SearchSpace
@@ -27,9 +34,6 @@ from nas.supernet import Supernet, SupernetConfig
 from nas.supernet.metrics import flash_bytes
 from nas.supernet.to_onnx import to_onnx
 from nas.supernet.units import Unit, all_units, unit_module
-
-if TYPE_CHECKING:
-    from nas.latency.targets import McuTarget, Progress, Target
 
 RECORD_FIELDS = ("family", "macs", "elements", "ops", "instructions", "peak_bytes", "flash_bytes", "params")
 
@@ -105,7 +109,7 @@ def check_shape(space: NetSpace, input_shape: tuple[int, ...] | None) -> tuple[i
     return shape
 
 
-def build_measured(target: Target, space: SearchSpace, meter: Meter, n_archs: int, seed: int, progress: Progress,
+def build_measured(target: MeasuringTarget, space: SearchSpace, meter: Meter, n_archs: int, seed: int, progress: Progress,
                    input_shape: tuple[int, ...] | None) -> Profile:
     """Measure every unit and ``n_archs`` whole subnets of ``space`` on ``target`` and fit its predictor."""
     space = require_net_space(space)
@@ -164,7 +168,7 @@ def build_measured(target: Target, space: SearchSpace, meter: Meter, n_archs: in
     )
 
 
-def build_costed(target: McuTarget, space: SearchSpace, progress: Progress, input_shape: tuple[int, ...] | None) -> Profile:
+def build_costed(target: CostedTarget, space: SearchSpace, progress: Progress, input_shape: tuple[int, ...] | None) -> Profile:
     """Cost every unit of ``space`` with ``target``'s int8 model (instructions, peak SRAM, flash)."""
     space = require_net_space(space)
     shape = check_shape(space, input_shape)

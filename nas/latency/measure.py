@@ -14,6 +14,7 @@ import os
 import platform
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -145,3 +146,30 @@ def host_description(threads: int) -> dict[str, str]:
         "platform": platform.platform(),
         "runtime": f"onnxruntime {onnxruntime.__version__} (CPUExecutionProvider)",
     }
+
+
+# -- what a build or a validation needs of a target (nas.latency.targets implements it) ----------------
+Progress = Callable[[str, int], Callable[[], None]]  # (description, total) -> advance()
+
+
+class MeasuringTarget(Protocol):
+    """A target that times modules here (cpu, gpu), as a build and a validation use it."""
+
+    name: str
+    times_onnx: bool
+
+    def status(self) -> str: ...
+
+    def describe(self, config: MeasureConfig) -> dict[str, Any]: ...
+
+    def measure(self, module: Any, shape: tuple[int, ...], meter: Meter, onnx_bytes: bytes | None = None) -> Measurement: ...
+
+
+class CostedTarget(Protocol):
+    """A target whose latency is a cost model's (the MCU boards), as a build and a validation use it."""
+
+    name: str
+
+    def describe(self, config: MeasureConfig) -> dict[str, Any]: ...
+
+    def model(self) -> Any: ...

@@ -26,7 +26,14 @@ import numpy as np
 
 from nas.errors import NasError
 from nas.latency.mcu import BOARDS, Board, McuEstimate, McuModel, calibrate
-from nas.latency.measure import MeasureConfig, Measurement, Meter, host_description, summarise
+from nas.latency.measure import (
+    MeasureConfig,
+    Measurement,
+    Meter,
+    Progress,
+    host_description,
+    summarise,
+)
 from nas.latency.predictor import Predictor, predictor_for
 from nas.latency.profile import Profile, list_profiles, load_profile, read_meta
 from nas.space import NetSpace, SearchSpace
@@ -37,7 +44,6 @@ if TYPE_CHECKING:
     from nas.graph import GraphStats
     from nas.latency.validate import Validation
 
-Progress = Callable[[str, int], Callable[[], None]]  # (description, total) -> advance()
 
 
 def no_progress(description: str, total: int) -> Callable[[], None]:

@@ -22,7 +22,7 @@ import csv
 import random
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
@@ -31,14 +31,11 @@ from scipy.stats import kendalltau
 from nas.errors import NasError
 from nas.graph import analyze
 from nas.latency.build import build_archs, random_supernet
-from nas.latency.measure import MeasureConfig, Meter
+from nas.latency.measure import CostedTarget, MeasureConfig, MeasuringTarget, Meter, Progress
 from nas.latency.predictor import predictor_for
 from nas.latency.profile import Profile
 from nas.space import Arch, NetArch, NetSpace
 from nas.supernet.to_onnx import to_onnx
-
-if TYPE_CHECKING:
-    from nas.latency.targets import McuTarget, Progress, Target
 
 DISAGREE = 0.10  # two passes further apart than this: one of them was disturbed
 
@@ -83,7 +80,7 @@ def validate_against(predictor, rows: list[tuple[Arch, float]]) -> Validation:
                        for (a, _), m, p in zip(rows, measured, predicted, strict=True)], summary)
 
 
-def validate_costed(target: McuTarget, space: NetSpace, profile: Profile, n: int, seed: int,
+def validate_costed(target: CostedTarget, space: NetSpace, profile: Profile, n: int, seed: int,
                     progress: Progress) -> Validation:
     """An MCU profile's per-unit composition against the cost model run on each whole graph."""
     _check_n(n)
@@ -113,7 +110,7 @@ def _check_n(n: int) -> None:
 
 
 def validate_measured(
-    target: Target,
+    target: MeasuringTarget,
     space: NetSpace,
     profile: Profile,
     n: int = 100,
