@@ -12,7 +12,7 @@ def sandwich_rate(device: torch.device, batch: int, steps: int, precision: str =
     """Samples per second of the training step, after two warm-up steps."""
     from nas.data import load_dataset
     from nas.space import load
-    from nas.supernet.train import TrainConfig, run_epochs, setup
+    from nas.supernet.train import TrainConfig, TrainState, run_epochs
 
     space = load("hybrid-vision")
     data = load_dataset("digits")  # only the step's cost matters here, not the data
@@ -23,7 +23,7 @@ def sandwich_rate(device: torch.device, batch: int, steps: int, precision: str =
                       data.x_val[:0].reshape(0, *shape), data.y_val[:0], data.x_test[:0].reshape(0, *shape),
                       data.y_test[:0], 10)
     config = TrainConfig(epochs=1, batch_size=batch, precision=precision, log_every=10**9)
-    net, info, opt, sched, rng_, gen, per_epoch, total = setup(space, data, config, None, None, device)
+    state = TrainState.start(space, data, config, device)
     timings: list[float] = []
 
     class Clock:
@@ -37,7 +37,7 @@ def sandwich_rate(device: torch.device, batch: int, steps: int, precision: str =
             pass
 
     started = time.perf_counter()
-    run_epochs(space, data, config, net, info, opt, sched, rng_, gen, per_epoch, total, lambda *_: None, Clock())
+    run_epochs(state, lambda *_: None, Clock())
     if device.type == "cuda":
         torch.cuda.synchronize()
     timings.append(time.perf_counter() - started)

@@ -61,7 +61,7 @@ def train_split(parent: Path, kind: str, epochs: int, lr: float, out: Path, limi
 
     from nas.data import load_dataset
     from nas.supernet import checkpoint
-    from nas.supernet.train import finish, resumed_config, run_epochs, setup
+    from nas.supernet.train import TrainState, finish, resumed_config, run_epochs
 
     net, info = checkpoint.load(parent)
     space = info.space
@@ -69,11 +69,10 @@ def train_split(parent: Path, kind: str, epochs: int, lr: float, out: Path, limi
     data = load_dataset(info.dataset, space.task.kind).limit(config.limit)
     start = copy.copy(info)
     start.epoch, start.step, start.optimizer, start.scheduler, start.rng, start.history = 0, 0, None, None, None, []
-    net, start, optimizer, scheduler, rng, gen, steps, total = setup(space, data, config, start, net,
-                                                                     torch.device("cpu"))
+    state = TrainState.start(space, data, config, torch.device("cpu"), start, net)
+    state.sampler = lambda s: [with_first_mixer(space, a, kind) for a in s.subnets_of_the_sandwich()]
     started = time.time()
-    run_epochs(space, data, config, net, start, optimizer, scheduler, rng, gen, steps, total,
-               lambda n, i: None, restrict=lambda a: with_first_mixer(space, a, kind))
+    run_epochs(state, lambda n, i: None)
     start.train_config["few_shot"] = {"parent": str(parent), "first_mixer": kind, "epochs": epochs, "lr": lr}
     finish(space, data, net, start)
     checkpoint.save(out, net, start)

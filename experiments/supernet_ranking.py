@@ -62,7 +62,7 @@ def standalone(config: dict, data=None) -> None:
 
     from nas.space import load
     from nas.supernet import Supernet, SupernetConfig
-    from nas.supernet.train import accuracy
+    from nas.supernet.scoring import accuracy
 
     torch.set_num_threads(1)
     arch_text, seed = config["trial"]
@@ -170,7 +170,7 @@ def correct_flags(net, arch, x: np.ndarray, y: np.ndarray, batch: int = 500) -> 
 def finetuned_accuracy(supernet, arch, data, x_eval, y_eval, steps: int) -> float:
     """Held-out accuracy of ``arch`` after ``steps`` fine-tuning steps from the weights it inherits,
     as ``nas search --finetune-steps`` scores it."""
-    from nas.supernet.train import accuracy, finetune, finetune_sample
+    from nas.supernet.scoring import accuracy, finetune, finetune_sample
 
     x, y = finetune_sample(data.x_train, data.y_train, steps)
     subnet = finetune(supernet.extract(arch, tuple(data.x_train.shape[1:])), x, y, steps)

@@ -34,7 +34,8 @@ def run(steps: int, seed: int) -> Path:
     from nas.data import load_dataset
     from nas.space import load
     from nas.supernet import checkpoint
-    from nas.supernet.train import TrainConfig, accuracy, train
+    from nas.supernet.scoring import accuracy
+    from nas.supernet.train import TrainConfig, train
 
     space = load("hybrid-vision")
     data = load_dataset("fashion-mnist", seed=seed)

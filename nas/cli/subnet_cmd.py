@@ -90,7 +90,7 @@ def show_cmd(
     from nas.export import resolve_arch
     from nas.supernet import checkpoint
     from nas.supernet.metrics import subnet_metrics
-    from nas.supernet.train import accuracy
+    from nas.supernet.scoring import accuracy
 
     net, info = checkpoint.load(checkpoint_path)
     a = resolve_arch(info.space, arch)

@@ -40,8 +40,9 @@ def train_cmd(
     from nas.cli._progress import TrainBar, progress_bar
     from nas.data import load_dataset
     from nas.space import NetSpace, load
+    from nas.supernet.devices import resolve_device
     from nas.supernet.recipe import resumed_config
-    from nas.supernet.train import resolve_device, train
+    from nas.supernet.train import train
 
     s = load(space)
     if not isinstance(s, NetSpace):

@@ -52,7 +52,7 @@ class SupernetEvaluator(Evaluator):
                  finetune: tuple[int, np.ndarray, np.ndarray] | None = None) -> None:
         if threads:
             torch.set_num_threads(threads)
-        from nas.supernet.train import resolve_device
+        from nas.supernet.devices import resolve_device
 
         self.device = resolve_device(device)
         self._checkpoint_bytes = checkpoint_bytes
@@ -132,7 +132,7 @@ class SupernetEvaluator(Evaluator):
 
             calibration = calibration_sample(dataset.x_train)
         if finetune_steps:
-            from nas.supernet.train import finetune_sample
+            from nas.supernet.scoring import finetune_sample
 
             finetune = (finetune_steps, *finetune_sample(dataset.x_train, dataset.y_train, finetune_steps))
         return cls(data, profiles, x, y, targets=targets, calibration=calibration, finetune=finetune)
@@ -168,12 +168,12 @@ class SupernetEvaluator(Evaluator):
         return out
 
     def evaluate(self, arch: Arch) -> dict[str, float]:
-        from nas.supernet.train import accuracy
+        from nas.supernet.scoring import accuracy
 
         if self.x is None:
             raise NasError("this evaluator was built without data")
         if self.finetune:
-            from nas.supernet.train import finetune
+            from nas.supernet.scoring import finetune
 
             steps, x_train, y_train = self.finetune
             subnet = finetune(self.eval_net.extract(arch, self.info.input_shape), x_train, y_train, steps)

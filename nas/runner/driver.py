@@ -132,7 +132,7 @@ def search(
         from nas.evaluate import SupernetEvaluator
         from nas.latency.profile import profiles_dirs
         from nas.latency.targets import get_target
-        from nas.supernet.train import resolve_device
+        from nas.supernet.devices import resolve_device
 
         if not config.supernet:
             raise NasError("a supernet search needs --supernet CKPT (a checkpoint from nas supernet train)")
@@ -273,7 +273,7 @@ def _on_gpu(device: str) -> bool:
     """Whether ``device`` (as ``nas search --device`` takes it) means the GPU here."""
     if device == "cpu":
         return False  # a plain-space search never imports torch (tests/runner/test_search_e2e.py checks)
-    from nas.supernet.train import resolve_device
+    from nas.supernet.devices import resolve_device
 
     return resolve_device(device).type == "cuda"
 

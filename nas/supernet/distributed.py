@@ -67,7 +67,7 @@ def _loop(config: dict[str, Any]) -> None:
 
     from nas.data import load_dataset
     from nas.space import loads
-    from nas.supernet.train import TrainConfig, finish, run_epochs, setup
+    from nas.supernet.train import TrainConfig, TrainState, finish, run_epochs
 
     context = ray.train.get_context()
     rank, world = context.get_world_rank(), context.get_world_size()
@@ -85,7 +85,7 @@ def _loop(config: dict[str, Any]) -> None:
         restarts = int(info.history[-1].get("restarts", 0)) + 1 if info.history else 1
     elif config.get("resume_bytes"):
         net, info = checkpoint.load_bytes(config["resume_bytes"], "the checkpoint to resume")
-    net, info, optimizer, scheduler, rng, gen, steps, total = setup(space, data, train_config, info, net, device)
+    state = TrainState.start(space, data, train_config, device, info, net)
 
     def save(net_: torch.nn.Module, info_: checkpoint.Checkpoint, final: bool = False) -> None:
         if info_.history and "restarts" not in info_.history[-1]:
@@ -98,10 +98,9 @@ def _loop(config: dict[str, Any]) -> None:
         else:
             ray.train.report(metrics)
 
-    run_epochs(space, data, train_config, net, info, optimizer, scheduler, rng, gen, steps, total, save,
-               progress=None, ranks=GradientAverager(rank, world))
-    finish(space, data, net, info)
-    save(net, info, final=True)
+    run_epochs(state, save, ranks=GradientAverager(rank, world))
+    finish(space, data, state.net, state.info)
+    save(state.net, state.info, final=True)
 
 
 def train_distributed(space, dataset: str, config, out: str | Path, workers: int, gpus_per_worker: float = 0.0,

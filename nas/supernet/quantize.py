@@ -207,7 +207,7 @@ def finetune_qat(subnet: torch.nn.Module, x: np.ndarray, y: np.ndarray, steps: i
     import torch.nn.functional as F
     from torch.nn.utils import parametrize
 
-    from nas.supernet.train import finetune
+    from nas.supernet.scoring import finetune
 
     teacher = copy.deepcopy(subnet).eval()
     params = [(m, name) for m in subnet.modules() for name, p in list(m.named_parameters(recurse=False)) if p.dim() >= 2]

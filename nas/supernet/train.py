@@ -25,7 +25,7 @@ import math
 import random
 import time
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -38,33 +38,16 @@ from nas.data import Dataset
 from nas.errors import NasError
 from nas.space import Layer, NetArch, NetSpace, Stage
 from nas.supernet import checkpoint
+from nas.supernet.devices import resolve_device
 from nas.supernet.model import Supernet, SupernetConfig
 from nas.supernet.recipe import EXTREMES, PRECISIONS, TrainConfig, resumed_config  # noqa: F401 (re-exported)
+from nas.supernet.scoring import accuracy
 
 
 class TrainProgress(Protocol):
     def epoch_started(self, epoch: int, epochs: int, steps: int) -> None: ...
     def steps_done(self, steps: int, loss: float, accuracy: float) -> None: ...
     def epoch_done(self, record: dict[str, Any]) -> None: ...
-
-
-def resolve_device(text: str = "auto") -> torch.device:
-    """``auto`` (CUDA when present), ``cpu``, ``cuda`` or ``cuda:N``; one line when it is not here."""
-    text = (text or "auto").strip().lower()
-    if text == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if text == "cpu":
-        return torch.device("cpu")
-    if text == "cuda" or text.startswith("cuda:"):
-        if not torch.cuda.is_available():
-            raise NasError(f"--device {text}: no GPU is present here (torch.cuda.is_available() is False)")
-        device = torch.device(text)
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            raise NasError(f"--device {text}: this machine has {torch.cuda.device_count()} GPU(s)")
-        return device
-    if text == "meta":
-        return torch.device("meta")
-    raise NasError(f"--device {text!r} is not a device (auto, cpu, cuda or cuda:N)")
 
 
 def fair_subnet(space: NetSpace, rng: random.Random, slot: int) -> NetArch:
@@ -109,56 +92,6 @@ def sandwich(space: NetSpace, rng: random.Random, step: int, n_random: int, extr
 
 
 @torch.no_grad()
-def accuracy(net: torch.nn.Module, arch: NetArch | None, x: np.ndarray | torch.Tensor, y: np.ndarray | torch.Tensor,
-             batch: int = 500) -> float:
-    """Top-1 accuracy of ``arch`` (or of an extracted subnet when ``arch`` is None), batched on the
-    device of ``net``'s weights; arrays or tensors (already there, for a search's workers)."""
-    was_training = net.training
-    net.eval()
-    device = next(net.parameters()).device
-    x = torch.as_tensor(x).to(device, non_blocking=True)
-    y = torch.as_tensor(y).to(device, non_blocking=True)
-    correct = torch.zeros((), dtype=torch.long, device=device)
-    for i in range(0, len(x), batch):
-        xb = x[i : i + batch]
-        logits = net(xb) if arch is None else net(xb, arch)
-        correct += (logits.argmax(-1) == y[i : i + batch]).sum()
-    net.train(was_training)
-    return int(correct) / max(len(x), 1)  # one host sync, at the end
-
-
-def finetune_sample(x: np.ndarray, y: np.ndarray, steps: int, batch: int = 128) -> tuple[np.ndarray, np.ndarray]:
-    """The training examples a fine-tune of ``steps`` draws its batches from: a fixed random
-    ``steps * batch`` of them (all when fewer), so every worker and every subnet sees the same."""
-    keep = np.random.default_rng(0).permutation(len(x))[: steps * batch]
-    return x[keep], y[keep]
-
-
-def finetune(subnet: torch.nn.Module, x: np.ndarray | torch.Tensor, y: np.ndarray | torch.Tensor, steps: int,
-             lr: float = 1e-3, batch: int = 128, seed: int = 0,
-             loss_fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor] | None = None) -> torch.nn.Module:
-    """``steps`` AdamW steps (no weight decay; random batches of ``batch``, seeded) from the weights
-    an extracted subnet inherited, in place, on its weights' device. The loss is cross-entropy on
-    the labels unless ``loss_fn(logits, x_batch, y_batch)`` gives another. Scoring subnets after
-    such a short fine-tune ranks them closer to training each from scratch than inherited weights
-    alone (experiments/supernet_ranking.py)."""
-    device = next(subnet.parameters()).device
-    x, y = torch.as_tensor(x, dtype=torch.float32).to(device), torch.as_tensor(y).to(device)
-    opt = torch.optim.AdamW(subnet.parameters(), lr=lr, weight_decay=0.0)
-    gen = torch.Generator().manual_seed(seed)
-    was_training = subnet.training
-    subnet.train()
-    for _ in range(steps):
-        idx = torch.randint(0, len(x), (batch,), generator=gen).to(device)
-        logits = subnet(x[idx])
-        loss = F.cross_entropy(logits, y[idx]) if loss_fn is None else loss_fn(logits, x[idx], y[idx])
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-    subnet.train(was_training)
-    return subnet
-
-
 def distill_weight(config: TrainConfig, step: int, total_steps: int) -> float:
     """Weight of the distillation loss for the smaller subnets at ``step``.
 
@@ -209,55 +142,117 @@ def _held(array: np.ndarray, device: torch.device) -> torch.Tensor:
     return tensor.to(device)
 
 
-def setup(space: NetSpace, data: Dataset, config: TrainConfig, resume_from: checkpoint.Checkpoint | None,
-          net: Supernet | None, device: torch.device):
-    """The supernet, checkpoint info, optimiser, schedule and random state of a run (fresh or resumed)."""
-    if resume_from is None:
-        torch.manual_seed(config.seed)
-        net = Supernet(SupernetConfig.from_space(space, data.num_classes, data.input_shape[0]))
-        info = checkpoint.Checkpoint(space, data.name, data.input_shape, data.num_classes, data.mean, data.std)
-    else:
-        info = resume_from
-    info.train_config = asdict(config)
-    net = net.to(device)
-    steps_per_epoch = math.ceil(len(data.x_train) / config.batch_size)
-    total_steps = steps_per_epoch * config.epochs
-    decay = [p for n, p in net.named_parameters() if p.dim() >= 2]
-    no_decay = [p for n, p in net.named_parameters() if p.dim() < 2]
-    optimizer = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=config.lr,
-    )
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, _lr_lambda(total_steps, max(1, int(config.warmup_fraction * total_steps)))
-    )
-    rng = random.Random(config.seed)
-    gen = torch.Generator().manual_seed(config.seed)
-    if resume_from is not None and info.optimizer is not None:
-        optimizer.load_state_dict(info.optimizer)
-        scheduler.load_state_dict(info.scheduler)
-        if info.rng:
-            rng.setstate(_to_state(info.rng["python"]))
-            gen.set_state(info.rng["torch"])
-    return net, info, optimizer, scheduler, rng, gen, steps_per_epoch, total_steps
+@dataclass
+class TrainState:
+    """Everything a training run carries from step to step: the supernet and its checkpoint info,
+    the optimiser and schedule, the random state of the sampling and the data order, and the
+    sampler of the subnets each step trains (the sandwich rule, unless a caller gives another:
+    a few-shot sub-supernet trains only the subnets it will score)."""
+
+    space: NetSpace
+    data: Dataset
+    config: TrainConfig
+    net: Supernet
+    info: checkpoint.Checkpoint
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    rng: random.Random
+    gen: torch.Generator
+    steps_per_epoch: int
+    total_steps: int
+    sampler: Callable[[TrainState], list[NetArch]] | None = None
+
+    @classmethod
+    def start(cls, space: NetSpace, data: Dataset, config: TrainConfig, device: torch.device,
+              resume_from: checkpoint.Checkpoint | None = None, net: Supernet | None = None) -> TrainState:
+        """A fresh run, or one resumed from ``resume_from`` (its checkpoint info) and ``net``."""
+        if resume_from is None:
+            torch.manual_seed(config.seed)
+            net = Supernet(SupernetConfig.from_space(space, data.num_classes, data.input_shape[0]))
+            info = checkpoint.Checkpoint(space, data.name, data.input_shape, data.num_classes, data.mean, data.std)
+        else:
+            info = resume_from
+        info.train_config = asdict(config)
+        net = net.to(device)
+        steps_per_epoch = math.ceil(len(data.x_train) / config.batch_size)
+        total_steps = steps_per_epoch * config.epochs
+        decay = [p for p in net.parameters() if p.dim() >= 2]
+        no_decay = [p for p in net.parameters() if p.dim() < 2]
+        optimizer = torch.optim.AdamW(
+            [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+            lr=config.lr,
+        )
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, _lr_lambda(total_steps, max(1, int(config.warmup_fraction * total_steps)))
+        )
+        rng = random.Random(config.seed)
+        gen = torch.Generator().manual_seed(config.seed)
+        if resume_from is not None and info.optimizer is not None:
+            optimizer.load_state_dict(info.optimizer)
+            scheduler.load_state_dict(info.scheduler)
+            if info.rng:
+                rng.setstate(_to_state(info.rng["python"]))
+                gen.set_state(info.rng["torch"])
+        return cls(space, data, config, net, info, optimizer, scheduler, rng, gen, steps_per_epoch, total_steps)
+
+    def subnets(self) -> list[NetArch]:
+        """The subnets this step trains, the teacher first: the sampler's, else the sandwich's."""
+        return self.sampler(self) if self.sampler is not None else self.subnets_of_the_sandwich()
+
+    def subnets_of_the_sandwich(self) -> list[NetArch]:
+        """This step's sandwich (:func:`sandwich`), drawn from the run's own random state."""
+        c = self.config
+        return sandwich(self.space, self.rng, self.info.step, c.random_subnets, c.extremes)
+
+    def remember(self) -> None:
+        """Keep the optimiser, schedule and random state in the checkpoint info (after an epoch)."""
+        self.info.optimizer, self.info.scheduler = self.optimizer.state_dict(), self.scheduler.state_dict()
+        self.info.rng = {"python": _from_state(self.rng.getstate()), "torch": self.gen.get_state()}
 
 
-def run_epochs(space: NetSpace, data: Dataset, config: TrainConfig, net: Supernet, info: checkpoint.Checkpoint,
-               optimizer, scheduler, rng: random.Random, gen: torch.Generator, steps_per_epoch: int,
-               total_steps: int, save, progress: TrainProgress | None = None, ranks: Ranks | None = None,
-               restrict: Callable[[NetArch], NetArch] | None = None) -> None:
-    """The training loop from ``info.epoch`` on, calling ``save(net, info)`` after every epoch.
+def train_step(state: TrainState, xb: torch.Tensor, yb: torch.Tensor, share: float,
+               autocast) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """One step's forward and backward passes on this rank's batch (``share``: its part of the
+    global mean): the teacher on the labels, every other subnet on a blend of the labels and the
+    teacher's soft predictions; the gradients accumulate, the caller steps. Returns the teacher's
+    logits and loss (None for an empty batch)."""
+    config, net = state.config, state.net
+    archs = state.subnets()
+    if not len(yb):
+        return None
+    kd = distill_weight(config, state.info.step, state.total_steps)
+    with autocast:
+        aux = Aux()
+        logits = net(xb, archs[0], aux=aux)
+        loss = F.cross_entropy(logits, yb) + config.aux_weight * sum(aux.losses)
+    (share * loss).backward()
+    teacher = F.softmax(logits.detach().float(), dim=-1)
+    for arch in archs[1:]:
+        with autocast:
+            aux = Aux()
+            student = net(xb, arch, aux=aux)
+            sub_loss = F.cross_entropy(student, yb) if kd < 1 else 0.0
+            if kd > 0:
+                soft = -(teacher * F.log_softmax(student.float(), dim=-1)).sum(-1).mean()
+                sub_loss = (1 - kd) * sub_loss + kd * soft
+            sub_loss = sub_loss + config.aux_weight * sum(aux.losses)
+        (share * sub_loss).backward()
+    return logits, loss.detach()
+
+
+def run_epochs(state: TrainState, save: Callable[[Supernet, checkpoint.Checkpoint], None],
+               progress: TrainProgress | None = None, ranks: Ranks | None = None) -> None:
+    """The training loop from ``state.info.epoch`` on, calling ``save(net, info)`` after every epoch.
 
     With ``ranks`` (data-parallel training), each global batch of ``batch_size`` examples is
     split between the ranks, every rank trains the same subnets (the sampling's random state
     is the same everywhere), and the gradients are averaged before each step, weighted by
     each rank's share of the batch: the same update as one process on the whole batch.
-    ``restrict`` maps every sampled subnet into a part of the space (a few-shot sub-supernet
-    trains only the subnets it will score; experiments/few_shot_ranking.py).
     Host synchronisation happens once every ``config.log_every`` steps, for the progress line."""
     ranks = ranks or _OneProcess()
+    config, net, info = state.config, state.net, state.info
     device = next(net.parameters()).device
-    x_all, y_all = _held(data.x_train, device), _held(data.y_train, device)
+    x_all, y_all = _held(state.data.x_train, device), _held(state.data.y_train, device)
     params = list(net.parameters())
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if config.precision == "bf16" and device.type == "cuda" \
         else contextlib.nullcontext()
@@ -265,50 +260,31 @@ def run_epochs(space: NetSpace, data: Dataset, config: TrainConfig, net: Superne
     for epoch in range(info.epoch, config.epochs):
         started = time.time()
         if progress:
-            progress.epoch_started(epoch, config.epochs, steps_per_epoch)
-        order = torch.randperm(len(x_all), generator=gen)
+            progress.epoch_started(epoch, config.epochs, state.steps_per_epoch)
+        order = torch.randperm(len(x_all), generator=state.gen)
         loss_sum = torch.zeros((), device=device)
         correct = torch.zeros((), dtype=torch.long, device=device)
         seen = pending = 0
-        for b in range(steps_per_epoch):
+        for b in range(state.steps_per_epoch):
             batch = order[b * config.batch_size : (b + 1) * config.batch_size]
             mine = batch.tensor_split(ranks.world)[ranks.rank]
-            share = len(mine) * ranks.world / len(batch)  # this rank's part of the global mean
             idx = mine.to(x_all.device)
             xb = x_all[idx].to(device, non_blocking=True)
             yb = y_all[idx].to(device, non_blocking=True)
-            optimizer.zero_grad(set_to_none=True)
-            archs = sandwich(space, rng, info.step, config.random_subnets, config.extremes)
-            if restrict is not None:
-                archs = [restrict(a) for a in archs]
-            kd = distill_weight(config, info.step, total_steps)
-            if len(mine):
-                with autocast:
-                    aux = Aux()
-                    logits = net(xb, archs[0], aux=aux)
-                    loss = F.cross_entropy(logits, yb) + config.aux_weight * sum(aux.losses)
-                (share * loss).backward()
-                teacher = F.softmax(logits.detach().float(), dim=-1)
-                for arch in archs[1:]:
-                    with autocast:
-                        aux = Aux()
-                        student = net(xb, arch, aux=aux)
-                        sub_loss = F.cross_entropy(student, yb) if kd < 1 else 0.0
-                        if kd > 0:
-                            soft = -(teacher * F.log_softmax(student.float(), dim=-1)).sum(-1).mean()
-                            sub_loss = (1 - kd) * sub_loss + kd * soft
-                        sub_loss = sub_loss + config.aux_weight * sum(aux.losses)
-                    (share * sub_loss).backward()
-                loss_sum += loss.detach() * len(yb)
+            state.optimizer.zero_grad(set_to_none=True)
+            done = train_step(state, xb, yb, len(mine) * ranks.world / len(batch), autocast)
+            if done is not None:
+                logits, loss = done
+                loss_sum += loss * len(yb)
                 correct += (logits.argmax(-1) == yb).sum()
             ranks.average_gradients(params)
             torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
-            optimizer.step()
-            scheduler.step()
+            state.optimizer.step()
+            state.scheduler.step()
             info.step += 1
             seen += len(yb)
             pending += 1
-            if progress and (pending == config.log_every or b == steps_per_epoch - 1):
+            if progress and (pending == config.log_every or b == state.steps_per_epoch - 1):
                 progress.steps_done(pending, float(loss_sum) / max(seen, 1), int(correct) / max(seen, 1))
                 pending = 0
         info.epoch = epoch + 1
@@ -316,13 +292,12 @@ def run_epochs(space: NetSpace, data: Dataset, config: TrainConfig, net: Superne
             "epoch": info.epoch,
             "loss": round(float(loss_sum) / max(seen, 1), 4),
             "train_acc_largest": round(int(correct) / max(seen, 1), 4),
-            "val_acc_largest": round(accuracy(net, space.largest(), data.x_val, data.y_val), 4),
-            "val_acc_smallest": round(accuracy(net, space.smallest(), data.x_val, data.y_val), 4),
+            "val_acc_largest": round(accuracy(net, state.space.largest(), state.data.x_val, state.data.y_val), 4),
+            "val_acc_smallest": round(accuracy(net, state.space.smallest(), state.data.x_val, state.data.y_val), 4),
             "seconds": round(time.time() - started, 1),
         }
         info.history.append(record)
-        info.optimizer, info.scheduler = optimizer.state_dict(), scheduler.state_dict()
-        info.rng = {"python": _from_state(rng.getstate()), "torch": gen.get_state()}
+        state.remember()
         save(net, info)
         if progress:
             progress.epoch_done(record)
@@ -367,12 +342,11 @@ def train(
     device = device if isinstance(device, torch.device) else resolve_device(device)
     data = data.limit(config.limit)
     net, info = check_resume(out, space, data) if resume else (None, None)
-    net, info, optimizer, scheduler, rng, gen, steps, total = setup(space, data, config, info, net, device)
-    run_epochs(space, data, config, net, info, optimizer, scheduler, rng, gen, steps, total,
-               lambda n, i: checkpoint.save(out, n, i), progress)
-    finish(space, data, net, info)
-    checkpoint.save(out, net, info)
-    return info
+    state = TrainState.start(space, data, config, device, info, net)
+    run_epochs(state, lambda n, i: checkpoint.save(out, n, i), progress)
+    finish(space, data, state.net, state.info)
+    checkpoint.save(out, state.net, state.info)
+    return state.info
 
 
 # Python's random state holds a tuple of ints; lists keep it weights_only-loadable either way.

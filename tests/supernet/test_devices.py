@@ -55,7 +55,7 @@ def test_every_shipped_supernet_trains_a_step_on_the_device(name, device):
 
 def test_devices_resolve_and_refuse_what_is_not_here():
     from nas.errors import NasError
-    from nas.supernet.train import resolve_device
+    from nas.supernet.devices import resolve_device
 
     assert resolve_device("cpu").type == "cpu"
     assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")

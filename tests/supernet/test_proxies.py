@@ -92,7 +92,7 @@ def test_an_unknown_proxy_is_named(space, batch):
 
 def test_finetune_trains_the_extracted_subnet_only_and_is_seeded(search_env, digits):
     from nas.supernet import checkpoint
-    from nas.supernet.train import finetune
+    from nas.supernet.scoring import finetune
 
     supernet, _ = checkpoint.load(search_env["mcu-vision"])
     before = [p.detach().clone() for p in supernet.parameters()]

@@ -11,7 +11,8 @@ import torch
 from nas.errors import NasError
 from nas.space import load
 from nas.supernet import checkpoint
-from nas.supernet.train import TrainConfig, accuracy, fair_subnet, resumed_config, sandwich, train
+from nas.supernet.scoring import accuracy
+from nas.supernet.train import TrainConfig, fair_subnet, resumed_config, sandwich, train
 
 
 def test_sandwich_has_largest_smallest_and_random():
@@ -63,14 +64,15 @@ def test_fewer_extremes_train_the_same_fair_random_subnets(tmp_path, cli):
     assert checkpoint.load(tmp_path / "n.ckpt")[1].train_config["extremes"] == "none"
 
 
-def test_restrict_trains_only_the_subnets_it_maps_to(digits):
+def test_a_sampler_of_its_own_trains_only_the_subnets_it_gives(digits):
     """A few-shot sub-supernet (experiments/few_shot_ranking.py) trains only its part of the space."""
     from nas.space import Layer, NetArch, Stage
-    from nas.supernet.train import run_epochs, setup
+    from nas.supernet.train import TrainState, run_epochs
 
     space, data = load("hybrid-vision"), digits.limit(128)
     config = TrainConfig(epochs=1, batch_size=64)
-    net, info, opt, sched, rng, gen, steps, total = setup(space, data, config, None, None, torch.device("cpu"))
+    state = TrainState.start(space, data, config, torch.device("cpu"))
+    net, info = state.net, state.info
     attention = next(m for m in space.stages[0].mixers if m.kind == "attention")
 
     def attention_first(arch: NetArch) -> NetArch:
@@ -78,8 +80,8 @@ def test_restrict_trains_only_the_subnets_it_maps_to(digits):
         return NetArch((Stage(first.width, (Layer(attention, first.layers[0].ffn), *first.layers[1:])), *arch.stages[1:]))
 
     before = {k: v.clone() for k, v in net.state_dict().items() if k.startswith("stages.0.0.mixers.")}
-    run_epochs(space, data, config, net, info, opt, sched, rng, gen, steps, total, lambda n, i: None,
-               restrict=attention_first)
+    state.sampler = lambda s: [attention_first(a) for a in s.subnets_of_the_sandwich()]
+    run_epochs(state, lambda n, i: None)
     after = net.state_dict()
     moved = {k.split(".")[4] for k, v in before.items() if not torch.equal(v, after[k])}
     assert moved == {"attention"} and info.step == 2
