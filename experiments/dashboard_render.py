@@ -18,8 +18,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from dashboard.testing import CHROMIUM, CHROMIUM_FLAGS, dashboard_server, synthetic_store
+from dashboard.testing import CHROMIUM, CHROMIUM_FLAGS, dashboard_server
 from experiments._common import markdown_table, write_report
+from nas.store.synthetic import synthetic_store
 
 
 def apptest_seconds(db: str) -> float:

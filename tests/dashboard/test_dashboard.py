@@ -128,7 +128,7 @@ def test_a_store_that_is_not_ours_is_one_line_on_the_page(tmp_path, monkeypatch,
 def test_a_big_experiment_renders_thinned(tmp_path, monkeypatch):
     """30,000 evaluations (above the 20,000 points drawn): the thinning path; the 100,000-evaluation
     timing is experiments/dashboard_render.py's."""
-    from dashboard.testing import synthetic_store
+    from nas.store.synthetic import synthetic_store
 
     db = str(tmp_path / "big.db")
     synthetic_store(db, 30_000)
