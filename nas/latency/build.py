@@ -27,7 +27,7 @@ from nas.latency.measure import (
     Progress,
     reference_level,
 )
-from nas.latency.predictor import FamilyModel, UnitPredictor, require_net_space, unit_family
+from nas.latency.predictor import UnitPredictor, require_net_space, unit_family
 from nas.latency.profile import Profile, list_profiles, load_profile, profile_name, space_hash
 from nas.space import NetArch, NetSpace, SearchSpace
 from nas.supernet import Supernet, SupernetConfig
@@ -139,10 +139,8 @@ def build_measured(target: MeasuringTarget, space: SearchSpace, meter: Meter, n_
     level = reference_level(list(unit_measurements.values()) + arch_measurements)
     arch_rows = [{"arch": a.to_str(), **m.as_dict()} for a, m in zip(archs, arch_measurements, strict=True)]
 
-    families = FamilyModel.fit([(r["family"], r, r["median_ms"]) for r in records.values()])
-    predictor = UnitPredictor(target.name, space, shape, {k: r["median_ms"] for k, r in records.items()},
-                              families=families, unit_stats=records)
-    overhead = predictor.fit_overhead(archs, [r["median_ms"] for r in arch_rows])
+    predictor = UnitPredictor.fitted(target.name, space, shape, records, archs, [r["median_ms"] for r in arch_rows])
+    families, overhead = predictor.families, predictor.overhead
     fitted = predictor.predict(archs)
     measured = np.array([r["median_ms"] for r in arch_rows])
     family_err = [abs(families.predict(r["family"], r) - r["median_ms"]) / r["median_ms"] for r in records.values()]

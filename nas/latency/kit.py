@@ -28,7 +28,7 @@ from nas.errors import NasError, quoted
 from nas.latency import kit_runner
 from nas.latency.build import build_archs, random_supernet, unit_record, versions
 from nas.latency.measure import probe_graph
-from nas.latency.predictor import FamilyModel, UnitPredictor, predictor_for, require_net_space
+from nas.latency.predictor import UnitPredictor, predictor_for, require_net_space
 from nas.latency.profile import Profile, space_hash
 from nas.latency.targets import BUILTIN
 from nas.latency.validate import score_predictions
@@ -387,12 +387,9 @@ def _import_kit(rows: list[dict[str, str]], source: str, target: str, space: Sea
             module, example = unit_module(net, known[key])
             record = unit_record(known[key], module, to_onnx(module, torch.zeros(example)))
             units.setdefault(key, {}).update({k: record[k] for k in kit_runner.UNIT_STATS})
-    measured = [(r["family"], r, r["median_ms"]) for r in units.values() if "median_ms" in r]
-    families = FamilyModel.fit(measured)
     shape = space.task.input_shape
-    predictor = UnitPredictor(target, space, shape, {k: r["median_ms"] for k, r in units.items() if "median_ms" in r},
-                              families=families, unit_stats=units)
-    overhead = predictor.fit_overhead([a for a, _, _ in fit_rows], [m for _, m, _ in fit_rows])
+    predictor = UnitPredictor.fitted(target, space, shape, units, [a for a, _, _ in fit_rows], [m for _, m, _ in fit_rows])
+    families, overhead = predictor.families, predictor.overhead
     validation: dict[str, Any] = {}
     if len(held_rows) >= 2:
         pred = predictor.predict([a for a, _, _ in held_rows])

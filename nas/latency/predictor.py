@@ -132,6 +132,18 @@ class UnitPredictor:
         self._rows: dict[Arch, tuple[float, ...]] = {}
         self._vectors: dict[str, tuple[float, float, float, float]] = {}
 
+    @classmethod
+    def fitted(cls, target: str, space: NetSpace, input_shape: tuple[int, ...], units: dict[str, dict[str, Any]],
+               archs: Sequence[Arch], measured_ms: Sequence[float]) -> UnitPredictor:
+        """The predictor a build or a kit's import makes of its measurements: the units' medians
+        (``units``: key -> record, ``median_ms`` where measured), the family model fitted on them
+        for the units that were not, and the overhead fitted on the whole subnets ``archs``."""
+        timed = {k: r["median_ms"] for k, r in units.items() if "median_ms" in r}
+        families = FamilyModel.fit([(r["family"], r, r["median_ms"]) for r in units.values() if "median_ms" in r])
+        predictor = cls(target, space, input_shape, timed, families=families, unit_stats=units)
+        predictor.fit_overhead(archs, measured_ms)
+        return predictor
+
     def unit_latency(self, unit: Unit) -> float:
         ms = self.unit_ms.get(unit.key)
         if ms is None:
