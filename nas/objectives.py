@@ -97,21 +97,25 @@ def default_objectives(targets: Sequence[str]) -> list[Objective]:
     return [Objective("accuracy", "max")] + [Objective(latency_metric(t), "min") for t in targets]
 
 
+def reference_pairs(text: str, value: str = "NUMBER") -> list[tuple[str, str]]:
+    """``"accuracy=0.85,cpu_ms=2"`` -> [("accuracy", "0.85"), ("cpu_ms", "2")]: the syntax every
+    ``--reference`` takes (``value`` names what the error line says a value is)."""
+    items = []
+    for part in (p.strip() for p in text.split(",")):
+        name, sep, raw = part.partition("=")
+        if not sep or not name.strip():
+            raise NasError(f"--reference {text!r}: expected NAME={value}[,NAME={value}...] (for example accuracy=0.85,cpu_ms=2)")
+        items.append((name.strip(), raw.strip()))
+    return items
+
+
 def parse_reference(text: str | Mapping[str, float] | None, objectives: Sequence[Objective] | None = None) -> dict[str, float]:
     """``"accuracy=0.85,cpu_ms=2"`` (or a mapping) -> {objective: value}, the hypervolume reference a
     user gives; objectives left out are set from the search's own results. With ``objectives``, every
     name must be one of them."""
     if not text:
         return {}
-    if isinstance(text, Mapping):
-        items = [(str(k), v) for k, v in text.items()]
-    else:
-        items = []
-        for part in (p.strip() for p in text.split(",")):
-            name, sep, value = part.partition("=")
-            if not sep or not name.strip():
-                raise NasError(f"--reference {text!r}: expected NAME=NUMBER[,NAME=NUMBER...] (for example accuracy=0.85,cpu_ms=2)")
-            items.append((name.strip(), value.strip()))
+    items = [(str(k), v) for k, v in text.items()] if isinstance(text, Mapping) else reference_pairs(text)
     out: dict[str, float] = {}
     names = [o.name for o in objectives] if objectives is not None else None
     for name, value in items:

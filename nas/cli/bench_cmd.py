@@ -40,10 +40,9 @@ def bench_cmd(
         raise NasError(f"--out folder {str(out.parent)!r} does not exist")
     bench = load_benchmark(benchmark, space, objective)
     if reference:
-        pairs = [part.partition("=") for part in reference.split(",")]
-        if any(not sep or not name.strip() for name, sep, _ in pairs):
-            raise NasError(f"--reference {reference!r}: expected NAME=VALUE or NAME=pNN, comma-separated")
-        bench = bench.at_reference({name.strip(): value for name, _, value in pairs})
+        from nas.objectives import reference_pairs
+
+        bench = bench.at_reference(dict(reference_pairs(reference, "VALUE|pNN")))
     config = BenchConfig(strategies=tuple(strategy), seeds=seeds, budget=budget, workers=workers, db=db,
                          cheap=tuple(cheap))
     with progress_bar() as bar:

@@ -400,9 +400,10 @@ class _SearchRun:
             self._note_worst(metrics)
             if feasible:
                 self.feasible_points.append(values)
-                self.front.add(values)
             if moved:
-                self._new_front()
+                self._new_front()  # the reference moved (the initial design is not in yet): every point again
+            elif feasible:
+                self.front.add(values)
             if self.reference.fixed and not self.reference_stored:
                 self._store_reference()
         else:

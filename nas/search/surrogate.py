@@ -1,6 +1,6 @@
-"""The default strategy: a portfolio of a surrogate model's proposals and TPE's, whose shares follow
-how much hypervolume each member's results have added, with the model's acquisition restricted
-to the region that counts (better than the search's reference point in every objective).
+"""The default strategy: a portfolio of a surrogate model's proposals and TPE's, in fixed shares,
+with the model's acquisition restricted to the region that counts (better than the search's
+reference point in every objective).
 
 Why a portfolio. A model-based acquisition is only as good as its model and its yardstick: the
 previous default, alone and weighing gains on log axes against a reference at the worst values
