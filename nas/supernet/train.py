@@ -6,9 +6,10 @@ distillation, as in BigNAS/Once-for-All), summing the gradients before one optim
 The distillation weight ramps up from 0 as the teacher improves (pure in-place distillation
 from an untrained teacher trails training on the labels; ``experiments/supernet_recipe.py``
 compares the three). The random subnets
-draw their mixer and ffn *kinds* round-robin per layer position (FairNAS-style strict
-fairness), so that conv, attention and SSM layers, and MLP and MoE ffns, get the same number
-of updates at every position whatever their share of the space's options; their sizes
+draw their mixer and ffn *kinds* from a random permutation per layer position and block of
+subnets (FairNAS's strict fairness), so that conv, attention and SSM layers, and MLP and MoE
+ffns, get the same number of updates at every position whatever their share of the space's
+options, and every combination of kinds across a stage's layers is trained; their sizes
 (width, depth, kernel, heads, ...) are uniform. The largest and smallest are by default those
 of one pair of block kinds per step, in turn (``extremes="per-kind"``): with the space's single
 costliest and cheapest subnet (``"global"``) every step, the kinds those two never use are
@@ -50,16 +51,29 @@ class TrainProgress(Protocol):
     def epoch_done(self, record: dict[str, Any]) -> None: ...
 
 
-def fair_subnet(space: NetSpace, rng: random.Random, slot: int) -> NetArch:
-    """A random subnet whose layer kinds follow a round-robin over ``slot`` (see module doc)."""
+def _deck_kind(kinds: list[str], seed: int, where: str, slot: int) -> str:
+    """The kind subnet ``slot`` uses at one layer position: the slots come in blocks of
+    ``len(kinds)``, and every block deals the kinds in its own random order (one permutation per
+    position and block, derived from ``seed``: stateless, so a resumed run deals the same)."""
+    block, turn = divmod(slot, len(kinds))
+    return random.Random(f"{seed}/{where}/{block}").sample(kinds, len(kinds))[turn]
+
+
+def fair_subnet(space: NetSpace, rng: random.Random, slot: int, seed: int = 0) -> NetArch:
+    """A random subnet with strictly fair kinds (FairNAS): at every layer position the mixer kind
+    and the ffn kind each follow their own random permutation per block of slots, so that over
+    any ``len(kinds)`` consecutive slots every kind is dealt once at every position, and the
+    positions (and the mixer and ffn of one layer) are independent of each other: every
+    (mixer, ffn) pair and every sequence of kinds along a stage gets trained. Sizes (depth,
+    width, kernel, heads, ...) are uniform draws from ``rng``."""
     stages = []
     for i, spec in enumerate(space.stages):
         mixer_kinds, ffn_kinds = spec.mixer_kinds(), spec.ffn_kinds()
         depth, width = rng.choice(spec.depths), rng.choice(spec.widths)
         layers = []
         for j in range(depth):
-            mk = mixer_kinds[(slot + i + j) % len(mixer_kinds)]
-            fk = ffn_kinds[(slot + i + 2 * j) % len(ffn_kinds)]
+            mk = _deck_kind(mixer_kinds, seed, f"{i}/{j}/mixer", slot)
+            fk = _deck_kind(ffn_kinds, seed, f"{i}/{j}/ffn", slot)
             layers.append(Layer(
                 rng.choice([m for m in spec.mixers if m.kind == mk]),
                 rng.choice([f for f in spec.ffns if f.kind == fk]),
@@ -80,15 +94,17 @@ def kind_extremes(space: NetSpace, step: int) -> tuple[NetArch, NetArch]:
             space.uniform(mixers[(m + 1) % len(mixers)], ffns[f], largest=False))
 
 
-def sandwich(space: NetSpace, rng: random.Random, step: int, n_random: int, extremes: str = "per-kind") -> list[NetArch]:
+def sandwich(space: NetSpace, rng: random.Random, step: int, n_random: int, extremes: str = "per-kind",
+             seed: int = 0) -> list[NetArch]:
     """The subnets one step trains: largest first (the teacher), smallest, then fair random ones.
     ``extremes="per-kind"`` takes the largest and smallest of one pair of block kinds per step
     (:func:`kind_extremes`), ``"global"`` the space's costliest and cheapest, ``"largest"`` the
     per-kind largest only (the teacher; no smallest), ``"none"`` neither (uniform single-path
-    sampling: the random subnets only, every one on the labels)."""
+    sampling: the random subnets only, every one on the labels). ``seed`` deals the random
+    subnets' kinds (:func:`fair_subnet`)."""
     ends = {"per-kind": lambda: kind_extremes(space, step), "global": lambda: (space.largest(), space.smallest()),
             "largest": lambda: kind_extremes(space, step)[:1], "none": tuple}[extremes]()
-    return list(ends) + [fair_subnet(space, rng, step * n_random + k) for k in range(n_random)]
+    return list(ends) + [fair_subnet(space, rng, step * n_random + k, seed) for k in range(n_random)]
 
 
 @torch.no_grad()
@@ -202,7 +218,7 @@ class TrainState:
     def subnets_of_the_sandwich(self) -> list[NetArch]:
         """This step's sandwich (:func:`sandwich`), drawn from the run's own random state."""
         c = self.config
-        return sandwich(self.space, self.rng, self.info.step, c.random_subnets, c.extremes)
+        return sandwich(self.space, self.rng, self.info.step, c.random_subnets, c.extremes, c.seed)
 
     def remember(self) -> None:
         """Keep the optimiser, schedule and random state in the checkpoint info (after an epoch)."""
