@@ -38,3 +38,28 @@ def test_bench_graph_smoke_runs_every_strategy_through_the_search_path(monkeypat
     bench_graph.main()
     out = capsys.readouterr().out
     assert "6 to go" in out and "proteins" in out and "'datasets': 2" in out
+
+
+@pytest.mark.slow
+def test_ranking_truth_smoke_trains_and_stores_each_trial(monkeypatch, capsys):
+    from experiments import ranking_truth
+
+    monkeypatch.setattr(sys, "argv", ["ranking_truth", "--smoke"])
+    ranking_truth.main()
+    out = capsys.readouterr().out
+    assert "0 trials stored, 4 to train" in out and "4/4 trials" in out
+    path = out.strip().splitlines()[-1].split(" in ")[-1]
+    rows = ranking_truth.read_trials(ranking_truth.Path(path))
+    assert len(rows) == 4 and all(0.0 <= r["acc"] <= 1.0 and r["nll"] > 0 for r in rows)
+
+
+def test_ranking_truth_keeps_every_trial_a_torn_line_loses_none(tmp_path):
+    from experiments.ranking_truth import append_trial, read_trials
+
+    path = tmp_path / "t.csv"
+    row = {"space": "s", "arch": "a", "steps": 5, "seed": 0, "acc": 0.5, "nll": 1.2, "seconds": 3.0, "device": "cpu"}
+    append_trial(row, path)
+    with path.open("a") as f:
+        f.write("s,b,5,1,0.4")  # a kill in the middle of a write
+    append_trial({**row, "seed": 2}, path)
+    assert [(r["arch"], r["seed"]) for r in read_trials(path)] == [("a", 0), ("a", 2)]
