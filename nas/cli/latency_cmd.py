@@ -107,7 +107,7 @@ def validate_cmd(
                        "with --measured FILE.csv")
     profile, path = load_profile(target, s, input_shape=parse_shape(input_shape), hint=space)
     if measured is not None:
-        from nas.latency.kit import measured_rows
+        from nas.latency.kit_import import measured_rows
 
         result = validate_against(t.predictor(profile, s), measured_rows(measured, s))
     else:
@@ -229,7 +229,7 @@ def import_cmd(
 ) -> None:
     """Turn a kit's results (or a table of arch,latency_ms) into a new target; with --transfer-from or
     --reference, from a few measured archs and devices already known."""
-    from nas.latency.kit import import_results
+    from nas.latency.kit_import import import_results
     from nas.latency.profile import save_profile
     from nas.space import load
 

@@ -9,7 +9,6 @@ shape that has them, and exports only the units no profile describes yet.
 
 from __future__ import annotations
 
-import datetime as _dt
 import random
 from typing import Any
 
@@ -28,7 +27,7 @@ from nas.latency.measure import (
     reference_level,
 )
 from nas.latency.predictor import UnitPredictor, require_net_space, unit_family
-from nas.latency.profile import Profile, list_profiles, load_profile, profile_name, space_hash
+from nas.latency.profile import Profile, assemble, list_profiles, load_profile, profile_name
 from nas.space import NetArch, NetSpace, SearchSpace
 from nas.supernet import Supernet, SupernetConfig
 from nas.supernet.metrics import flash_bytes
@@ -140,24 +139,18 @@ def build_measured(target: MeasuringTarget, space: SearchSpace, meter: Meter, n_
     arch_rows = [{"arch": a.to_str(), **m.as_dict()} for a, m in zip(archs, arch_measurements, strict=True)]
 
     predictor = UnitPredictor.fitted(target.name, space, shape, records, archs, [r["median_ms"] for r in arch_rows])
-    families, overhead = predictor.families, predictor.overhead
+    families = predictor.families
     fitted = predictor.predict(archs)
     measured = np.array([r["median_ms"] for r in arch_rows])
     family_err = [abs(families.predict(r["family"], r) - r["median_ms"]) / r["median_ms"] for r in records.values()]
-    return Profile(
-        target=target.name,
-        space=space.name,
-        name=profile_name(space, shape),
-        kind="measured",
-        space_hash=space_hash(space),
-        input_shape=list(shape),
-        meta={**target.describe(config), "versions": versions(), "date": _dt.date.today().isoformat(),
-              "warmup": config.warmup, "repeats": config.repeats, "seed": seed, "probe_us": level},
+    return assemble(
+        target.name, space, "measured", input_shape=shape,
+        meta={**target.describe(config), "versions": versions(), "warmup": config.warmup, "repeats": config.repeats,
+              "seed": seed, "probe_us": level},
         units=records,
         archs=arch_rows,
         model={
-            "overhead": list(overhead),
-            "families": families.coefficients,
+            **predictor.model_json(),
             "fit_mape_pct": float(100 * np.mean(np.abs(fitted - measured) / measured)),
             "family_mape_pct": float(100 * np.mean(family_err)),
             "noisy_units": sum(bool(r["noisy"]) for r in records.values()),
@@ -178,14 +171,9 @@ def build_costed(target: CostedTarget, space: SearchSpace, progress: Progress, i
     for unit in units:
         records[unit.key] = graphs.record(unit, need_graph=False)[3]
         advance()
-    return Profile(
-        target=target.name,
-        space=space.name,
-        name=profile_name(space, shape),
-        kind="mcu",
-        space_hash=space_hash(space),
-        input_shape=list(shape),
-        meta={**target.describe(MeasureConfig()), "versions": versions(), "date": _dt.date.today().isoformat()},
+    return assemble(
+        target.name, space, "mcu", input_shape=shape,
+        meta={**target.describe(MeasureConfig()), "versions": versions()},
         units=records,
         model={"cpi": calibration.cpi, "fit_error_pct": calibration.fit_error_pct,
                "loo_error_pct": calibration.loo_error_pct},

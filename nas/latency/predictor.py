@@ -144,6 +144,10 @@ class UnitPredictor:
         predictor.fit_overhead(archs, measured_ms)
         return predictor
 
+    def model_json(self) -> dict[str, Any]:
+        """What a profile keeps of the fitted model (``Profile.model``), besides its diagnostics."""
+        return {"overhead": list(self.overhead), "families": self.families.coefficients}
+
     def unit_latency(self, unit: Unit) -> float:
         ms = self.unit_ms.get(unit.key)
         if ms is None:

@@ -13,6 +13,7 @@ with the package; builds write to ``--out`` or ``./latency_models`` (or ``$NAS_P
 from __future__ import annotations
 
 import csv
+import datetime as _dt
 import json
 import os
 from dataclasses import asdict, dataclass, field
@@ -60,6 +61,18 @@ class Profile:
             return cls(**fields)
         except TypeError as exc:
             raise NasError(f"{source} is an incomplete latency profile: {exc}") from None
+
+
+def assemble(target: str, space: SearchSpace, kind: str, meta: dict[str, Any],
+             input_shape: tuple[int, ...] | list[int] | None = None, **parts: Any) -> Profile:
+    """A new profile of ``space`` on ``target``: the one place where what every profile derives
+    from its space (name, file name, hash, input shape: the task's unless ``input_shape``) and the
+    date it was made are filled in. ``parts``: the units, archs, model and validation fields."""
+    default = tuple(getattr(getattr(space, "task", None), "input_shape", ()) or ())
+    shape = tuple(input_shape) if input_shape is not None else default
+    return Profile(target=target, space=space.name, name=profile_name(space, shape), kind=kind,
+                   space_hash=space_hash(space), input_shape=list(shape),
+                   meta={**meta, "date": _dt.date.today().isoformat()}, **parts)
 
 
 def profiles_dirs() -> list[Path]:

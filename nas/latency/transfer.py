@@ -290,3 +290,16 @@ def spread_archs(space: SearchSpace, references: Sequence[Reference], k: int, se
         chosen.append(nxt)
         distance = np.minimum(distance, np.linalg.norm(points - points[nxt], axis=1))
     return [pool[i] for i in chosen]
+
+
+def transfer_references(space: SearchSpace, names: Sequence[str]) -> list:
+    """The known targets ``names`` as references for a transfer (their profiles of ``space``)."""
+    from nas.latency.profile import load_profile
+
+    if not names:
+        raise NasError("a transfer needs at least one known target to learn from: --transfer-from cpu,mcu-m7")
+    out = []
+    for name in names:
+        profile, _ = load_profile(name, space)
+        out.append(ProfileReference(name, predictor_for(profile, space), profile))
+    return out

@@ -72,6 +72,7 @@ class SurrogateSearch(Strategy):
     crossover_share = 0.25
     beta = 0.5  # optimism: mean - beta x spread of the trees (minimisation form)
     tpe_share = 0.5  # of the proposals after the start-up, TPE's
+    bridge = False  # every objective modelled: the second half of the start-up is TPE's instead of uniform
     trees = 48
     max_batch = 64  # archs queued per plan at the most (one per 20 results so far, at least one)
     sequential_until = 100  # before this many results: one arch per plan, the models refit on every result
@@ -332,25 +333,35 @@ class SurrogateSearch(Strategy):
         return "model" if self._made["model"] < (1 - self.tpe_share) * made else "tpe"
 
     def propose(self) -> Arch:
-        if len(self.archs) + len(self.pending) < self._startup():
+        asked = len(self.archs) + len(self.pending)
+        bridging = self.bridge and not self.known and self.startup <= asked < self._startup()
+        if asked < self._startup() and not bridging:
             if self._plan is None:
                 self._plan = self._startup_plan()
             while self._plan:
                 arch = self._plan.pop(0)
                 if arch not in self.seen and arch not in self.pending:
                     return self._remember(arch)
-        member = self._member()
-        self._made[member] += 1
+        member = "tpe" if bridging else self._member()
+        if not bridging:
+            self._made[member] += 1
         if member == "tpe":
-            self.robust.taken.update(self.pending)  # what the model has in flight is taken for TPE too
-            for _ in range(10):
-                arch = self.robust.ask()
-                if not self.constraints or not self.cheap or self._cheap_violation(arch) == 0:
-                    return self._remember(arch)
-                self._screen_for_tpe(arch)  # TPE learns that it breaks a constraint; the model proposes instead
+            arch = self._propose_tpe()
+            if arch is not None:
+                return arch
         arch = self._propose_model()
         self.robust.taken.add(arch)
         return arch
+
+    def _propose_tpe(self) -> Arch | None:
+        """TPE's next proposal that keeps the constraints on cheap metrics (None after 10 that break them)."""
+        self.robust.taken.update(self.pending)  # what the model has in flight is taken for TPE too
+        for _ in range(10):
+            arch = self.robust.ask()
+            if not self.constraints or not self.cheap or self._cheap_violation(arch) == 0:
+                return self._remember(arch)
+            self._screen_for_tpe(arch)  # TPE learns that it breaks a constraint; the model proposes instead
+        return None
 
     def _screen_for_tpe(self, arch: Arch) -> None:
         """Tell TPE a proposal of its own that breaks a constraint on cheap metrics, as the driver
