@@ -20,7 +20,9 @@ modelled. In both cases:
 
 1. Start-up. The first ``startup`` archs are spread evenly over the range of the first known
    objective (its quantiles over ``pool`` random archs), fastest first; with nothing known,
-   drawn uniformly.
+   twice as many drawn uniformly. Five (ten uniform) beat ten (twenty) on the three tuning
+   datasets after 300 evaluations in all four scenarios and after 100 in three of them
+   (experiments/results/surrogate_settings.md).
 2. Models. Each modelled objective gets a random forest over the space's features (each choice
    one-hot, and for a plain space how often each value occurs among parameters that share
    their choices, so that node order matters less than node content). An objective that is
@@ -65,14 +67,13 @@ def _log_axis(raw: np.ndarray) -> bool:
 
 class SurrogateSearch(Strategy):
     name = "surrogate"
-    startup = 10  # archs spread over the known objective's range (or uniform) before the models are used
+    startup = 5  # archs spread over the known objective's range (twice as many uniform) before the models are used
     pool = 256  # random archs the start-up quantiles are taken from
     candidates = 256  # bred per plan, in a space too large to score whole
     uniform_share = 0.1  # of the bred candidates drawn uniformly, for global exploration
     crossover_share = 0.25
     beta = 0.5  # optimism: mean - beta x spread of the trees (minimisation form)
     tpe_share = 0.5  # of the proposals after the start-up, TPE's
-    bridge = False  # every objective modelled: the second half of the start-up is TPE's instead of uniform
     trees = 48
     max_batch = 64  # archs queued per plan at the most (one per 20 results so far, at least one)
     sequential_until = 100  # before this many results: one arch per plan, the models refit on every result
@@ -333,18 +334,15 @@ class SurrogateSearch(Strategy):
         return "model" if self._made["model"] < (1 - self.tpe_share) * made else "tpe"
 
     def propose(self) -> Arch:
-        asked = len(self.archs) + len(self.pending)
-        bridging = self.bridge and not self.known and self.startup <= asked < self._startup()
-        if asked < self._startup() and not bridging:
+        if len(self.archs) + len(self.pending) < self._startup():
             if self._plan is None:
                 self._plan = self._startup_plan()
             while self._plan:
                 arch = self._plan.pop(0)
                 if arch not in self.seen and arch not in self.pending:
                     return self._remember(arch)
-        member = "tpe" if bridging else self._member()
-        if not bridging:
-            self._made[member] += 1
+        member = self._member()
+        self._made[member] += 1
         if member == "tpe":
             arch = self._propose_tpe()
             if arch is not None:
