@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from experiments._common import RESULTS, markdown_table, write_report
+from nas.supernet.calibrate import kind_pattern
 
 TRUTH_CSV = RESULTS / "ranking_truth.csv"
 FIELDS = ["space", "arch", "steps", "seed", "acc", "nll", "seconds", "device"]
@@ -41,29 +42,17 @@ POOL = 2000
 WINDOW = 25  # draws nearest a latency point, of which the least-picked kind pattern is taken
 
 
-def kind_pattern(arch) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """Which mixer kinds and which ffn kinds an arch uses."""
-    layers = [layer for _, _, layer in arch.layers()]
-    return tuple(sorted({la.mixer.kind for la in layers})), tuple(sorted({la.ffn.kind for la in layers}))
-
-
 def pick_archs(space, target: str, n: int, seed: int = 0) -> tuple[list, np.ndarray]:
     """``n`` archs stratified over log predicted latency on ``target`` and over kind patterns (see
     the module doc), with their predicted latencies, cheapest first."""
     from nas.latency import predictor_for
     from nas.latency.profile import load_profile
+    from nas.supernet.calibrate import stratified
 
     pool = space.sample_unique(random.Random(seed), POOL)
     predictor = predictor_for(load_profile(target, space)[0], space)
     log_latency = np.log(np.asarray(predictor.predict(pool), dtype=float))
-    points = np.linspace(log_latency.min(), log_latency.max(), n)
-    chosen: list[int] = []
-    used: Counter = Counter()
-    for point in points:
-        near = sorted((i for i in range(len(pool)) if i not in chosen), key=lambda i: abs(log_latency[i] - point))
-        best = min(near[:WINDOW], key=lambda i: (used[kind_pattern(pool[i])], abs(log_latency[i] - point)))
-        chosen.append(best)
-        used[kind_pattern(pool[best])] += 1
+    chosen = stratified(pool, log_latency, n, WINDOW)
     return [pool[i] for i in chosen], np.exp(log_latency[chosen])
 
 

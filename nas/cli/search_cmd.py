@@ -52,6 +52,9 @@ def search_cmd(
     finetune_steps: int = typer.Option(0, "--finetune-steps", help="Fine-tune each subnet this many steps (batches "
                                        "of 128 training examples) before scoring its accuracy: slower, ranks closer to "
                                        "training from scratch (see README, The supernet)."),
+    accuracy: str = typer.Option("supernet", "--accuracy", help="supernet: inherited weights; calibrated: the "
+                                 "model nas supernet calibrate fitted on a few stand-alone trainings (the file beside "
+                                 "the checkpoint, or calibrated:PATH); the supernet's own is kept as supernet_accuracy."),
     objective: list[str] = typer.Option([], "--objective", help="NAME:max|min (repeatable), instead of accuracy "
                                         "and each target's latency; for example int8_accuracy:max --objective mcu-m7_ms:min."),
     reference: str = typer.Option(None, "--reference", help="The hypervolume reference, NAME=VALUE,... (for example "
@@ -66,7 +69,7 @@ def search_cmd(
     config = SearchConfig(strategy=strategy, budget=budget, targets=tuple(target), constraints=tuple(constraint),
                           workers=workers, experiment=experiment, db=db, resume=resume, address=address, seed=seed,
                           supernet=supernet, space=space, val_examples=val_examples, device=device, int8=int8,
-                          finetune_steps=finetune_steps, objectives=tuple(objective),
+                          finetune_steps=finetune_steps, accuracy=accuracy, objectives=tuple(objective),
                           reference=reference)
     with progress_bar() as progress:
         result = search(config, progress=_Bar(progress))

@@ -34,6 +34,7 @@ class EvaluatorPayload:
     device: str = "cpu"  # where the worker scores accuracy: cpu, auto, cuda or cuda:N
     calibration: np.ndarray | None = None  # int8 calibration samples, when int8 accuracy is scored
     finetune: tuple[int, np.ndarray, np.ndarray] | None = None  # (steps, x_train, y_train)
+    accuracy_model: dict[str, Any] | None = None  # an accuracy calibration's JSON (nas.supernet.calibrate)
 
 
 class SupernetEvaluator(Evaluator):
@@ -49,7 +50,8 @@ class SupernetEvaluator(Evaluator):
                  x: np.ndarray | None = None, y: np.ndarray | None = None, threads: int | None = None,
                  targets: Sequence[str] | None = None, device: str = "cpu",
                  calibration: np.ndarray | None = None,
-                 finetune: tuple[int, np.ndarray, np.ndarray] | None = None) -> None:
+                 finetune: tuple[int, np.ndarray, np.ndarray] | None = None,
+                 accuracy_model: dict[str, Any] | None = None) -> None:
         if threads:
             torch.set_num_threads(threads)
         from nas.supernet.devices import resolve_device
@@ -76,7 +78,16 @@ class SupernetEvaluator(Evaluator):
         self.objectives = tuple(default_objectives(self.targets))
         # With calibration samples, every evaluation also quantises the subnet to int8 and scores it.
         self.calibration = calibration
-        self.metric_names = ("accuracy", *(("int8_accuracy",) if calibration is not None else ()),
+        # With an accuracy calibration, accuracy is its model's estimate of the stand-alone accuracy,
+        # and the supernet's own score is kept beside it.
+        self.accuracy_model = accuracy_model
+        self._calibrated = None
+        if accuracy_model is not None:
+            from nas.supernet.calibrate import AccuracyCalibration
+
+            self._calibrated = AccuracyCalibration.from_json(accuracy_model, "the accuracy calibration")
+        self.metric_names = ("accuracy", *(("supernet_accuracy",) if accuracy_model is not None else ()),
+                             *(("int8_accuracy",) if calibration is not None else ()),
                              *(latency_metric(t) for t in (*self.targets, *self.other_targets)), *ARCH_METRICS)
         self.x, self.y = x, y
         self._x_host, self._y_host = x, y
@@ -95,11 +106,14 @@ class SupernetEvaluator(Evaluator):
     @classmethod
     def from_files(cls, checkpoint_path: str | Path, targets: Sequence[str], with_data: bool = True,
                    val_examples: int | None = None, roots: list[Path] | None = None,
-                   hint: str | None = None, int8: bool = False, finetune_steps: int = 0) -> SupernetEvaluator:
+                   hint: str | None = None, int8: bool = False, finetune_steps: int = 0,
+                   accuracy_calibration: str | Path | None = None) -> SupernetEvaluator:
         """``hint``: how the user named the space, for the build command an error suggests; ``int8``:
         every evaluation also reports ``int8_accuracy`` (calibrated on the training split);
         ``finetune_steps``: accuracy after that many fine-tuning steps on the training split (batches
-        of 128 from a fixed sample of ``steps * 128`` training examples shipped with the evaluator)."""
+        of 128 from a fixed sample of ``steps * 128`` training examples shipped with the evaluator);
+        ``accuracy_calibration``: a file from ``nas supernet calibrate`` of this checkpoint, whose
+        model then gives the accuracy (the supernet's own is kept as ``supernet_accuracy``)."""
         if finetune_steps < 0:
             raise NasError(f"--finetune-steps must be 0 or more, not {finetune_steps}")
         if (int8 or finetune_steps) and not with_data:
@@ -109,6 +123,21 @@ class SupernetEvaluator(Evaluator):
             raise NasError(f"checkpoint {str(path)!r} does not exist")
         data = path.read_bytes()
         _, info = checkpoint.load_bytes(data, str(path))
+        accuracy_model = None
+        if accuracy_calibration is not None:
+            import hashlib
+
+            from nas.supernet.calibrate import AccuracyCalibration
+
+            if finetune_steps:
+                raise NasError("a calibrated accuracy is fitted on inherited weights: leave out --finetune-steps")
+            calibrated = AccuracyCalibration.load(accuracy_calibration)
+            if calibrated.supernet_sha256 != hashlib.sha256(data).hexdigest():
+                raise NasError(f"{Path(accuracy_calibration).name} calibrates another supernet than {path.name}: "
+                               f"run nas supernet calibrate {path.name}")
+            if not calibrated.coef:
+                raise NasError(f"{Path(accuracy_calibration).name} is not finished: rerun nas supernet calibrate to resume it")
+            accuracy_model = calibrated.to_json()
         if not targets:
             raise NasError("a search needs at least one latency --target")
         shape = tuple(info.input_shape)
@@ -135,18 +164,19 @@ class SupernetEvaluator(Evaluator):
             from nas.supernet.scoring import finetune_sample
 
             finetune = (finetune_steps, *finetune_sample(dataset.x_train, dataset.y_train, finetune_steps))
-        return cls(data, profiles, x, y, targets=targets, calibration=calibration, finetune=finetune)
+        return cls(data, profiles, x, y, targets=targets, calibration=calibration, finetune=finetune,
+                   accuracy_model=accuracy_model)
 
     def payload(self, device: str | None = None) -> EvaluatorPayload:
         """What a worker rebuilds this evaluator from (``device``: where the worker scores accuracy,
         by default this evaluator's)."""
         return EvaluatorPayload(self._checkpoint_bytes, self._profiles, self._x_host, self._y_host, self.targets,
-                                device or str(self.device), self.calibration, self.finetune)
+                                device or str(self.device), self.calibration, self.finetune, self.accuracy_model)
 
     @classmethod
     def from_payload(cls, payload: EvaluatorPayload, threads: int | None = 1) -> SupernetEvaluator:
         return cls(payload.checkpoint_bytes, payload.profiles, payload.x, payload.y, threads, payload.targets,
-                   payload.device, payload.calibration, payload.finetune)
+                   payload.device, payload.calibration, payload.finetune, payload.accuracy_model)
 
     def profiles(self) -> dict[str, dict[str, Any]]:
         """The latency profiles this evaluator predicts with (to keep in the store)."""
@@ -168,22 +198,30 @@ class SupernetEvaluator(Evaluator):
         return out
 
     def evaluate(self, arch: Arch) -> dict[str, float]:
-        from nas.supernet.scoring import accuracy
-
         if self.x is None:
             raise NasError("this evaluator was built without data")
+        out = {**self._accuracy(arch), **self.cheap(arch)}
+        if self.calibration is not None:
+            out["int8_accuracy"] = self.int8_accuracy(arch)
+        return out
+
+    def _accuracy(self, arch: NetArch) -> dict[str, float]:
+        """``accuracy`` on the validation split: with inherited weights, after a fine-tune, or the
+        calibration's estimate (with the supernet's own as ``supernet_accuracy``)."""
+        from nas.supernet.scoring import accuracy
+
         if self.finetune:
             from nas.supernet.scoring import finetune
 
             steps, x_train, y_train = self.finetune
             subnet = finetune(self.eval_net.extract(arch, self.info.input_shape), x_train, y_train, steps)
-            score = accuracy(subnet, None, self.x, self.y)
-        else:
-            score = accuracy(self.eval_net, arch, self.x, self.y)
-        out = {"accuracy": score, **self.cheap(arch)}
-        if self.calibration is not None:
-            out["int8_accuracy"] = self.int8_accuracy(arch)
-        return out
+            return {"accuracy": accuracy(subnet, None, self.x, self.y)}
+        if self._calibrated is not None:
+            from nas.supernet.calibrate import arch_features
+
+            features = arch_features(self.eval_net, arch, self.x, self.y, self.metrics(arch).params)
+            return {"accuracy": self._calibrated.predict(features), "supernet_accuracy": features["supernet_accuracy"]}
+        return {"accuracy": accuracy(self.eval_net, arch, self.x, self.y)}
 
     def int8_accuracy(self, arch: NetArch) -> float:
         """The subnet exported, quantised to int8 (calibrated on training samples) and scored in
@@ -197,7 +235,11 @@ class SupernetEvaluator(Evaluator):
 
     def sources(self) -> dict[str, str]:
         tuned = f" + {self.finetune[0]} fine-tuning steps" if self.finetune else ""
-        out = {"accuracy": f"measured (inherited weights{tuned}, validation split)",
+        accuracy = f"measured (inherited weights{tuned}, validation split)"
+        if self._calibrated is not None:
+            accuracy = (f"calibrated (a ridge model of stand-alone accuracy, fitted on {len(self._calibrated.rows)} archs "
+                        "trained from scratch, of the supernet's accuracy and NLL, log params and depth)")
+        out = {"accuracy": accuracy, "supernet_accuracy": "measured (inherited weights, validation split)",
                "int8_accuracy": "measured (the int8 QDQ graph in onnxruntime, validation split)"}
         out.update({latency_metric(t): "predicted" for t in (*self.targets, *self.other_targets)})
         out.update({m: "computed" for m in ARCH_METRICS})

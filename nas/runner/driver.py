@@ -61,6 +61,9 @@ class SearchConfig:
     device: str = "cpu"  # where workers score accuracy: cpu, auto, cuda or cuda:N
     int8: bool = False  # every evaluation also reports int8_accuracy (the quantised subnet's)
     finetune_steps: int = 0  # fine-tuning steps from the inherited weights before accuracy is scored
+    # "supernet" (inherited weights), "calibrated" (the checkpoint's nas supernet calibrate file, beside
+    # it) or "calibrated:PATH": accuracy from a model fitted on a few stand-alone trainings.
+    accuracy: str = "supernet"
     objectives: tuple[str, ...] = ()  # NAME:max|min each; default accuracy and each target's latency
     # The hypervolume reference, "accuracy=0.85,cpu_ms=2" or a mapping; objectives left out are set
     # from the first results (nas.pareto.ReferenceRule), and a constraint's bound counts as given.
@@ -102,6 +105,8 @@ def _check(config: SearchConfig) -> None:
         raise NasError(f"--workers must be 0 (evaluate in this process) or more, got {config.workers}")
     if config.val_examples is not None and config.val_examples < 1:
         raise NasError("--val-examples must be at least 1")
+    if config.accuracy != "supernet" and config.accuracy.partition(":")[0] != "calibrated":
+        raise NasError(f"--accuracy must be supernet, calibrated or calibrated:PATH, got {config.accuracy[:80]!r}")
     name = config.experiment
     if name is not None and (not name or len(name) > 200 or not name.isprintable()):
         raise NasError(f"--experiment must be 1 to 200 printable characters, got {len(name)} characters"
@@ -140,15 +145,22 @@ def search(
         for t in config.targets:
             get_target(t)
         roots = ([Path(config.profiles)] if config.profiles else []) + profiles_dirs()
+        calibration = None
+        if config.accuracy != "supernet":
+            from nas.supernet.calibrate import default_path
+
+            calibration = config.accuracy.partition(":")[2] or default_path(config.supernet)
         screener: Evaluator = SupernetEvaluator.from_files(config.supernet, config.targets, True, config.val_examples,
                                                            roots=roots, hint=config.space, int8=config.int8,
-                                                           finetune_steps=config.finetune_steps)
+                                                           finetune_steps=config.finetune_steps,
+                                                           accuracy_calibration=calibration)
         payload = screener.payload(device=config.device)  # shipped to every worker through Ray's object store
         evaluator_factory = SupernetEvaluator.from_payload
         import hashlib
 
         scorer = {"supernet_sha256": hashlib.sha256(payload.checkpoint_bytes).hexdigest(),
-                  "val_examples": config.val_examples, "int8": config.int8, "finetune_steps": config.finetune_steps}
+                  "val_examples": config.val_examples, "int8": config.int8, "finetune_steps": config.finetune_steps,
+                  "accuracy_calibration": payload.accuracy_model}  # the model itself, stored with the experiment
     else:
         screener = evaluator_factory()
         scorer = {}
@@ -210,9 +222,12 @@ def _open_experiment(config: SearchConfig, store: Store, space: SearchSpace, obj
             mismatches.append("objectives " + ", ".join(f"{o['name']}:{o['direction']}" for o in exp.objectives))
         # Accuracies from another checkpoint, validation split or scoring are not comparable.
         for key, label in (("supernet_sha256", "another supernet checkpoint"), ("val_examples", "--val-examples"),
-                           ("int8", "--int8"), ("finetune_steps", "--finetune-steps")):
-            if key in exp.config and key in scorer and exp.config[key] != scorer[key]:
-                mismatches.append(label if key == "supernet_sha256" else f"{label} {exp.config[key]}")
+                           ("int8", "--int8"), ("finetune_steps", "--finetune-steps"),
+                           ("accuracy_calibration", "--accuracy")):
+            was = exp.config.get(key, None if key == "accuracy_calibration" else scorer.get(key))
+            if key in scorer and was != scorer[key]:
+                mismatches.append(label if key == "supernet_sha256" else f"{label} {was}" if key != "accuracy_calibration"
+                                  else "--accuracy " + ("calibrated (another calibration)" if was else "supernet"))
         if config.reference is not None and exp.config.get("reference_given", {}) != given:
             was = exp.config.get("reference_given", {})
             mismatches.append("--reference " + (",".join(f"{k}={v:g}" for k, v in was.items()) or "from its results"))
