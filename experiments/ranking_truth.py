@@ -1,8 +1,10 @@
-"""The ground truth a supernet's ranking is judged against: archs trained from scratch, long enough
-to measure trained accuracy, several seeds each, every trial stored the moment it finishes.
+"""The ranking benchmark, take two: a ground truth of archs trained from scratch, long enough to
+measure trained accuracy, several seeds each, every trial stored the moment it finishes; and, with
+``--supernet``, how well each supernet (and their mean) ranks the archs against it.
 
     python -m experiments.ranking_truth [--space mcu-vision] [--archs 40] [--seeds 3] [--steps 1600]
                                         [--target mcu-m7] [--concurrent 2] [--out CSV] [--smoke]
+                                        [--supernet CKPT ...] [--train-only]
 
 The archs: ``--archs`` of 2,000 random draws of the space (seed 0), stratified over log predicted
 latency on ``--target`` (evenly spaced points of its range) and over kind patterns (which mixer
@@ -17,6 +19,15 @@ as it finishes; a rerun trains only what is missing, so the run survives being s
 moment (a trial in flight is lost, never half-written: a torn last line is skipped on reading).
 The report, experiments/results/ranking_truth.md, says what is stored so far, how long the
 trials took and on what machine.
+
+With ``--supernet`` (trained on the same space), the archs with every seed stored are scored by
+each supernet's inherited-weight accuracy and by its loss (NLL), on all 15,000 held-out images,
+by the mean over the supernets, and by the parameter count; against the mean stand-alone accuracy
+(the truth) each scorer gets what a search needs of it (:func:`ranking_stats`): the global Kendall
+tau, the mean tau within latency terciles (what a constrained search compares), the precision at
+the top 10%, and its paired difference from params' tau; 95% intervals from 2,000 bootstrap
+resamples of the archs. The ceiling is the tau one seed reaches against the mean of the others.
+``--train-only`` trains what is missing and reports nothing else.
 """
 
 from __future__ import annotations
@@ -54,6 +65,88 @@ def pick_archs(space, target: str, n: int, seed: int = 0) -> tuple[list, np.ndar
     log_latency = np.log(np.asarray(predictor.predict(pool), dtype=float))
     chosen = stratified(pool, log_latency, n, WINDOW)
     return [pool[i] for i in chosen], np.exp(log_latency[chosen])
+
+
+BOOTSTRAP = 2000
+BINS = 3
+
+
+def _tau(a: np.ndarray, b: np.ndarray) -> float:
+    from scipy.stats import kendalltau
+
+    value = kendalltau(a, b).statistic
+    return float(value) if np.isfinite(value) else 0.0
+
+
+def ranking_stats(score: np.ndarray, truth: np.ndarray, latency: np.ndarray, idx: np.ndarray | None = None) -> dict:
+    """What a search needs of a scorer (higher is better) against ``truth``: the global Kendall tau,
+    the mean tau within latency terciles, and the share of the truth's top 10% that the scorer's
+    top 10% holds (at least one arch each). ``idx``: the archs to use (a bootstrap resample)."""
+    idx = np.arange(len(truth)) if idx is None else idx
+    score, truth, latency = score[idx], truth[idx], latency[idx]
+    edges = np.quantile(latency, np.linspace(0, 1, BINS + 1)[1:-1])
+    bins = np.digitize(latency, edges)
+    within = [_tau(score[bins == b], truth[bins == b]) for b in range(BINS) if (bins == b).sum() >= 3]
+    top = max(1, round(0.1 * len(truth)))
+    best_truth, best_score = set(np.argsort(-truth)[:top]), set(np.argsort(-score)[:top])
+    return {"tau": _tau(score, truth), "tau_within": float(np.mean(within)) if within else float("nan"),
+            "precision_top10": len(best_truth & best_score) / top}
+
+
+def compare(scorers: dict[str, np.ndarray], truth: np.ndarray, latency: np.ndarray, baseline: str = "params",
+            seed: int = 0) -> dict[str, dict]:
+    """Each scorer's :func:`ranking_stats`, their 95% bootstrap intervals over archs, and the
+    paired difference of its taus (global and within bins) from ``baseline``'s, with intervals."""
+    rng = np.random.default_rng(seed)
+    n = len(truth)
+    samples = [rng.integers(0, n, n) for _ in range(BOOTSTRAP)]
+    boot = {k: [ranking_stats(v, truth, latency, i) for i in samples] for k, v in scorers.items()}
+    out = {}
+    for name, score in scorers.items():
+        row = {"point": ranking_stats(score, truth, latency)}
+        for stat in ("tau", "tau_within", "precision_top10"):
+            row[stat] = np.nanpercentile([b[stat] for b in boot[name]], [2.5, 97.5])
+            if name != baseline:
+                diffs = [b[stat] - c[stat] for b, c in zip(boot[name], boot[baseline], strict=True)]
+                row[f"{stat}_minus_{baseline}"] = (row["point"][stat] - ranking_stats(scorers[baseline], truth, latency)[stat],
+                                                   *np.nanpercentile(diffs, [2.5, 97.5]))
+        out[name] = row
+    return out
+
+
+def supernet_scores(ckpts: list[str], archs, x_eval, y_eval) -> dict[str, np.ndarray]:
+    """Per checkpoint, each arch's inherited-weight accuracy and negated NLL (higher is better)."""
+    from nas.supernet import checkpoint
+    from nas.supernet.scoring import accuracy_and_nll
+
+    out = {}
+    for ckpt in ckpts:
+        net, _ = checkpoint.load(ckpt)
+        scored = np.array([accuracy_and_nll(net, a, x_eval, y_eval) for a in archs])
+        out[f"{Path(ckpt).name} accuracy"] = scored[:, 0]
+        out[f"{Path(ckpt).name} -NLL"] = -scored[:, 1]
+    if len(ckpts) > 1:
+        for what in ("accuracy", "-NLL"):
+            out[f"mean of the {len(ckpts)} supernets, {what}"] = np.mean(
+                [v for k, v in out.items() if k.endswith(f" {what}") and not k.startswith("mean")], axis=0)
+    return out
+
+
+def scores_table(results: dict[str, dict]) -> str:
+    def ci(low_high) -> str:
+        return f"{low_high[0]:.3f} to {low_high[1]:.3f}"
+
+    rows = []
+    for name, r in results.items():
+        p = r["point"]
+        diff = r.get("tau_minus_params")
+        diff_within = r.get("tau_within_minus_params")
+        rows.append([name, f"{p['tau']:.3f} ({ci(r['tau'])})", f"{p['tau_within']:.3f} ({ci(r['tau_within'])})",
+                     f"{p['precision_top10']:.2f} ({ci(r['precision_top10'])})",
+                     "-" if diff is None else f"{diff[0]:+.3f} ({diff[1]:+.3f} to {diff[2]:+.3f})",
+                     "-" if diff_within is None else f"{diff_within[0]:+.3f} ({diff_within[1]:+.3f} to {diff_within[2]:+.3f})"])
+    return markdown_table(["scorer", "Kendall tau (95% interval)", f"tau within {BINS} latency bins",
+                           "precision at the top 10%", "tau minus params's", "tau within bins minus params's"], rows)
 
 
 def read_trials(path: Path = TRUTH_CSV) -> list[dict]:
@@ -151,7 +244,47 @@ def truth(space_name: str, steps: int, archs, seeds: int, path: Path = TRUTH_CSV
     return np.array([[kept.get((a.to_str(), k), np.nan) for k in range(seeds)] for a in archs])
 
 
-def report(space_name: str, target: str, archs, latency: np.ndarray, steps: int, seeds: int, path: Path) -> Path:
+def ceiling(runs: np.ndarray) -> float:
+    """The mean over seeds of the tau between one seed and the mean of the others: how well a
+    perfect scorer of trained accuracy could agree with a truth of this many seeds' noise."""
+    seeds = runs.shape[1]
+    return float(np.mean([_tau(runs[:, k], np.delete(runs, k, axis=1).mean(1)) for k in range(seeds)]))
+
+
+def score_section(space, ckpts: list[str], archs, latency: np.ndarray, runs: np.ndarray, x_eval, y_eval) -> str:
+    """The supernets (and params) against the truth, on the archs with every seed stored."""
+    from nas.supernet.metrics import MetricsModel
+    from nas.supernet.proxies import fresh_supernet
+
+    full = np.isfinite(runs).all(axis=1)
+    if full.sum() < 6:
+        return f"Scoring needs at least 6 archs with every seed stored; {int(full.sum())} have them so far."
+    archs = [a for a, keep in zip(archs, full, strict=True) if keep]
+    runs, latency = runs[full], latency[full]
+    truth = runs.mean(axis=1)
+    metrics = MetricsModel(fresh_supernet(space), space)
+    scorers = {"params": np.array([float(metrics(a).params) for a in archs]),
+               **supernet_scores(ckpts, archs, x_eval, y_eval)}
+    results = compare(scorers, truth, latency)
+    top = ceiling(runs) if runs.shape[1] > 1 else float("nan")
+    return (f"### {len(archs)} archs with all {runs.shape[1]} seeds, scored on the 15,000 held-out images\n\n"
+            f"Ceiling (one seed against the mean of the others, averaged over seeds): {top:.3f}.\n\n"
+            + scores_table(results)
+            + "\n\nSupernets: " + "; ".join(f"{Path(c).name}: {checkpoint_recipe(c)}" for c in ckpts) + ".")
+
+
+def checkpoint_recipe(ckpt: str) -> str:
+    from nas.supernet import checkpoint
+
+    info = checkpoint.load(ckpt)[1]
+    config = info.train_config or {}
+    return (f"{info.dataset}, {info.step} steps of {config.get('batch_size', '?')}, {config.get('random_subnets', '?')} "
+            f"random subnets per step, {config.get('extremes', 'global')} extremes, seed {config.get('seed', '?')}")
+
+
+def report(space, target: str, archs, latency: np.ndarray, steps: int, seeds: int, path: Path,
+           scored: str = "") -> Path:
+    space_name = space.name
     rows = [r for r in read_trials(path) if r["space"] == space_name and r["steps"] == steps]
     wanted = {(a.to_str(), k) for a in archs for k in range(seeds)}
     mine = [r for r in rows if (r["arch"], r["seed"]) in wanted]
@@ -169,6 +302,8 @@ def report(space_name: str, target: str, archs, latency: np.ndarray, steps: int,
             f"Fashion-MNIST images per trial, seeds 0 to {seeds - 1} (one data order per seed, shared by every arch).\n\n"
             + (f"Trial time: median {np.median(seconds):.0f} s, {sum(seconds) / 3600:.1f} hours in all "
                f"({', '.join(f'{n} on {d}' for d, n in devices.items())}).\n\n" if seconds else "")
+            + (scored + "\n\n" if scored else "")
+            + "### The archs\n\n"
             + markdown_table(["#", f"{target} ms", "mixer kinds / ffn kinds", "accuracy per seed", "arch"], arch_rows))
     return write_report(path.stem, f"Stand-alone ground truth, {space_name}",
                         "python -m experiments.ranking_truth " + " ".join(sys.argv[1:]), body)
@@ -184,6 +319,8 @@ def main() -> None:
     parser.add_argument("--concurrent", type=int, default=2)
     parser.add_argument("--out", type=Path, default=TRUTH_CSV, help="where trials are stored (and resumed from)")
     parser.add_argument("--smoke", action="store_true", help="4 archs, 1 seed, 5 steps, 2,000 training images, a scratch file")
+    parser.add_argument("--supernet", nargs="+", default=[], help="checkpoints of --space to score against the truth")
+    parser.add_argument("--train-only", action="store_true", help="train what is missing, report nothing else")
     args = parser.parse_args()
     if args.archs < 2 or args.seeds < 1 or args.steps < 1 or args.concurrent < 1:
         raise SystemExit("--archs must be at least 2, --seeds, --steps and --concurrent at least 1")
@@ -204,10 +341,12 @@ def main() -> None:
     print(f"{args.archs * args.seeds - len(todo)} trials stored, {len(todo)} to train", flush=True)
     if todo:
         train_missing(space.name, todo, args.steps, (x_train, y_train, x_eval, y_eval), args.concurrent, args.out)
-    if not args.smoke:
-        print(report(space.name, args.target, archs, latency, args.steps, args.seeds, args.out))
-    else:
+    if args.smoke:
         print(f"smoke: {len(read_trials(args.out))} trials stored in {args.out}")
+    elif not args.train_only:
+        runs = truth(space.name, args.steps, archs, args.seeds, args.out)
+        scored = score_section(space, args.supernet, archs, latency, runs, x_eval, y_eval) if args.supernet else ""
+        print(report(space, args.target, archs, latency, args.steps, args.seeds, args.out, scored))
 
 
 if __name__ == "__main__":

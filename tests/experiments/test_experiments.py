@@ -63,3 +63,24 @@ def test_ranking_truth_keeps_every_trial_a_torn_line_loses_none(tmp_path):
         f.write("s,b,5,1,0.4")  # a kill in the middle of a write
     append_trial({**row, "seed": 2}, path)
     assert [(r["arch"], r["seed"]) for r in read_trials(path)] == [("a", 0), ("a", 2)]
+
+
+def test_ranking_stats_say_what_a_search_needs_of_a_scorer():
+    import numpy as np
+
+    from experiments.ranking_truth import ceiling, compare, ranking_stats
+
+    rng = np.random.default_rng(0)
+    truth = rng.normal(size=30)
+    latency = np.exp(rng.normal(size=30))
+    assert ranking_stats(truth, truth, latency) == pytest.approx({"tau": 1.0, "tau_within": 1.0, "precision_top10": 1.0})
+    assert ranking_stats(-truth, truth, latency)["tau"] == -1.0
+    # Size alone: right across latency bins, no help within one (what params does).
+    by_latency = latency + 0.0
+    noisy = truth + rng.normal(scale=0.5, size=30)
+    results = compare({"params": by_latency, "scorer": noisy}, truth, latency)
+    diff, low, high = results["scorer"]["tau_minus_params"]
+    assert low <= diff <= high and diff > 0
+    assert "tau_minus_params" not in results["params"]
+    runs = truth[:, None] + rng.normal(scale=0.1, size=(30, 3))
+    assert 0.8 < ceiling(runs) < 1.0
