@@ -9,7 +9,9 @@ import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
-RESULTS = Path(__file__).resolve().parent / "results"
+# Where every experiment writes (and resumes from): experiments/results/, or $NAS_EXPERIMENT_RESULTS
+# (the suite's smoke runs write to a scratch folder, never over the committed figures).
+RESULTS = Path(os.environ.get("NAS_EXPERIMENT_RESULTS") or Path(__file__).resolve().parent / "results")
 
 
 def machine() -> str:

@@ -21,16 +21,16 @@ from experiments._common import RESULTS, markdown_table, write_report
 
 def run(n: int, spaces: list[str], targets: list[str]) -> Path:
     from nas.errors import NasError
-    from nas.latency.build import build_profile
+    from nas.latency import build_profile
     from nas.latency.profile import load_profile, save_profile
-    from nas.latency.targets import gpu_status
-    from nas.latency.validate import validate, write_validation
+    from nas.latency.targets import get_target
+    from nas.latency.validate import write_validation
     from nas.space import load
 
     rows = []
     for target in targets:
-        if target == "gpu" and not gpu_status()[0]:
-            rows.append(["gpu", "-", "-", "-", "-", "-", "-", "no GPU on this machine"])
+        if get_target(target).status():
+            rows.append([target, "-", "-", "-", "-", "-", "-", get_target(target).status()])
             continue
         for name in spaces:
             space = load(name)
@@ -40,7 +40,7 @@ def run(n: int, spaces: list[str], targets: list[str]) -> Path:
                 profile = build_profile(space, target)
                 save_profile(profile)
             started = time.time()
-            result = validate(space, profile, n=n)
+            result = get_target(target).validate(space, profile, n=n)
             write_validation(result, RESULTS / f"latency_{target}_{name}.csv", RESULTS / f"latency_{target}_{name}.png",
                              f"{target} latency on {name}")
             s = result.summary

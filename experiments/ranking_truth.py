@@ -263,7 +263,7 @@ def score_section(space, ckpts: list[str], archs, latency: np.ndarray, runs: np.
     runs, latency = runs[full], latency[full]
     truth = runs.mean(axis=1)
     metrics = MetricsModel(fresh_supernet(space), space)
-    scorers = {"params": np.array([float(metrics(a).params) for a in archs]),
+    scorers = {"params": np.array([float(metrics.params(a)) for a in archs]),
                **supernet_scores(ckpts, archs, x_eval, y_eval)}
     results = compare(scorers, truth, latency)
     top = ceiling(runs) if runs.shape[1] > 1 else float("nan")

@@ -219,7 +219,7 @@ class SupernetEvaluator(Evaluator):
         if self._calibrated is not None:
             from nas.supernet.calibrate import arch_features
 
-            features = arch_features(self.eval_net, arch, self.x, self.y, self.metrics(arch).params)
+            features = arch_features(self.eval_net, arch, self.x, self.y, self.metrics.params(arch))
             return {"accuracy": self._calibrated.predict(features), "supernet_accuracy": features["supernet_accuracy"]}
         return {"accuracy": accuracy(self.eval_net, arch, self.x, self.y)}
 

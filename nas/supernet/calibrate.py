@@ -190,7 +190,7 @@ def calibrate(checkpoint_path: str | Path, k: int = 10, steps: int = 1600, seed:
             calibration.rows = kept.rows
     metrics = MetricsModel(net, space, info.input_shape)
     pool = space.sample_unique(random.Random(seed), 1000)
-    log_params = np.log([metrics(a).params for a in pool])
+    log_params = np.log([metrics.params(a) for a in pool])
     archs = [pool[i] for i in stratified(pool, log_params, k)]
     done = {r["arch"] for r in calibration.rows}
     todo = [a for a in archs if a.to_str() not in done]
@@ -202,7 +202,7 @@ def calibrate(checkpoint_path: str | Path, k: int = 10, steps: int = 1600, seed:
                                      num_classes=data.num_classes)
         calibration.rows.append({
             "arch": arch.to_str(), "accuracy": accuracy(trained, None, data.x_test, data.y_test),
-            "features": arch_features(net, arch, data.x_val, data.y_val, metrics(arch).params)})
+            "features": arch_features(net, arch, data.x_val, data.y_val, metrics.params(arch))})
         calibration.save(path)  # every trained arch kept at once: a rerun resumes here
         advance()
     calibration.fit()

@@ -60,7 +60,19 @@ class MetricsModel:
         self.net, self.space = net, space
         self.input_shape = tuple(input_shape or space.task.input_shape)
         self.cache: dict[str, UnitStats] = {}
+        self._params: dict[str, int] = {}
         self._units = UnitCache.of(space, self.input_shape)
+
+    def params(self, arch: NetArch) -> int:
+        """The parameter count alone, without the ONNX analysis the other metrics need (the same
+        count as ``self(arch).params``)."""
+        total = 0
+        for unit in self._units.units(arch):
+            count = self.cache[unit.key].params if unit.key in self.cache else self._params.get(unit.key)
+            if count is None:
+                count = self._params[unit.key] = sum(p.numel() for p in unit_module(self.net, unit)[0].parameters())
+            total += count
+        return total
 
     def unit(self, unit: Unit) -> UnitStats:
         if unit.key not in self.cache:

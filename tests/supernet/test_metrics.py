@@ -97,3 +97,12 @@ def test_metrics_grow_with_the_arch():
     small, large = model(space.smallest()), model(space.largest())
     assert large.params > 10 * small.params and large.macs > 5 * small.macs
     assert large.flash_kb > small.flash_kb and large.peak_sram_kb > small.peak_sram_kb
+
+
+def test_the_parameter_count_alone_equals_the_full_metrics_and_the_extracted_subnets():
+    space = load("mcu-vision")
+    net = Supernet(SupernetConfig.from_space(space))
+    metrics = MetricsModel(net, space)
+    for arch in space.sample_unique(random.Random(2), 4):
+        extracted = sum(p.numel() for p in net.extract(arch, space.task.input_shape).parameters())
+        assert metrics.params(arch) == metrics(arch).params == extracted
