@@ -12,6 +12,7 @@ from pathlib import Path
 # Where every experiment writes (and resumes from): experiments/results/, or $NAS_EXPERIMENT_RESULTS
 # (the suite's smoke runs write to a scratch folder, never over the committed figures).
 RESULTS = Path(os.environ.get("NAS_EXPERIMENT_RESULTS") or Path(__file__).resolve().parent / "results")
+RESULTS.mkdir(parents=True, exist_ok=True)
 
 
 def machine() -> str:
