@@ -57,38 +57,19 @@ BOOTSTRAP = 2000
 def standalone(config: dict, data=None) -> None:
     """A Ray Tune trainable: train one arch from scratch, report its held-out accuracy."""
     import torch
-    import torch.nn.functional as F
     from ray import tune
 
     from nas.space import load
-    from nas.supernet import Supernet, SupernetConfig
     from nas.supernet.scoring import accuracy
+    from nas.supernet.standalone import StandaloneRecipe, train_from_scratch
 
     torch.set_num_threads(1)
     arch_text, seed = config["trial"]
-    torch.manual_seed(seed)
     space = load(config["space"])
-    arch = space.parse(arch_text)
     x_train, y_train, x_eval, y_eval = data
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")  # Ray gives a GPU trial its share
-    net = Supernet(SupernetConfig.from_space(space)).extract(arch, tuple(x_train.shape[1:])).to(device)
-    steps, warmup = config["steps"], max(1, int(0.03 * config["steps"]))
-    decay = [p for p in net.parameters() if p.dim() >= 2]
-    other = [p for p in net.parameters() if p.dim() < 2]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.05}, {"params": other, "weight_decay": 0.0}], lr=3e-3)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: (s + 1) / warmup if s < warmup else 0.02 + 0.49 * (1 + math.cos(math.pi * (s - warmup) / (steps - warmup))))
-    gen = torch.Generator().manual_seed(seed)  # on the CPU: the same batches on any device
-    x, y = torch.from_numpy(x_train).to(device), torch.from_numpy(y_train).to(device)
-    net.train()
-    for _ in range(steps):
-        idx = torch.randint(0, len(x), (128,), generator=gen).to(device)
-        loss = F.cross_entropy(net(x[idx]), y[idx])
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
-        opt.step()
-        sched.step()
+    device = "cuda" if torch.cuda.is_available() else "cpu"  # Ray gives a GPU trial its share
+    net = train_from_scratch(space, space.parse(arch_text), x_train, y_train, seed,
+                             StandaloneRecipe(steps=config["steps"]), device)
     tune.report({"acc": accuracy(net, None, x_eval, y_eval)})
 
 

@@ -3,7 +3,8 @@ the CLI's help and a checkpoint's metadata read it without loading the model cod
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -49,6 +50,18 @@ class TrainConfig:
             raise NasError("extremes='none' trains no largest subnet to distill from: train on the labels (--no-distill)")
         if self.extremes == "none" and self.random_subnets < 1:
             raise NasError("extremes='none' trains only the random subnets: random_subnets must be at least 1")
+
+
+def warmup_cosine(total: int, warmup: int) -> Callable[[int], float]:
+    """The learning-rate factor at each step: linear warm-up over ``warmup`` steps, then cosine down
+    to 2% of the peak at ``total`` (the supernet's schedule and a stand-alone training's alike)."""
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = (step - warmup) / max(1, total - warmup)
+        return 0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+
+    return factor
 
 
 _BEFORE_ADDED = {"extremes": "global"}

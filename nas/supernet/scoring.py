@@ -17,18 +17,7 @@ def accuracy(net: torch.nn.Module, arch: NetArch | None, x: np.ndarray | torch.T
              batch: int = 500) -> float:
     """Top-1 accuracy of ``arch`` (or of an extracted subnet when ``arch`` is None), batched on the
     device of ``net``'s weights; arrays or tensors (already there, for a search's workers)."""
-    was_training = net.training
-    net.eval()
-    device = next(net.parameters()).device
-    x = torch.as_tensor(x).to(device, non_blocking=True)
-    y = torch.as_tensor(y).to(device, non_blocking=True)
-    correct = torch.zeros((), dtype=torch.long, device=device)
-    for i in range(0, len(x), batch):
-        xb = x[i : i + batch]
-        logits = net(xb) if arch is None else net(xb, arch)
-        correct += (logits.argmax(-1) == y[i : i + batch]).sum()
-    net.train(was_training)
-    return int(correct) / max(len(x), 1)  # one host sync, at the end
+    return accuracy_and_nll(net, arch, x, y, batch)[0]
 
 
 def accuracy_and_nll(net: torch.nn.Module, arch: NetArch | None, x: np.ndarray | torch.Tensor,
@@ -49,7 +38,7 @@ def accuracy_and_nll(net: torch.nn.Module, arch: NetArch | None, x: np.ndarray |
             xb, yb = x[i : i + batch], y[i : i + batch]
             logits = (net(xb) if arch is None else net(xb, arch)).float()
             correct += (logits.argmax(-1) == yb).sum()
-            loss += F.cross_entropy(logits, yb, reduction="sum").double()
+            loss += F.cross_entropy(logits, yb.long(), reduction="sum").double()
     net.train(was_training)
     n = max(len(x), 1)
     return int(correct) / n, float(loss) / n

@@ -10,7 +10,7 @@ and initialisation only.
 
 from __future__ import annotations
 
-import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,6 +19,7 @@ import torch.nn.functional as F
 
 from nas.errors import NasError
 from nas.space import NetArch, NetSpace
+from nas.supernet.recipe import warmup_cosine
 
 
 @dataclass(frozen=True)
@@ -33,12 +34,8 @@ class StandaloneRecipe:
         if self.steps < 1 or self.batch_size < 1 or self.lr <= 0:
             raise NasError(f"stand-alone training needs steps, batch size and lr above 0, not {self}")
 
-    def lr_factor(self, step: int) -> float:
-        warmup = max(1, int(self.warmup_fraction * self.steps))
-        if step < warmup:
-            return (step + 1) / warmup
-        progress = (step - warmup) / max(1, self.steps - warmup)
-        return 0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+    def lr_factor(self) -> Callable[[int], float]:
+        return warmup_cosine(self.steps, max(1, int(self.warmup_fraction * self.steps)))
 
 
 def train_from_scratch(space: NetSpace, arch: NetArch, x: np.ndarray, y: np.ndarray, seed: int,
@@ -55,7 +52,7 @@ def train_from_scratch(space: NetSpace, arch: NetArch, x: np.ndarray, y: np.ndar
     other = [p for p in net.parameters() if p.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": recipe.weight_decay},
                              {"params": other, "weight_decay": 0.0}], lr=recipe.lr)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, recipe.lr_factor)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, recipe.lr_factor())
     gen = torch.Generator().manual_seed(seed)  # on the CPU: the same batches on any device
     xs, ys = torch.as_tensor(x).to(device), torch.as_tensor(y).to(device)
     net.train()

@@ -41,7 +41,13 @@ from nas.space import Layer, NetArch, NetSpace, Stage
 from nas.supernet import checkpoint
 from nas.supernet.devices import resolve_device
 from nas.supernet.model import Supernet, SupernetConfig
-from nas.supernet.recipe import EXTREMES, PRECISIONS, TrainConfig, resumed_config  # noqa: F401 (re-exported)
+from nas.supernet.recipe import (  # noqa: F401 (re-exported)
+    EXTREMES,
+    PRECISIONS,
+    TrainConfig,
+    resumed_config,
+    warmup_cosine,
+)
 from nas.supernet.scoring import accuracy
 
 
@@ -121,16 +127,6 @@ def distill_weight(config: TrainConfig, step: int, total_steps: int) -> float:
     return config.distill_weight * (1.0 if ramp <= 0 else min(1.0, step / ramp))
 
 
-def _lr_lambda(total: int, warmup: int):
-    def f(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        progress = (step - warmup) / max(1, total - warmup)
-        return 0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
-
-    return f
-
-
 class Ranks(Protocol):
     """How the ranks of a data-parallel run share the work (see :mod:`nas.supernet.distributed`)."""
 
@@ -199,7 +195,7 @@ class TrainState:
             lr=config.lr,
         )
         scheduler = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, _lr_lambda(total_steps, max(1, int(config.warmup_fraction * total_steps)))
+            optimizer, warmup_cosine(total_steps, max(1, int(config.warmup_fraction * total_steps)))
         )
         rng = random.Random(config.seed)
         gen = torch.Generator().manual_seed(config.seed)
