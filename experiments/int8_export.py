@@ -61,16 +61,17 @@ def row(label: str, ckpt: Path, arch: str, n_test: int) -> list:
             f"{r['graph_flash_kb']:.1f} / {r['mcu_flash_kb']:.1f} ({flash:+.1f}%)", kept]
 
 
-def run(n: int, quickstart: Path | None, n_test: int) -> Path:
+def run(n: int, quickstart: Path | None, n_test: int, ckpt: Path | None = None, with_quickstart: bool = True) -> Path:
     from nas.supernet import checkpoint
 
-    ckpt = ensure_supernet(MCU, "mcu-vision")
+    ckpt = ckpt or ensure_supernet(MCU, "mcu-vision")
     _, info = checkpoint.load(ckpt)
     space = info.space
     rows = [row(f"random {i + 1}", ckpt, a.to_str(), n_test)
             for i, a in enumerate(space.sample_unique(random.Random(0), n))]
-    qs_ckpt, qs_arch = quickstart_pick(quickstart)
-    rows.append(row("quickstart's pick (hybrid-vision)", qs_ckpt, qs_arch, n_test))
+    if with_quickstart:
+        qs_ckpt, qs_arch = quickstart_pick(quickstart)
+        rows.append(row("quickstart's pick (hybrid-vision)", qs_ckpt, qs_arch, n_test))
     kinds = []
     for mixer in space.stages[0].mixer_kinds():
         for ffn in space.stages[0].ffn_kinds():
@@ -96,8 +97,10 @@ def main() -> None:
     parser.add_argument("--subnets", type=int, default=10)
     parser.add_argument("--quickstart", type=Path, default=None)
     parser.add_argument("--test", type=int, default=2000)
+    parser.add_argument("--supernet", type=Path, default=None, help=f"an mcu-vision checkpoint (default: train or reuse {MCU.name})")
+    parser.add_argument("--no-quickstart", action="store_true", help="leave out the quickstart's pick (and its run)")
     args = parser.parse_args()
-    print(run(args.subnets, args.quickstart, args.test))
+    print(run(args.subnets, args.quickstart, args.test, args.supernet, not args.no_quickstart))
 
 
 if __name__ == "__main__":

@@ -92,10 +92,10 @@ def main() -> None:
     rows = []
     blocks = 3
     for experts, top_k in ((2, 1), (2, 2), (4, 1), (4, 2)):
-        in_turn, batched = alternating(lambda e=experts, k=top_k: moe_times(device, e, k, args.repeats // blocks), blocks)
+        in_turn, batched = alternating(lambda e=experts, k=top_k: moe_times(device, e, k, max(1, args.repeats // blocks)), blocks)
         rows.append([f"moe{experts}k{top_k}", f"{in_turn:.2f}", f"{batched:.2f}", f"{in_turn / batched:.2f}x"])
         print(rows[-1], flush=True)
-    before, after = alternating(lambda: [sandwich_rate(device, 128, args.steps // blocks)], blocks)
+    before, after = alternating(lambda: [sandwich_rate(device, 128, max(1, args.steps // blocks))], blocks)
     print(f"sandwich step: {before:.0f} -> {after:.0f} samples/s", flush=True)
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{args.threads} CPU threads"
     body = (f"On {where}. One MoE ffn at width 96 on 49 tokens, batch 128, forward and backward (median of "

@@ -195,7 +195,7 @@ def run(ckpt: str, budget: int, seeds: dict[str, int], n_throughput: int, val_ex
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    speed = throughput(ckpt, n_throughput, val_examples)
+    speed = throughput(ckpt, n_throughput, val_examples) if n_throughput else []
     hv, reference = curves(ckpt, budget, seeds, val_examples, reuse)
     corners = corner_hypervolumes(ckpt, val_examples, reference)
     random_final = hv["random"][:, -1].mean()
@@ -225,9 +225,9 @@ def run(ckpt: str, budget: int, seeds: dict[str, int], n_throughput: int, val_ex
     verdict = (f"The best strategy, {best[0]}, reaches random's final hypervolume after {best[5]} of {budget} "
                f"evaluations ({best[6]} of the budget)." if best else "No strategy reaches random's final hypervolume.")
     body = ("## Throughput on Ray (steady state after each worker's first result)\n\n"
-            + markdown_table(["strategy", "workers", "evaluations", "total s (incl. Ray start)", "eval/s (whole loop)",
-                              "eval/s (steady)", "s per evaluation", "worker time outside evaluation (steady)",
-                              "... including the workers' start"], speed)
+            + (markdown_table(["strategy", "workers", "evaluations", "total s (incl. Ray start)", "eval/s (whole loop)",
+                               "eval/s (steady)", "s per evaluation", "worker time outside evaluation (steady)",
+                               "... including the workers' start"], speed) if speed else "Not measured (--throughput 0).")
             + "\n\nSteady state starts at each worker's first result; before it, Ray starts the actors, which "
             "import torch and unpack the supernet, profiles and data (a fixed cost of a few seconds per search). "
             "Outside evaluation = 1 - eval/s x seconds per evaluation / workers: the sampler, the store and Ray. "
@@ -255,7 +255,7 @@ def main() -> None:
     parser.add_argument("--supernet", default=None, help="default: train (or reuse) runs/hybrid-vision-fashion-mnist.ckpt")
     parser.add_argument("--budget", type=int, default=120)
     parser.add_argument("--seeds", type=int, default=5)
-    parser.add_argument("--throughput", type=int, default=150)
+    parser.add_argument("--throughput", type=int, default=150, help="evaluations per throughput run (0: none)")
     parser.add_argument("--val-examples", type=int, default=1000)
     parser.add_argument("--strategies", nargs="+", choices=STRATEGIES, default=STRATEGIES)
     parser.add_argument("--seeds-gp", type=int, default=None, help="seeds for gp (default: --seeds)")

@@ -102,6 +102,8 @@ def run(ckpt: str, n: int, workers: int, val_examples: int, db: str) -> Path:
     # After warm-up (imports, first allocations), while the workers are alive (a last sample
     # can fall after the search stopped them).
     tail = (evals_at > 0.1 * n) & (worker_total > 0)
+    if not tail.any():  # a run too short for samples after the warm-up: every sample
+        tail = np.ones(len(driver), dtype=bool)
     slope_driver = np.polyfit(evals_at[tail], driver[tail], 1)[0] * 1000 if tail.sum() > 3 else float("nan")
     slope_workers = np.polyfit(evals_at[tail], worker_total[tail], 1)[0] * 1000 if tail.sum() > 3 else float("nan")
     fig, ax = plt.subplots(figsize=(7, 3.8), dpi=110)
@@ -118,8 +120,8 @@ def run(ckpt: str, n: int, workers: int, val_examples: int, db: str) -> Path:
             ["worker seconds per evaluation (median), first / last 10%", f"{work_start:.3f} / {work_end:.3f}"],
             [f"... so {workers} busy workers could do (eval/s), first / last 10%",
              f"{workers / work_start:.1f} / {workers / work_end:.1f}"],
-            ["driver RSS start / end (MB)", f"{driver[tail][0]:.0f} / {driver[tail][-1]:.0f}"],
-            ["workers RSS start / end (MB)", f"{worker_total[tail][0]:.0f} / {worker_total[tail][-1]:.0f}"],
+            ["driver RSS start / end (MB)", _ends(driver[tail])],
+            ["workers RSS start / end (MB)", _ends(worker_total[tail])],
             ["driver slope (MB per 1,000 evaluations, after warm-up)", f"{slope_driver:.1f}"],
             ["workers slope (MB per 1,000 evaluations, after warm-up)", f"{slope_workers:.1f}"],
             ["dashboard page without error", page_ok]]
@@ -127,6 +129,10 @@ def run(ckpt: str, n: int, workers: int, val_examples: int, db: str) -> Path:
     print(body)
     return write_report("soak", "Soak: a long search with the dashboard open",
                         "python -m experiments.soak " + " ".join(sys.argv[1:]), body)
+
+
+def _ends(values: np.ndarray) -> str:
+    return f"{values[0]:.0f} / {values[-1]:.0f}" if len(values) else "- (no memory sample in so short a run)"
 
 
 def main() -> None:
