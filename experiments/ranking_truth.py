@@ -4,7 +4,7 @@ measure trained accuracy, several seeds each, every trial stored the moment it f
 
     python -m experiments.ranking_truth [--space mcu-vision] [--archs 40] [--seeds 3] [--steps 1600]
                                         [--target mcu-m7] [--concurrent 2] [--out CSV] [--smoke]
-                                        [--supernet CKPT ...] [--train-only]
+                                        [--supernet CKPT ...] [--train-only | --report-only]
 
 The archs: ``--archs`` of 2,000 random draws of the space (seed 0), stratified over log predicted
 latency on ``--target`` (evenly spaced points of its range) and over kind patterns (which mixer
@@ -27,7 +27,7 @@ by the mean over the supernets, and by the parameter count; against the mean sta
 tau, the mean tau within latency terciles (what a constrained search compares), the precision at
 the top 10%, and its paired difference from params' tau; 95% intervals from 2,000 bootstrap
 resamples of the archs. The ceiling is the tau one seed reaches against the mean of the others.
-``--train-only`` trains what is missing and reports nothing else.
+``--train-only`` trains what is missing and reports nothing else; ``--report-only`` trains nothing.
 """
 
 from __future__ import annotations
@@ -251,7 +251,8 @@ def ceiling(runs: np.ndarray) -> float:
     return float(np.mean([_tau(runs[:, k], np.delete(runs, k, axis=1).mean(1)) for k in range(seeds)]))
 
 
-def score_section(space, ckpts: list[str], archs, latency: np.ndarray, runs: np.ndarray, x_eval, y_eval) -> str:
+def score_section(space, ckpts: list[str], archs, latency: np.ndarray, runs: np.ndarray, x_eval, y_eval,
+                  x_val, y_val) -> str:
     """The supernets (and params) against the truth, on the archs with every seed stored."""
     from nas.supernet.metrics import MetricsModel
     from nas.supernet.proxies import fresh_supernet
@@ -270,7 +271,54 @@ def score_section(space, ckpts: list[str], archs, latency: np.ndarray, runs: np.
     return (f"### {len(archs)} archs with all {runs.shape[1]} seeds, scored on the 15,000 held-out images\n\n"
             f"Ceiling (one seed against the mean of the others, averaged over seeds): {top:.3f}.\n\n"
             + scores_table(results)
-            + "\n\nSupernets: " + "; ".join(f"{Path(c).name}: {checkpoint_recipe(c)}" for c in ckpts) + ".")
+            + "\n\nSupernets: " + "; ".join(f"{Path(c).name}: {checkpoint_recipe(c)}" for c in ckpts) + "."
+            + calibration_section(space, ckpts[0], archs, truth, scorers["params"], x_val, y_val))
+
+
+CALIBRATION_ARCHS, SPLITS = 10, 200
+
+
+def calibrated_taus(features: list[dict[str, float]], truth: np.ndarray, params: np.ndarray, k: int = CALIBRATION_ARCHS,
+                    splits: int = SPLITS, seed: int = 0) -> dict[str, np.ndarray]:
+    """Accuracy calibrated from ``k`` stand-alone archs (``nas supernet calibrate``'s model, fitted on
+    ``k`` archs of the truth drawn at random) against the supernet's own accuracy and params, each
+    scored by its Kendall tau on the other archs; one value per random split."""
+    from nas.supernet.calibrate import AccuracyCalibration
+
+    rng = np.random.default_rng(seed)
+    out: dict[str, list[float]] = {"calibrated": [], "supernet accuracy": [], "params": []}
+    supernet = np.array([f["supernet_accuracy"] for f in features])
+    for _ in range(splits):
+        order = rng.permutation(len(truth))
+        fit, held = order[:k], order[k:]
+        model = AccuracyCalibration("", 0, 0, rows=[{"arch": str(i), "accuracy": float(truth[i]), "features": features[i]}
+                                                  for i in fit]).fit()
+        predicted = np.array([model.predict(features[i]) for i in held])
+        out["calibrated"].append(_tau(predicted, truth[held]))
+        out["supernet accuracy"].append(_tau(supernet[held], truth[held]))
+        out["params"].append(_tau(params[held], truth[held]))
+    return {name: np.array(values) for name, values in out.items()}
+
+
+def calibration_section(space, ckpt: str, archs, truth: np.ndarray, params: np.ndarray, x_val, y_val) -> str:
+    from nas.supernet import checkpoint
+    from nas.supernet.calibrate import arch_features
+
+    if len(archs) < CALIBRATION_ARCHS + 6:
+        return ""
+    net, _ = checkpoint.load(ckpt)
+    features = [arch_features(net, a, x_val, y_val, p) for a, p in zip(archs, params, strict=True)]
+    taus = calibrated_taus(features, truth, params)
+    rows = [[name, f"{v.mean():.3f}", f"{np.percentile(v, 2.5):.3f} to {np.percentile(v, 97.5):.3f}"]
+            for name, v in taus.items()]
+    gain = taus["calibrated"] - taus["params"]
+    return (f"\n\n### Accuracy calibrated from {CALIBRATION_ARCHS} stand-alone archs ({Path(ckpt).name})\n\n"
+            f"The model of `nas supernet calibrate` (ridge on the supernet's accuracy and NLL on the 5,000 validation "
+            f"images, log params and depth) fitted on {CALIBRATION_ARCHS} archs of the truth drawn at random, scored "
+            f"by its Kendall tau on the other {len(archs) - CALIBRATION_ARCHS}; {SPLITS} random splits (the interval "
+            f"is the splits' 2.5 to 97.5 percentiles, not a confidence interval).\n\n"
+            + markdown_table(["scorer, on the held-out archs", "mean Kendall tau", "over the splits"], rows)
+            + f"\n\nCalibrated minus params, per split: mean {gain.mean():+.3f}, ahead in {100 * (gain > 0).mean():.0f}% of splits.")
 
 
 def checkpoint_recipe(ckpt: str) -> str:
@@ -287,7 +335,7 @@ def report(space, target: str, archs, latency: np.ndarray, steps: int, seeds: in
     space_name = space.name
     rows = [r for r in read_trials(path) if r["space"] == space_name and r["steps"] == steps]
     wanted = {(a.to_str(), k) for a in archs for k in range(seeds)}
-    mine = [r for r in rows if (r["arch"], r["seed"]) in wanted]
+    mine = list({(r["arch"], r["seed"]): r for r in rows if (r["arch"], r["seed"]) in wanted}.values())  # a trial once
     runs = truth(space_name, steps, archs, seeds, path)
     patterns = Counter(kind_pattern(a) for a in archs)
     arch_rows = [[i, f"{latency[i]:.1f}", " + ".join(kind_pattern(a)[0]) + " / " + " + ".join(kind_pattern(a)[1]),
@@ -321,6 +369,8 @@ def main() -> None:
     parser.add_argument("--smoke", action="store_true", help="4 archs, 1 seed, 5 steps, 2,000 training images, a scratch file")
     parser.add_argument("--supernet", nargs="+", default=[], help="checkpoints of --space to score against the truth")
     parser.add_argument("--train-only", action="store_true", help="train what is missing, report nothing else")
+    parser.add_argument("--report-only", action="store_true",
+                        help="train nothing: report what is stored (while another process trains, say)")
     args = parser.parse_args()
     if args.archs < 2 or args.seeds < 1 or args.steps < 1 or args.concurrent < 1:
         raise SystemExit("--archs must be at least 2, --seeds, --steps and --concurrent at least 1")
@@ -339,13 +389,14 @@ def main() -> None:
     stored = {(r["arch"], r["seed"]) for r in read_trials(args.out) if r["space"] == space.name and r["steps"] == args.steps}
     todo = [(a.to_str(), k) for k in range(args.seeds) for a in archs if (a.to_str(), k) not in stored]
     print(f"{args.archs * args.seeds - len(todo)} trials stored, {len(todo)} to train", flush=True)
-    if todo:
+    if todo and not args.report_only:
         train_missing(space.name, todo, args.steps, (x_train, y_train, x_eval, y_eval), args.concurrent, args.out)
     if args.smoke:
         print(f"smoke: {len(read_trials(args.out))} trials stored in {args.out}")
     elif not args.train_only:
         runs = truth(space.name, args.steps, archs, args.seeds, args.out)
-        scored = score_section(space, args.supernet, archs, latency, runs, x_eval, y_eval) if args.supernet else ""
+        scored = (score_section(space, args.supernet, archs, latency, runs, x_eval, y_eval, data.x_val, data.y_val)
+                  if args.supernet else "")
         print(report(space, args.target, archs, latency, args.steps, args.seeds, args.out, scored))
 
 

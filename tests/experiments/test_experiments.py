@@ -84,3 +84,21 @@ def test_ranking_stats_say_what_a_search_needs_of_a_scorer():
     assert "tau_minus_params" not in results["params"]
     runs = truth[:, None] + rng.normal(scale=0.1, size=(30, 3))
     assert 0.8 < ceiling(runs) < 1.0
+
+
+def test_calibrated_taus_fit_on_a_few_archs_and_score_the_rest():
+    import numpy as np
+
+    from experiments.ranking_truth import calibrated_taus
+
+    rng = np.random.default_rng(1)
+    n = 30
+    features = [{"supernet_accuracy": float(a), "supernet_nll": float(-a + rng.normal(0, 0.02)), "log_params": float(p),
+                 "depth": float(d)} for a, p, d in zip(rng.uniform(0.7, 0.8, n), rng.uniform(4, 5, n),
+                                                        rng.integers(3, 7, n), strict=True)]
+    # The truth: the supernet's score corrected for size, as a calibration should learn it.
+    truth = np.array([f["supernet_accuracy"] + 0.05 * f["log_params"] for f in features]) + rng.normal(0, 0.003, n)
+    params = np.array([10 ** f["log_params"] for f in features])
+    taus = calibrated_taus(features, truth, params, k=10, splits=20)
+    assert set(taus) == {"calibrated", "supernet accuracy", "params"} and all(len(v) == 20 for v in taus.values())
+    assert taus["calibrated"].mean() > 0.75 > taus["supernet accuracy"].mean()
