@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from nas.atomic import atomic_write
+from nas.atomic import atomic_write, check_writable
 from nas.errors import NasError
 from nas.space import NetArch, NetSpace
 
@@ -175,10 +175,12 @@ def calibrate(checkpoint_path: str | Path, k: int = 10, steps: int = 1600, seed:
 
     if k < 4:
         raise NasError(f"--archs must be at least 4 (the model has 4 features and a check), got {k}")
+    if steps < 1:
+        raise NasError(f"--steps must be at least 1, got {steps}")
     recipe = StandaloneRecipe(steps=steps)
-    path = Path(out) if out else default_path(checkpoint_path)
     if not Path(checkpoint_path).is_file():
         raise NasError(f"checkpoint {str(checkpoint_path)!r} does not exist")
+    path = check_writable(Path(out) if out else default_path(checkpoint_path), "calibration output")
     digest = sha256_of(checkpoint_path)
     net, info = checkpoint.load(checkpoint_path)
     space: NetSpace = info.space

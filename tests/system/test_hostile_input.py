@@ -161,6 +161,17 @@ def _cases():
     case("look unsatisfiable", "search", "--supernet", "{ckpt}", "--target", "mcu-m7", "--db", "{db}",
          "--constraint", "sram_kb<=0.0001")
     case("unknown target 'table:ok'", "latency", "build", "hybrid-vision", "--target", "table:ok")
+    # accuracy calibration
+    case("--steps must be at least 1", "supernet", "calibrate", "{mcu}", "--steps", "0")
+    case("does not exist", "supernet", "calibrate", "{root}/no.ckpt")
+    case("cannot write calibration output", "supernet", "calibrate", "{mcu}", "--out", "/proc/self/c.json")
+    case("is not a nas supernet checkpoint", "supernet", "calibrate", "{root}/results-file")
+    case("--accuracy must be supernet, calibrated", "search", "--supernet", "{ckpt}", "--target", "mcu-m7", "--db", "{db}",
+         "--accuracy", "oracle")
+    case("is not JSON", "search", "--supernet", "{ckpt}", "--target", "mcu-m7", "--db", "{db}",
+         "--accuracy", "calibrated:{root}/dup.csv")
+    case("leave out --finetune-steps", "search", "--supernet", "{ckpt}", "--target", "mcu-m7", "--db", "{db}",
+         "--accuracy", "calibrated", "--finetune-steps", "5")
     # the dashboard
     case("not an address of this machine", "dashboard", "--db", "{db}", "--host", "8.8.8.8")
     return c
