@@ -4,7 +4,8 @@ measure trained accuracy, several seeds each, every trial stored the moment it f
 
     python -m experiments.ranking_truth [--space mcu-vision] [--archs 40] [--seeds 3] [--steps 1600]
                                         [--target mcu-m7] [--concurrent 2] [--out CSV] [--smoke]
-                                        [--supernet CKPT ...] [--train-only | --report-only]
+                                        [--supernet CKPT ...] [--compare-steps N ...]
+                                        [--train-only | --report-only]
 
 The archs: ``--archs`` of 2,000 random draws of the space (seed 0), stratified over log predicted
 latency on ``--target`` (evenly spaced points of its range) and over kind patterns (which mixer
@@ -28,6 +29,9 @@ tau, the mean tau within latency terciles (what a constrained search compares), 
 the top 10%, and its paired difference from params' tau; 95% intervals from 2,000 bootstrap
 resamples of the archs. The ceiling is the tau one seed reaches against the mean of the others.
 ``--train-only`` trains what is missing and reports nothing else; ``--report-only`` trains nothing.
+``--compare-steps N`` reports how the ranking moves against the stored trials of N steps (train
+them with ``--steps N --train-only``): where it has stopped moving, the truth measures trained
+accuracy.
 """
 
 from __future__ import annotations
@@ -330,6 +334,32 @@ def checkpoint_recipe(ckpt: str) -> str:
             f"random subnets per step, {config.get('extremes', 'global')} extremes, seed {config.get('seed', '?')}")
 
 
+def steps_section(space_name: str, archs, steps: int, others: list[int], path: Path) -> str:
+    """How far the ranking moves with longer (or shorter) stand-alone training: for each other step
+    count, the archs trained both ways (mean over the seeds each has), Kendall tau between the two
+    rankings and the mean accuracy gained."""
+    def means(n: int) -> dict[str, float]:
+        by_arch: dict[str, list[float]] = {}
+        for r in read_trials(path):
+            if r["space"] == space_name and r["steps"] == n:
+                by_arch.setdefault(r["arch"], []).append(r["acc"])
+        return {a: float(np.mean(v)) for a, v in by_arch.items()}
+
+    mine, rows = means(steps), []
+    wanted = {a.to_str() for a in archs}
+    for n in others:
+        theirs = means(n)
+        common = sorted(wanted & set(mine) & set(theirs))
+        if len(common) < 3:
+            rows.append([n, len(common), "-", "-"])
+            continue
+        a, b = np.array([mine[k] for k in common]), np.array([theirs[k] for k in common])
+        rows.append([n, len(common), f"{_tau(a, b):.3f}", f"{100 * (b - a).mean():+.2f}"])
+    return (f"### Does the ranking still move? {steps} steps against other lengths\n\n"
+            + markdown_table(["other steps", "archs trained both ways", "Kendall tau between the rankings",
+                              "accuracy gained (points)"], rows))
+
+
 def report(space, target: str, archs, latency: np.ndarray, steps: int, seeds: int, path: Path,
            scored: str = "") -> Path:
     space_name = space.name
@@ -369,6 +399,8 @@ def main() -> None:
     parser.add_argument("--smoke", action="store_true", help="4 archs, 1 seed, 5 steps, 2,000 training images, a scratch file")
     parser.add_argument("--supernet", nargs="+", default=[], help="checkpoints of --space to score against the truth")
     parser.add_argument("--train-only", action="store_true", help="train what is missing, report nothing else")
+    parser.add_argument("--compare-steps", type=int, nargs="+", default=[],
+                        help="also report how the ranking moves against the stored trials of these step counts")
     parser.add_argument("--report-only", action="store_true",
                         help="train nothing: report what is stored (while another process trains, say)")
     args = parser.parse_args()
@@ -397,6 +429,8 @@ def main() -> None:
         runs = truth(space.name, args.steps, archs, args.seeds, args.out)
         scored = (score_section(space, args.supernet, archs, latency, runs, x_eval, y_eval, data.x_val, data.y_val)
                   if args.supernet else "")
+        if args.compare_steps:
+            scored += "\n\n" + steps_section(space.name, archs, args.steps, args.compare_steps, args.out)
         print(report(space, args.target, archs, latency, args.steps, args.seeds, args.out, scored))
 
 

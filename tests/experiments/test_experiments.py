@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import random
 import sys
 
 import pytest
@@ -102,3 +103,18 @@ def test_calibrated_taus_fit_on_a_few_archs_and_score_the_rest():
     taus = calibrated_taus(features, truth, params, k=10, splits=20)
     assert set(taus) == {"calibrated", "supernet accuracy", "params"} and all(len(v) == 20 for v in taus.values())
     assert taus["calibrated"].mean() > 0.75 > taus["supernet accuracy"].mean()
+
+
+def test_steps_section_compares_the_rankings_of_two_training_lengths(tmp_path):
+    from experiments.ranking_truth import append_trial, steps_section
+    from nas.space import load
+
+    space = load("mcu-vision")
+    archs = space.sample_unique(random.Random(0), 4)
+    path = tmp_path / "t.csv"
+    for i, arch in enumerate(archs):
+        for steps, acc in ((1600, 0.80 + 0.01 * i), (3200, 0.83 + 0.01 * i)):
+            append_trial({"space": space.name, "arch": arch.to_str(), "steps": steps, "seed": 0, "acc": acc,
+                          "nll": 0.5, "seconds": 1.0, "device": "cpu"}, path)
+    text = steps_section(space.name, archs, 1600, [3200, 400], path)
+    assert "| 3200 | 4 | 1.000 | +3.00 |" in text and "| 400 | 0 | - | - |" in text
