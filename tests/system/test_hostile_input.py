@@ -165,7 +165,7 @@ def _cases():
     case("--steps must be at least 1", "supernet", "calibrate", "{mcu}", "--steps", "0")
     case("does not exist", "supernet", "calibrate", "{root}/no.ckpt")
     case("cannot write calibration output", "supernet", "calibrate", "{mcu}", "--out", "/proc/self/c.json")
-    case("is not a nas supernet checkpoint", "supernet", "calibrate", "{root}/results-file")
+    case("not a supernet checkpoint", "supernet", "calibrate", "{root}/results-file")
     case("--accuracy must be supernet, calibrated", "search", "--supernet", "{ckpt}", "--target", "mcu-m7", "--db", "{db}",
          "--accuracy", "oracle")
     case("is not JSON", "search", "--supernet", "{ckpt}", "--target", "mcu-m7", "--db", "{db}",
