@@ -7,7 +7,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-DEBIAN_PKGS := dataset-fashion-mnist chromium chromium-driver
+DEBIAN_PKGS := dataset-fashion-mnist dict-gcide chromium chromium-driver
 PIP_QUIET := 2>&1 | { grep -v "is ignored" || true; }
 
 .PHONY: setup system-deps quickstart test test-fast lint bench clean

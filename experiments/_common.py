@@ -75,5 +75,5 @@ def ensure_supernet(path: Path = DEFAULT_SUPERNET, space_name: str = "hybrid-vis
 
     print(f"training {path} with the default recipe (minutes on 2 cores) ...", flush=True)
     space = load(space_name)
-    train(space, load_dataset("fashion-mnist", space.task.kind), TrainConfig(), path)
+    train(space, load_dataset("fashion-mnist", space.task), TrainConfig(), path)
     return path

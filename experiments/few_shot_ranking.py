@@ -66,7 +66,7 @@ def train_split(parent: Path, kind: str, epochs: int, lr: float, out: Path, limi
     net, info = checkpoint.load(parent)
     space = info.space
     config = resumed_config(info.train_config or {}, epochs=epochs, lr=lr, limit=limit)
-    data = load_dataset(info.dataset, space.task.kind).limit(config.limit)
+    data = load_dataset(info.dataset, space.task).limit(config.limit)
     start = copy.copy(info)
     start.epoch, start.step, start.optimizer, start.scheduler, start.rng, start.history = 0, 0, None, None, None, []
     state = TrainState.start(space, data, config, torch.device("cpu"), start, net)
@@ -112,7 +112,7 @@ def main() -> None:
     if missing:
         raise SystemExit(f"{len(missing)} stand-alone results are missing: run experiments/supernet_ranking.py first")
     truth = np.array([np.mean([cached[(a.to_str(), k)] for k in range(args.seeds)]) for a in archs])
-    data = load_dataset("fashion-mnist", space.task.kind)
+    data = load_dataset("fashion-mnist", space.task)
     x_eval, y_eval = np.concatenate([data.x_val, data.x_test]), np.concatenate([data.y_val, data.y_test])
 
     scores = {f"parent {parent.name}": [correct_flags(evaluator.net, a, x_eval, y_eval).mean() for a in archs]}

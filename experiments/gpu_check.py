@@ -91,7 +91,7 @@ def time_to_accuracy(device: torch.device, fmnist: str | None, batch: int, epoch
         os.environ["NAS_FASHION_MNIST_DIR"] = fmnist
     space = load("hybrid-vision")
     try:
-        data = load_dataset("fashion-mnist", space.task.kind)
+        data = load_dataset("fashion-mnist", space.task)
     except Exception as exc:  # noqa: BLE001 - no Fashion-MNIST on this machine: said in the report
         return {"error": f"Fashion-MNIST not found ({exc}); carry the IDX files and pass --fashion-mnist DIR"}
     lr = 3e-3 * math.sqrt(batch / 128)

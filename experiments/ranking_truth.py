@@ -410,7 +410,7 @@ def main() -> None:
     from nas.space import load
 
     space = load(args.space)
-    data = load_dataset("fashion-mnist", space.task.kind)
+    data = load_dataset("fashion-mnist", space.task)
     x_eval, y_eval = np.concatenate([data.x_val, data.x_test]), np.concatenate([data.y_val, data.y_test])
     x_train, y_train = data.x_train, data.y_train
     if args.smoke:

@@ -225,7 +225,7 @@ def run(space_name: str, ckpts: list[str], n_archs: int, steps: int, seeds: int,
     if space.name != space_name or any(e.space.source_text != space.source_text for e in evaluators):
         raise SystemExit(f"every --supernet must be trained on {space_name}")
     archs, latency = pick_archs(space, evaluators[0], target, n_archs, seed)
-    data = load_dataset("fashion-mnist", space.task.kind)
+    data = load_dataset("fashion-mnist", space.task)
     x_eval, y_eval = np.concatenate([data.x_val, data.x_test]), np.concatenate([data.y_val, data.y_test])
     started = time.time()
     correct = {Path(c).name: np.array([correct_flags(e.net, a, x_eval, y_eval) for a in archs])

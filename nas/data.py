@@ -7,6 +7,8 @@ Built-in names:
   (``/usr/share/datasets/fashion-mnist``; another folder with ``NAS_FASHION_MNIST_DIR``).
 - ``gunpoint`` or ``ucr:NAME``: a UCR/UEA time-series problem shipped inside the ``aeon``
   wheel (``ucr:ArrowHead``, ``ucr:BasicMotions``, ...), read directly from its ``.ts`` files.
+- ``gcide`` or ``text:PATH`` (text spaces only): a byte-level language-modelling corpus cut into
+  windows of next-byte prediction (:mod:`nas.textdata`).
 
 A user's data: a path to an ``.npz`` with ``x_train``, ``y_train``, ``x_test``, ``y_test``
 (and optionally ``x_val``, ``y_val``), or ``module:function`` / ``file.py:function`` naming a
@@ -35,6 +37,7 @@ from nas.errors import NasError
 
 FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
 BUILTIN = ("digits", "fashion-mnist", "gunpoint", "ucr:NAME")
+TEXT_BUILTIN = ("gcide", "text:PATH")
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,11 @@ class Dataset:
     num_classes: int
     mean: tuple[float, ...] = ()
     std: tuple[float, ...] = ()
+    vocab: bytes = b""  # a text dataset's byte vocabulary (token i is byte vocab[i]); empty otherwise
+
+    @property
+    def is_text(self) -> bool:
+        return bool(self.vocab)
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -62,12 +70,24 @@ class Dataset:
 
     def summary(self) -> str:
         shape = "x".join(map(str, self.input_shape))
+        if self.is_text:
+            return (f"{self.name}: {len(self.x_train)} train / {len(self.x_val)} val / {len(self.x_test)} test "
+                    f"windows of {shape} bytes ({self.x_train.size / 2**20:.1f} MiB of training text), "
+                    f"vocabulary of {len(self.vocab)} byte values")
         return (f"{self.name}: {len(self.x_train)} train / {len(self.x_val)} val / {len(self.x_test)} test, "
                 f"input {shape}, {self.num_classes} classes")
 
 
-def load_dataset(spec: str, kind: str = "image", seed: int = 0) -> Dataset:
-    """Load a dataset by built-in name, ``.npz`` path or ``module:function``; ``kind`` is the space's task kind."""
+def load_dataset(spec: str, kind: Any = "image", seed: int = 0, context: int = 128) -> Dataset:
+    """Load a dataset by built-in name, ``.npz`` path or ``module:function``, for a space's task:
+    ``kind`` is the task (``space.task``: its kind, and for text its context as the input shape)
+    or the task kind alone (``context`` then gives a text space's window length)."""
+    if not isinstance(kind, str):
+        kind, context = kind.kind, int(kind.input_shape[-1])
+    if kind == "text":
+        return _text(spec, context)
+    if spec == "gcide" or spec.startswith("text:"):
+        raise NasError(f"dataset {spec!r} is text: it trains a text space (hybrid-lm), not a {kind} space")
     if spec == "digits":
         return _digits(seed)
     if spec == "fashion-mnist":
@@ -213,6 +233,21 @@ def _ucr(problem: str, seed: int) -> Dataset:
     yte = np.array([index[v] for v in lte], dtype=np.int64)
     return _with_val(f"ucr:{problem}" if problem != "GunPoint" else "gunpoint", xtr, ytr, xte, yte,
                      len(classes), seed, 0.2)
+
+
+def _text(spec: str, context: int) -> Dataset:
+    from nas import textdata
+
+    if spec in ("digits", "fashion-mnist", "gunpoint") or spec.startswith("ucr:") or spec.endswith(".npz"):
+        raise NasError(f"dataset {spec!r} is not text: a text space takes {', '.join(TEXT_BUILTIN)}")
+    corpus = textdata.corpus(spec)
+    splits = [textdata.windows(textdata.encode(part, corpus.vocab), context) for part in corpus.splits()]
+    if min(len(x) for x, _ in splits) < 1:
+        raise NasError(f"dataset {spec!r}: its validation or test split is shorter than one window of {context} bytes")
+    (xtr, ytr), (xva, yva), (xte, yte) = splits
+    order = np.random.default_rng(0).permutation(len(xtr))  # a --limit prefix samples the whole text
+    xtr, ytr = xtr[order], ytr[order]
+    return Dataset(corpus.name, xtr, ytr, xva, yva, xte, yte, len(corpus.vocab), vocab=corpus.vocab)
 
 
 # ----------------------------------------------------------------------------- user data

@@ -141,7 +141,7 @@ def _training_data(info, option: str):
     from nas.data import load_dataset
 
     try:
-        dataset = load_dataset(info.dataset, info.space.task.kind)
+        dataset = load_dataset(info.dataset, info.space.task)
     except NasError as exc:
         raise NasError(f"{option} needs calibration data from the checkpoint's dataset: {exc}") from None
     if tuple(dataset.input_shape) != tuple(info.input_shape) or not len(dataset.x_train):

@@ -21,9 +21,10 @@ from nas.space import BlockSettings, Mixer
 class AttentionMixer(nn.Module):
     """Pre-norm multi-head attention through ``scaled_dot_product_attention`` (exports with a dynamic length)."""
 
-    def __init__(self, max_width: int, max_heads: int, head_dim: int) -> None:
+    def __init__(self, max_width: int, max_heads: int, head_dim: int, causal: bool = False) -> None:
         super().__init__()
         self.head_dim = head_dim
+        self.causal = causal  # each token attends to itself and the tokens before it (text spaces)
         self.norm = ElasticLayerNorm(max_width)
         self.qkv_weight = nn.Parameter(torch.empty(3, max_heads, head_dim, max_width))
         self.qkv_bias = nn.Parameter(torch.zeros(3, max_heads, head_dim))
@@ -32,19 +33,35 @@ class AttentionMixer(nn.Module):
 
     @classmethod
     def build(cls, op: Mixer, max_width: int, settings: BlockSettings, spatial_dims: int) -> AttentionMixer:
-        return cls(max_width, op.heads, settings.attention_head_dim)
+        return cls(max_width, op.heads, settings.attention_head_dim, settings.causal)
 
     def forward(self, x: torch.Tensor, grid: tuple[int, ...], width: int, mixer: Mixer) -> torch.Tensor:
         heads, length, hd = mixer.heads, math.prod(grid), self.head_dim
         w = lead(self.qkv_weight, 3, heads, hd, width).reshape(3 * heads * hd, width)
         b = lead(self.qkv_bias, 3, heads, hd).reshape(3 * heads * hd)
         qkv = F.linear(self.norm(x, width), w, b).reshape(-1, length, 3, heads, hd).permute(2, 0, 3, 1, 4)
-        out = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2])
+        out = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], is_causal=self.causal)
         return self.proj(out.transpose(1, 2).reshape(-1, length, heads * hd), heads * hd, width)
+
+    def forward_cached(self, x: torch.Tensor, width: int, mixer: Mixer,
+                       cache: tuple[torch.Tensor, ...] | None) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+        """Causal only: the output for tokens ``x`` after those whose keys and values ``cache``
+        holds ((B, heads, S, head_dim) each: the KV cache, which grows by one a token), and the
+        cache with them. ``cache`` None: a prefill of any length; else one token."""
+        heads, length, hd = mixer.heads, x.shape[1], self.head_dim
+        w = lead(self.qkv_weight, 3, heads, hd, width).reshape(3 * heads * hd, width)
+        b = lead(self.qkv_bias, 3, heads, hd).reshape(3 * heads * hd)
+        q, k, v = F.linear(self.norm(x, width), w, b).reshape(-1, length, 3, heads, hd).permute(2, 0, 3, 1, 4)
+        if cache is None:
+            out = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        else:  # one new token sees every cached one: no mask
+            k, v = torch.cat([cache[0], k], dim=2), torch.cat([cache[1], v], dim=2)
+            out = F.scaled_dot_product_attention(q, k, v)
+        return self.proj(out.transpose(1, 2).reshape(-1, length, heads * hd), heads * hd, width), (k, v)
 
     def extract(self, width: int, mixer: Mixer) -> AttentionMixer:
         heads = mixer.heads
-        new = AttentionMixer(width, heads, self.head_dim)
+        new = AttentionMixer(width, heads, self.head_dim, self.causal)
         with torch.no_grad():
             new.norm = self.norm.extract(width)
             new.qkv_weight.copy_(self.qkv_weight[:, :heads, :, :width])

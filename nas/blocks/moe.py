@@ -17,6 +17,11 @@ it left out, and between the last token an expert kept within its capacity and t
 dropped); exactly equal gates are not counted, position breaks those ties the same way in
 every runtime.
 
+In a causal (text) space no token is dropped: an expert's capacity is the whole sequence, since
+which tokens a capacity keeps depends on later tokens, which a causal model must not see (and a
+decode step of one token would route differently from the prefill). Compute then grows with the
+number of experts in this dense form.
+
 Elastic: the model width slices every weight; fewer experts use the leading experts and the
 leading router rows; the expert hidden size is ``moe_ratio x width`` (leading units).
 """
@@ -57,10 +62,12 @@ def _drop_margin(score: torch.Tensor, key: torch.Tensor, cap: int) -> torch.Tens
 class MoeFfn(nn.Module):
     """Pre-norm top-k MoE; ``aux`` (a list, when given) receives the load-balancing loss."""
 
-    def __init__(self, max_width: int, max_experts: int, ratio: int, capacity_factor: float = 1.25) -> None:
+    def __init__(self, max_width: int, max_experts: int, ratio: int, capacity_factor: float = 1.25,
+                 causal: bool = False) -> None:
         super().__init__()
         self.ratio = ratio
         self.capacity_factor = capacity_factor
+        self.causal = causal
         hidden = ratio * max_width
         self.norm = ElasticLayerNorm(max_width)
         self.router = ElasticLinear(max_width, max_experts, bias=False)
@@ -73,7 +80,7 @@ class MoeFfn(nn.Module):
 
     @classmethod
     def build(cls, op: Ffn, max_width: int, settings: BlockSettings, spatial_dims: int) -> MoeFfn:
-        return cls(max_width, op.experts, settings.moe_ratio, settings.moe_capacity)
+        return cls(max_width, op.experts, settings.moe_ratio, settings.moe_capacity, settings.causal)
 
     @staticmethod
     def _tie_break(length: int, like: torch.Tensor) -> torch.Tensor:
@@ -81,6 +88,8 @@ class MoeFfn(nn.Module):
         return torch.arange(length, dtype=like.dtype, device=like.device) * 2.0**-21
 
     def capacity(self, length: int, experts: int, top_k: int) -> int:
+        if self.causal:
+            return length
         return min(length, math.ceil(self.capacity_factor * length * top_k / experts))
 
     def forward(
@@ -160,7 +169,7 @@ class MoeFfn(nn.Module):
     def extract(self, width: int, ffn: Ffn) -> MoeFfn:
         experts = ffn.experts
         hidden = self.ratio * width
-        new = MoeFfn(width, experts, self.ratio, self.capacity_factor)
+        new = MoeFfn(width, experts, self.ratio, self.capacity_factor, self.causal)
         new.norm = self.norm.extract(width)
         new.router = self.router.extract(width, experts)
         with torch.no_grad():

@@ -110,18 +110,42 @@ def selective_scan(
     return y[:, :length] if pad else y
 
 
-def causal_depthwise_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+def causal_depthwise_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
+                          past: torch.Tensor | None = None) -> torch.Tensor:
     """Causal depthwise conv1d of x (B, C, L) with weight (C, 1, K), as K shifted multiply-adds.
 
     Equal to ``F.conv1d(F.pad(x, (K - 1, 0)), weight, bias, groups=C)``, and several times faster
-    to train on a CPU for the short kernels an SSM uses.
+    to train on a CPU for the short kernels an SSM uses. ``past`` (B, C, K - 1), the inputs before
+    ``x`` (a decode's conv state), replaces the zero padding.
     """
     kernel, length = weight.shape[-1], x.shape[-1]
-    padded = F.pad(x, (kernel - 1, 0))
+    padded = conv_window(x, kernel, past)
     out = bias.unsqueeze(-1) + weight[:, :, 0] * padded[..., :length]
     for j in range(1, kernel):
         out = out + weight[:, :, j] * padded[..., j : j + length]
     return out
+
+
+def conv_window(x: torch.Tensor, kernel: int, past: torch.Tensor | None) -> torch.Tensor:
+    """``x`` (B, C, L) after the ``kernel - 1`` inputs before it: ``past``, or zeros at the start.
+    Its last ``kernel - 1`` columns are the conv state a decode carries on."""
+    return F.pad(x, (kernel - 1, 0)) if past is None else torch.cat([past, x], dim=-1)
+
+
+def scan_final_state(x: torch.Tensor, dt: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """The state (B, H, P, N) :func:`selective_scan_ref` holds after the last token: each token's
+    input decayed by the steps after it, ``sum_s exp(sum_{r>s} dt_r a) dt_s x_s B_s^T``."""
+    cs = torch.cumsum(dt * a, dim=1)  # (B, L, H)
+    weight = torch.exp(cs[:, -1:] - cs) * dt
+    return torch.einsum("blh,blhp,bln->bhpn", weight, x, b)
+
+
+def scan_step(h: torch.Tensor, x: torch.Tensor, dt: torch.Tensor, a: torch.Tensor, b: torch.Tensor,
+              c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """One token of the recurrence: state h (B, H, P, N), x (B, H, P), dt (B, H), b and c (B, N)
+    -> (y (B, H, P), the new state)."""
+    h = torch.exp(dt * a)[..., None, None] * h + (dt[..., None] * x)[..., None] * b[:, None, None, :]
+    return (h * c[:, None, None, :]).sum(-1), h
 
 
 @register_block("ssm")
@@ -153,19 +177,41 @@ class SsmMixer(nn.Module):
         return cls(max_width, op.state, op.expand, settings.ssm_head_dim, settings.ssm_conv)
 
     def forward(self, x: torch.Tensor, grid: tuple[int, ...], width: int, mixer: Mixer) -> torch.Tensor:
-        state, length, inner = mixer.state, math.prod(grid), mixer.expand * width
+        return self._mix(x, width, mixer, None, keep_state=False)[0]
+
+    def forward_cached(self, x: torch.Tensor, width: int, mixer: Mixer,
+                       cache: tuple[torch.Tensor, ...] | None) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+        """The output for tokens ``x`` after those a decode state ``cache`` (conv inputs (B, inner,
+        K - 1), scan state (B, H, P, N)) has seen, and the state after them. ``cache`` None: a
+        prefill of any length; else one token."""
+        return self._mix(x, width, mixer, cache, keep_state=True)
+
+    def _mix(self, x: torch.Tensor, width: int, mixer: Mixer, cache: tuple[torch.Tensor, ...] | None,
+             keep_state: bool) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+        state, length, inner = mixer.state, x.shape[1], mixer.expand * width
         heads, p = inner // self.head_dim, self.head_dim
         h = self.norm(x, width)
         xs = self.in_x(h, width, inner).transpose(1, 2)  # (B, inner, L)
-        xs = F.silu(causal_depthwise_conv(xs, lead(self.conv_weight, inner), lead(self.conv_bias, inner)))
+        conv_w, past = lead(self.conv_weight, inner), None if cache is None else cache[0]
+        conv_state = conv_window(xs, conv_w.shape[-1], past)[..., length:] if keep_state else None
+        xs = F.silu(causal_depthwise_conv(xs, conv_w, lead(self.conv_bias, inner), past))
         xs = xs.transpose(1, 2)  # (B, L, inner)
         dt = F.softplus(self.in_dt(h, width, heads) + lead(self.dt_bias, heads))  # (B, L, H)
         a = -torch.exp(lead(self.a_log, heads))
         xh = xs.reshape(-1, length, heads, p)
-        y = selective_scan(xh, dt, a, self.in_b(h, width, state), self.in_c(h, width, state))
+        b, c = self.in_b(h, width, state), self.in_c(h, width, state)
+        new_state: tuple[torch.Tensor, ...] = ()
+        if cache is None:
+            y = selective_scan(xh, dt, a, b, c)
+            if keep_state:
+                new_state = (conv_state, scan_final_state(xh, dt, a, b))
+        else:
+            y, scan = scan_step(cache[1], xh[:, 0], dt[:, 0], a, b[:, 0], c[:, 0])
+            y = y.unsqueeze(1)
+            new_state = (conv_state, scan)
         y = y + xh * lead(self.d, heads).unsqueeze(-1)
         y = y.reshape(-1, length, inner) * F.silu(self.in_z(h, width, inner))
-        return self.out(y, inner, width)
+        return self.out(y, inner, width), new_state
 
     def extract(self, width: int, mixer: Mixer) -> SsmMixer:
         state, expand = mixer.state, mixer.expand

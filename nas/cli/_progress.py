@@ -142,8 +142,12 @@ class TrainBar:
         self.progress.update(self.task, advance=steps, status=f"loss {loss:.3f} acc(largest) {accuracy:.3f}")
 
     def epoch_done(self, record: dict[str, Any]) -> None:
-        status = (f"loss {record['loss']:.3f} val largest {record['val_acc_largest']:.3f} "
-                  f"smallest {record['val_acc_smallest']:.3f}")
+        if "val_bpb_largest" in record:  # a language model: bits per byte first
+            status = (f"loss {record['loss']:.3f} val bpb largest {record['val_bpb_largest']:.3f} "
+                      f"smallest {record['val_bpb_smallest']:.3f}")
+        else:
+            status = (f"loss {record['loss']:.3f} val largest {record['val_acc_largest']:.3f} "
+                      f"smallest {record['val_acc_smallest']:.3f}")
         self.progress.update(self.task, status=status)
         if not self.progress.console.is_terminal:  # a log file gets a line per epoch, not only the last bar
             self.progress.console.print(f"epoch {record['epoch']}: {status} ({record['seconds']:.0f} s)", markup=False)

@@ -77,7 +77,7 @@ def quickstart_cmd(
 
     with timer.stage("1/5 data"):
         name = _dataset()
-        data = load_dataset(name, space.task.kind, seed=seed)
+        data = load_dataset(name, space.task, seed=seed)
         console.print(data.summary())
     with timer.stage("2/5 supernet training"):
         limit = min(len(data.x_train), steps * 128)

@@ -1,4 +1,4 @@
-"""``nas subnet export`` and ``nas subnet show``."""
+"""``nas subnet export``, ``finetune``, ``show`` and ``generate``."""
 
 from __future__ import annotations
 
@@ -98,6 +98,30 @@ def show_cmd(
         console.print(f"stage {i}: width {stage.width}, " + ", ".join(la.token for la in stage.layers))
     m = subnet_metrics(net.extract(a, info.input_shape))
     console.print(f"params {m.params:,}  MACs {m.macs:,}  peak SRAM {m.peak_sram_kb:.1f} KB  flash {m.flash_kb:.1f} KB (int8)")
-    data = load_dataset(info.dataset, info.space.task.kind)
+    data = load_dataset(info.dataset, info.space.task)
     console.print(f"validation accuracy {accuracy(net, a, data.x_val, data.y_val):.4f}  "
                   f"test accuracy {accuracy(net, a, data.x_test, data.y_test):.4f}")
+
+
+@subnet_app.command("generate")
+def generate_cmd(
+    checkpoint_path: Path = typer.Argument(..., metavar="CKPT", help="A supernet checkpoint of a text space (hybrid-lm)."),
+    arch: str = typer.Argument(..., help="An arch string, JSON, a .json file, 'largest' or 'smallest'."),
+    prompt: str = typer.Option(..., "--prompt", help="The text to continue (UTF-8; every byte must be in the "
+                               "training text's vocabulary)."),
+    tokens: int = typer.Option(64, "--tokens", help="Bytes to generate (the prompt and these fit the context)."),
+    temperature: float = typer.Option(0.0, "--temperature", help="0: the most likely byte each time; above 0: sampled."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the sampling (with --temperature)."),
+) -> None:
+    """Continue a prompt with a language-model subnet, byte by byte, and print the text."""
+    from nas.export import resolve_arch
+    from nas.supernet import checkpoint
+    from nas.supernet.generate import check_prompt, generate
+
+    net, info = checkpoint.load(checkpoint_path)
+    context = info.input_shape[-1]
+    check_prompt(prompt.encode(), tokens, info.vocab, context)  # bad input fails before the subnet is built
+    subnet = net.extract(resolve_arch(info.space, arch), info.input_shape)
+    out = generate(subnet, prompt.encode(), tokens, info.vocab, context, temperature, seed)
+    console.print(prompt, end="", markup=False, highlight=False)
+    console.print(out.text.decode("utf-8", errors="replace"), style="bold", markup=False, highlight=False)

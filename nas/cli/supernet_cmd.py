@@ -17,7 +17,7 @@ _D = TrainConfig()  # the defaults the help shows (torch-free, as the recipe mod
 @supernet_app.command("train")
 def train_cmd(
     space: str = typer.Argument(..., help="A shipped space name or a path to a YAML file."),
-    dataset: str = typer.Option(None, "--dataset", help="digits, fashion-mnist, gunpoint, ucr:NAME, a .npz file or module:function (default: the space's)."),
+    dataset: str = typer.Option(None, "--dataset", help="digits, fashion-mnist, gunpoint, ucr:NAME, a .npz file or module:function; for a text space gcide or text:PATH (default: the space's)."),
     epochs: int = typer.Option(None, "--epochs", help=f"Total epochs [default: {_D.epochs}; with --resume: the checkpoint's, or continue up to this many]."),
     out: Path = typer.Option(None, "--out", help="Checkpoint path (default runs/SPACE-DATASET.ckpt)."),
     resume: bool = typer.Option(False, "--resume", help="Continue from the checkpoint at --out, with its own recipe for every option not given."),
@@ -36,7 +36,8 @@ def train_cmd(
     address: str = typer.Option(None, "--address", help="With --workers: join the Ray cluster at this address."),
 ) -> None:
     """Train a weight-sharing supernet with the sandwich rule and in-place distillation, on this
-    process's device or on several workers (GPUs, nodes) with Ray Train."""
+    process's device or on several workers (GPUs, nodes) with Ray Train. A space's YAML may set its
+    own defaults (``recipe:``; hybrid-lm does), which an option given here overrides."""
     from nas.cli._progress import TrainBar, progress_bar
     from nas.data import load_dataset
     from nas.space import NetSpace, load
@@ -68,8 +69,8 @@ def train_cmd(
         console.print(f"resuming {out} at epoch {saved.epoch} of {config.epochs} with its own recipe"
                       + (f", except {', '.join(changed)}" if changed else ""))
     else:
-        config = TrainConfig(**{k: v for k, v in given.items() if v is not None})
-    data = load_dataset(dataset, s.task.kind, seed=config.seed)
+        config = TrainConfig(**(s.recipe | {k: v for k, v in given.items() if v is not None}))
+    data = load_dataset(dataset, s.task, seed=config.seed)
     if workers:
         from nas.supernet.distributed import train_distributed
 
@@ -85,12 +86,16 @@ def train_cmd(
         console.print(f"space {s.name} ({s.size():.2e} subnets), {data.limit(config.limit).summary()}, on {where}")
         with progress_bar() as progress:
             info = train(s, data, config, out, resume=resume, progress=TrainBar(progress), device=where)
-    table = Table(title="test accuracy")
+    text = "test_bpb_largest" in info.final
+    table = Table(title="test bits per byte and next-byte accuracy" if text else "test accuracy")
     table.add_column("subnet")
     table.add_column("arch")
+    if text:
+        table.add_column("test bpb", justify="right")
     table.add_column("test acc", justify="right")
-    table.add_row("largest", info.final["largest"], f"{info.final['test_acc_largest']:.4f}")
-    table.add_row("smallest", info.final["smallest"], f"{info.final['test_acc_smallest']:.4f}")
+    for which in ("largest", "smallest"):
+        bpb = [f"{info.final[f'test_bpb_{which}']:.4f}"] if text else []
+        table.add_row(which, info.final[which], *bpb, f"{info.final[f'test_acc_{which}']:.4f}")
     console.print(table)
     console.print(f"checkpoint: {out}")
 

@@ -150,7 +150,7 @@ class SupernetEvaluator(Evaluator):
         if with_data:
             from nas.data import load_dataset
 
-            dataset = load_dataset(info.dataset, info.space.task.kind)
+            dataset = load_dataset(info.dataset, info.space.task)
             if tuple(dataset.input_shape) != tuple(info.input_shape):
                 raise NasError(f"dataset {info.dataset} now has input {list(dataset.input_shape)}, "
                                f"the checkpoint expects {list(info.input_shape)}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ MAX_FIELD = {"kernel": 63, "heads": 256, "state": 1024, "expand": 16, "ratio": 1
              "top_k": 64}  # per kind field, where 4096 is still far too much
 MAX_LAYER_COST = 500_000_000  # summed per-token MACs of the costliest layers (about the supernet's weights)
 MAX_CHOICE_VALUES = 1_000_000  # values of one integer range of a plain space
+RECIPE_KEYS = ("epochs", "batch_size", "lr", "limit", "random_subnets")
 
 
 class _NoAliasLoader(yaml.SafeLoader):
@@ -202,26 +204,36 @@ class _Reader:
         self.mapping(
             data,
             "",
-            ("name", "kind", "description", "task", "stem", "blocks", "mixers", "ffns", "stages"),
+            ("name", "kind", "description", "task", "stem", "blocks", "mixers", "ffns", "stages", "recipe"),
             required=("name", "task", "stages"),
         )
         task = self.task(data["task"])
+        is_text = task.kind == "text"
+        if is_text and "stem" in data:
+            raise self.fail("stem", "a text space has no stem: its tokens are embedded at the first stage's width")
         settings = self.settings(data.get("stem", {}), data.get("blocks", {}))
+        if is_text:  # causal blocks, tokens at full length all the way
+            settings = replace(settings, causal=True, stem_strides=(1, 1))
         default_mixers = data.get("mixers", {"conv": {"kernel": [3]}})
         default_ffns = data.get("ffns", {"mlp": {"ratio": [2]}})
         stages_data = data["stages"]
         kinds_by_name = {k.name: k for k in kinds()}
         if not isinstance(stages_data, list) or not stages_data:
             raise self.fail("stages", "expected a non-empty list of stages")
+        if is_text and len(stages_data) != 1:
+            raise self.fail("stages", "a text space has one stage (every layer runs at the width the embedding has); "
+                                      "its layers choose their mixers and ffns one by one")
         if len(stages_data) > MAX_STAGES:
             raise self.fail("stages", f"at most {MAX_STAGES} stages, got {len(stages_data)}")
         stages = []
         for i, sd in enumerate(stages_data):
             field = f"stages[{i}]"
             self.mapping(sd, field, ("depth", "width", "mixers", "ffns", "downsample"), required=("depth", "width"))
-            downsample = sd.get("downsample", i > 0)
+            downsample = sd.get("downsample", i > 0 and not is_text)
             if not isinstance(downsample, bool):
                 raise self.fail(f"{field}.downsample", f"expected true or false, got {downsample!r}")
+            if is_text and downsample:
+                raise self.fail(f"{field}.downsample", "a text space keeps every token (a causal model): no downsampling")
             stage = StageSpec(
                 depths=self.int_list(sd["depth"], f"{field}.depth", maximum=MAX_DEPTH),
                 widths=self.int_list(sd["width"], f"{field}.width"),
@@ -240,28 +252,44 @@ class _Reader:
         if cost > MAX_LAYER_COST:
             raise self.fail("stages", f"the largest subnet would have about {cost:,.0f} multiply-accumulates per "
                                       f"token (at most {MAX_LAYER_COST:,}): narrower widths or fewer layers")
-        return NetSpace(self.name(data), task, tuple(stages), settings, str(data.get("description", "")), text)
+        return NetSpace(self.name(data), task, tuple(stages), settings, str(data.get("description", "")), text,
+                        self.recipe(data.get("recipe", {})))
+
+    def recipe(self, data: Any) -> dict[str, int | float]:
+        """The space's own defaults for ``nas supernet train`` (each option the command leaves out)."""
+        self.mapping(data, "recipe", RECIPE_KEYS)
+        out: dict[str, int | float] = {}
+        for key, value in data.items():
+            if key == "lr":
+                if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
+                    raise self.fail("recipe.lr", f"expected a learning rate in (0, 1), got {quoted(value)}")
+                out[key] = float(value)
+            else:
+                out[key] = self.positive_int(value, f"recipe.{key}", maximum=10**9)
+        return out
 
     def task(self, data: Any) -> Task:
         self.mapping(data, "task", ("kind", "dataset", "input_shape", "num_classes"),
                      required=("kind", "dataset", "input_shape", "num_classes"))
         kind = data["kind"]
-        if kind not in ("image", "sequence"):
-            raise self.fail("task.kind", f"{kind!r} is not allowed (allowed: image, sequence)")
+        if kind not in ("image", "sequence", "text"):
+            raise self.fail("task.kind", f"{kind!r} is not allowed (allowed: image, sequence, text)")
         shape = data["input_shape"]
-        want = 3 if kind == "image" else 2
+        want = {"image": 3, "sequence": 2, "text": 1}[kind]
         if (
             not isinstance(shape, list)
             or len(shape) != want
             or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in shape)
         ):
-            form = "[C, H, W]" if kind == "image" else "[C, L]"
+            form = {"image": "[C, H, W]", "sequence": "[C, L]", "text": "[CONTEXT] (tokens per window)"}[kind]
             raise self.fail("task.input_shape", f"expected {form} of positive integers, got {quoted(shape)}")
         if max(shape) > MAX_VALUE * 16 or int(np.prod(shape)) > 16_000_000:
             raise self.fail("task.input_shape", f"{shape} is too large an input (at most 16 million values)")
         if not isinstance(data["dataset"], str) or len(data["dataset"]) > 1000:
             raise self.fail("task.dataset", f"expected a dataset name, got {quoted(data['dataset'])}")
         classes = self.positive_int(data["num_classes"], "task.num_classes", maximum=1_000_000)
+        if kind == "text" and classes != 256:
+            raise self.fail("task.num_classes", f"a text space predicts bytes: num_classes is 256, got {classes}")
         if classes < 2:
             raise self.fail("task.num_classes", "needs at least 2 classes")
         return Task(kind, data["dataset"], tuple(shape), classes)

@@ -22,7 +22,9 @@ from nas.space._kinds import block_kind, kind_names
 
 @dataclass(frozen=True)
 class Task:
-    """What the network solves: ``image`` (C, H, W) or ``sequence`` (C, L) classification."""
+    """What the network solves: ``image`` (C, H, W) or ``sequence`` (C, L) classification, or
+    ``text`` (CONTEXT,): next-byte prediction at every position of a window (a causal language
+    model; ``num_classes`` is 256, the vocabulary's upper bound)."""
 
     kind: str
     dataset: str
@@ -41,6 +43,7 @@ class BlockSettings:
     moe_capacity: float = 1.25
     stem_channels: int = 16
     stem_strides: tuple[int, ...] = (2, 2)
+    causal: bool = False  # a text space's blocks see only earlier tokens (set from the task kind)
 
 
 @dataclass(frozen=True)
@@ -105,8 +108,10 @@ class NetSpace(SearchSpace):
         settings: BlockSettings,
         description: str = "",
         source_text: str = "",
+        recipe: dict[str, Any] | None = None,
     ) -> None:
         self.name = name
+        self.recipe = dict(recipe or {})  # the space's defaults for ``nas supernet train``
         self.task = task
         self.stages = stages
         self.settings = settings
@@ -116,7 +121,7 @@ class NetSpace(SearchSpace):
     def stage_grids(self, input_shape: tuple[int, ...] | None = None) -> list[tuple[int, ...]]:
         """The token grid of each stage for inputs of ``input_shape`` (the task's by default)."""
         shape = tuple(input_shape or self.task.input_shape)
-        return stage_grids(shape[1:], self.settings.stem_strides, tuple(s.downsample for s in self.stages))
+        return stage_grids(shape if self.task.kind == "text" else shape[1:], self.settings.stem_strides, tuple(s.downsample for s in self.stages))
 
     # -- validation -----------------------------------------------------------------------
     def validate(self, arch: Arch) -> NetArch:
@@ -295,11 +300,16 @@ class NetSpace(SearchSpace):
 
     def describe(self) -> list[tuple[str, str]]:
         t = self.task
-        rows = [
-            ("task", f"{t.kind} classification, input {'x'.join(map(str, t.input_shape))}, "
-                     f"{t.num_classes} classes, default dataset {t.dataset}"),
-            ("stem", f"{self.settings.stem_channels} channels, strides {list(self.settings.stem_strides)}"),
-        ]
+        if t.kind == "text":
+            rows = [("task", f"causal byte-level language model, context {t.input_shape[0]} bytes, "
+                             f"default dataset {t.dataset}"),
+                    ("embedding", "bytes embedded at the first stage's width, shared with the output head")]
+        else:
+            rows = [
+                ("task", f"{t.kind} classification, input {'x'.join(map(str, t.input_shape))}, "
+                         f"{t.num_classes} classes, default dataset {t.dataset}"),
+                ("stem", f"{self.settings.stem_channels} channels, strides {list(self.settings.stem_strides)}"),
+            ]
         for i, spec in enumerate(self.stages):
             rows.append((f"stage {i} depth", allowed(spec.depths)))
             rows.append((f"stage {i} width", allowed(spec.widths)))
@@ -308,6 +318,8 @@ class NetSpace(SearchSpace):
         s = self.settings
         rows.append(("fixed", f"attention head dim {s.attention_head_dim}, ssm head dim {s.ssm_head_dim}, "
                               f"ssm conv {s.ssm_conv}, moe ratio {s.moe_ratio}, moe capacity factor {s.moe_capacity}"))
+        if self.recipe:
+            rows.append(("training defaults", ", ".join(f"{k} {v}" for k, v in self.recipe.items())))
         n = self.size()
         rows.append(("subnets", f"{n:,}" if n < 10**12 else f"{n:.3e} (about 10^{int(math.log10(n))})"))
         return rows

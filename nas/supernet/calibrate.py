@@ -184,7 +184,7 @@ def calibrate(checkpoint_path: str | Path, k: int = 10, steps: int = 1600, seed:
     digest = sha256_of(checkpoint_path)
     net, info = checkpoint.load(checkpoint_path)
     space: NetSpace = info.space
-    data = load_dataset(info.dataset, space.task.kind).limit(limit)
+    data = load_dataset(info.dataset, space.task).limit(limit)
     calibration = AccuracyCalibration(digest, steps, seed)
     if path.is_file():
         kept = AccuracyCalibration.load(path)

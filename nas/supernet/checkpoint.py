@@ -39,6 +39,7 @@ class Checkpoint:
     optimizer: dict[str, Any] | None = None
     scheduler: dict[str, Any] | None = None
     rng: dict[str, Any] | None = None
+    vocab: bytes = b""  # a text space's byte vocabulary (token i is byte vocab[i])
 
     def build(self) -> Supernet:
         return Supernet(SupernetConfig.from_space(self.space, self.num_classes, self.input_shape[0]))
@@ -78,6 +79,7 @@ def save(path: str | Path, net: Supernet, info: Checkpoint) -> None:
         "optimizer": _cpu(info.optimizer),
         "scheduler": _cpu(info.scheduler),
         "rng": _cpu(info.rng),
+        "vocab": list(info.vocab),
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
@@ -128,6 +130,7 @@ def _load(source, path: Path) -> tuple[Supernet, Checkpoint]:
             optimizer=payload["optimizer"],
             scheduler=payload["scheduler"],
             rng=payload["rng"],
+            vocab=bytes(payload.get("vocab", [])),
         )
         net = info.build()
     except NasError:

@@ -73,7 +73,7 @@ def _loop(config: dict[str, Any]) -> None:
     rank, world = context.get_world_rank(), context.get_world_size()
     device = ray.train.torch.get_device()
     space = loads(config["space_yaml"], source="the space being trained")
-    data = load_dataset(config["dataset"], space.task.kind, seed=config["train"]["seed"])
+    data = load_dataset(config["dataset"], space.task, seed=config["train"]["seed"])
     train_config = TrainConfig(**config["train"])
     data = data.limit(train_config.limit)
     net = info = None

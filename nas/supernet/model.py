@@ -8,6 +8,13 @@ equals the supernet's for that arch.
 
 Tokens flow as (batch, length, channels); ``grid`` is the spatial shape, (H, W) for images
 or (L,) for sequences, always plain Python ints so that exported graphs have fixed shapes.
+
+A text space's supernet is a causal language model: byte tokens (batch, length) are embedded at
+the stage's width (:class:`TokenStem`), its causal layers run at full length, and the output head
+is the same embedding (tied weights, :class:`LmHead`), giving logits (batch, length, vocabulary).
+Attention has no position encoding: the causal mask, the convolutions and the SSM scan tell
+positions apart (Kazemnejad et al., 2023, find no positional encoding as good as any for
+decoders), and a decode step needs no position input.
 """
 
 from __future__ import annotations
@@ -19,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from nas.blocks import Aux, build_block
-from nas.blocks._slice import ElasticConv, ElasticLayerNorm, ElasticLinear, assemble
+from nas.blocks._slice import ElasticConv, ElasticLayerNorm, ElasticLinear, assemble, lead
 from nas.errors import NasError
 from nas.space import BlockSettings, Ffn, Layer, Mixer, NetArch, NetSpace, Op, stage_grids
 
@@ -61,6 +68,10 @@ class SupernetConfig:
     @property
     def spatial_dims(self) -> int:
         return 2 if self.task_kind == "image" else 1
+
+    @property
+    def text(self) -> bool:
+        return self.task_kind == "text"
 
     @classmethod
     def from_space(cls, space: NetSpace, num_classes: int | None = None, in_channels: int | None = None) -> SupernetConfig:
@@ -113,6 +124,43 @@ class Stem(nn.Module):
                         conv2=self.conv2.extract(self.channels, width))
 
 
+class TokenStem(nn.Module):
+    """A byte-token embedding of at most ``max_width`` features; a narrower subnet takes the leading
+    features. It is the output head's weight too (:class:`LmHead`)."""
+
+    def __init__(self, vocab: int, max_width: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(vocab, max_width))
+        nn.init.normal_(self.weight, std=0.02)
+
+    def forward(self, x: torch.Tensor, width: int) -> torch.Tensor:
+        return F.embedding(x.long(), lead(self.weight, self.weight.shape[0], width))
+
+    def logits(self, h: torch.Tensor, width: int) -> torch.Tensor:
+        return F.linear(h, lead(self.weight, self.weight.shape[0], width))
+
+    def extract(self, width: int) -> TokenStem:
+        new = TokenStem(self.weight.shape[0], width)
+        with torch.no_grad():
+            new.weight.copy_(self.weight[:, :width])
+        return new
+
+
+class LmHead(nn.Module):
+    """LayerNorm, then logits at every position from the token embedding (tied weights)."""
+
+    def __init__(self, max_width: int, stem: TokenStem) -> None:
+        super().__init__()
+        self.norm = ElasticLayerNorm(max_width)
+        self.stem = [stem]  # a plain list: the embedding is the stem's parameter, not a second copy
+
+    def forward(self, x: torch.Tensor, width: int) -> torch.Tensor:
+        return self.stem[0].logits(self.norm(x, width), width)
+
+    def extract(self, width: int, stem: TokenStem) -> LmHead:
+        return assemble(LmHead, norm=self.norm.extract(width), stem=[stem])
+
+
 class Downsample(nn.Module):
     """Between stages: LayerNorm, then a stride-2 conv3 from the previous width to this one."""
 
@@ -140,6 +188,13 @@ class SuperLayer(nn.Module):
     def forward(self, x: torch.Tensor, grid: tuple[int, ...], width: int, layer: Layer, aux: Aux | None) -> torch.Tensor:
         x = x + self.mixers[layer.mixer.kind](x, grid, width, layer.mixer)
         return x + self.ffns[layer.ffn.kind](x, grid, width, layer.ffn, aux)
+
+    def cached(self, x: torch.Tensor, width: int, layer: Layer,
+               state: tuple[torch.Tensor, ...] | None) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+        """A causal layer on new tokens after a decode ``state`` (None: from the start), and its state after them."""
+        y, state = self.mixers[layer.mixer.kind].forward_cached(x, width, layer.mixer, state)
+        x = x + y
+        return x + self.ffns[layer.ffn.kind](x, (x.shape[1],), width, layer.ffn, None), state
 
     def extract(self, width: int, layer: Layer) -> SuperLayer:
         return assemble(SuperLayer,
@@ -171,7 +226,10 @@ class Supernet(nn.Module):
         super().__init__()
         self.config = config
         s, dims = config.settings, config.spatial_dims
-        self.stem = Stem(config.in_channels, s.stem_channels, config.stages[0].width, s.stem_strides, dims)
+        if config.text:
+            self.stem = TokenStem(config.num_classes, config.stages[0].width)
+        else:
+            self.stem = Stem(config.in_channels, s.stem_channels, config.stages[0].width, s.stem_strides, dims)
         self.downsamples = nn.ModuleList(
             Downsample(prev.width, sc.width, dims) if sc.downsample else nn.Identity()
             for prev, sc in zip(config.stages, config.stages[1:], strict=False)
@@ -179,7 +237,8 @@ class Supernet(nn.Module):
         self.stages = nn.ModuleList(
             nn.ModuleList(SuperLayer(lc, sc.width, s, dims) for lc in sc.layers) for sc in config.stages
         )
-        self.head = Head(config.stages[-1].width, config.num_classes)
+        self.head = LmHead(config.stages[-1].width, self.stem) if config.text \
+            else Head(config.stages[-1].width, config.num_classes)
 
     def forward(
         self,
@@ -188,13 +247,15 @@ class Supernet(nn.Module):
         grid: tuple[int, ...] | None = None,
         aux: Aux | None = None,
     ) -> torch.Tensor:
-        """Logits of ``arch`` on ``x`` (B, C, H, W) or (B, C, L).
+        """Logits of ``arch`` on ``x`` (B, C, H, W) or (B, C, L); a text space's next-token
+        logits (B, L, V) at every position of tokens ``x`` (B, L).
 
         ``grid`` is the input's spatial shape (taken from ``x`` when not given; exported
         subnets pass it so the graph has fixed shapes). ``aux`` receives the ffns' auxiliary
         losses and, when asked, MoE routing margins (:class:`nas.blocks.Aux`).
         """
-        grid = tuple(int(g) for g in x.shape[2:]) if grid is None else grid
+        if grid is None:
+            grid = tuple(int(g) for g in x.shape[1 if self.config.text else 2 :])
         grids = stage_grids(grid, self.config.settings.stem_strides, tuple(s.downsample for s in self.config.stages))
         h = self.stem(x, arch.stages[0].width)
         for i, stage in enumerate(arch.stages):
@@ -206,6 +267,22 @@ class Supernet(nn.Module):
                 h = layer_module(h, grids[i], stage.width, layer, aux)
         return self.head(h, arch.stages[-1].width)
 
+    def decode(self, x: torch.Tensor, arch: NetArch, states: list[tuple[torch.Tensor, ...]] | None = None,
+               ) -> tuple[torch.Tensor, list[tuple[torch.Tensor, ...]]]:
+        """A text space's language model, incrementally: logits (B, T, V) of tokens ``x`` (B, T)
+        that follow what ``states`` (one tuple per layer, from an earlier call) has seen, and the
+        states after them. ``states`` None: a prefill of the prompt ``x``; else ``x`` is one token.
+        The same logits as :meth:`forward` on the whole sequence (a test holds them to it)."""
+        if not self.config.text:
+            raise NasError("decode() runs a text space's language model; this supernet classifies")
+        stage = arch.stages[0]
+        h = self.stem(x, stage.width)
+        out = []
+        for j, (module, layer) in enumerate(zip(self.stages[0], stage.layers, strict=False)):
+            h, state = module.cached(h, stage.width, layer, None if states is None else states[j])
+            out.append(state)
+        return self.head(h, stage.width), out
+
     def extract(self, arch: NetArch, input_shape: tuple[int, ...]) -> Subnet:
         """A standalone module for ``arch`` with copied weights (no reference to this supernet), on
         the same device as this supernet's weights."""
@@ -213,8 +290,10 @@ class Supernet(nn.Module):
             return self._extract(arch, input_shape)
 
     def _extract(self, arch: NetArch, input_shape: tuple[int, ...]) -> Subnet:
+        stem = self.stem.extract(arch.stages[0].width)
+        width = arch.stages[-1].width
         net = assemble(
-            Supernet, config=self.config.for_arch(arch), stem=self.stem.extract(arch.stages[0].width),
+            Supernet, config=self.config.for_arch(arch), stem=stem,
             downsamples=nn.ModuleList(
                 ds.extract(arch.stages[i].width, arch.stages[i + 1].width) if isinstance(ds, Downsample) else nn.Identity()
                 for i, ds in enumerate(self.downsamples)),
@@ -222,7 +301,7 @@ class Supernet(nn.Module):
                 nn.ModuleList(module.extract(stage.width, layer)
                               for module, layer in zip(self.stages[i], stage.layers, strict=False))
                 for i, stage in enumerate(arch.stages)),
-            head=self.head.extract(arch.stages[-1].width))
+            head=self.head.extract(width, stem) if self.config.text else self.head.extract(width))
         return Subnet(net, arch, input_shape)
 
 
@@ -236,7 +315,14 @@ class Subnet(nn.Module):
         self.input_shape = tuple(input_shape)
 
     def forward(self, x: torch.Tensor, aux: Aux | None = None) -> torch.Tensor:
+        if self.net.config.text:  # any length up to the context (generation grows it token by token)
+            return self.net(x, self.arch, aux=aux)
         return self.net(x, self.arch, grid=self.input_shape[1:], aux=aux)
+
+    def decode(self, x: torch.Tensor, states: list[tuple[torch.Tensor, ...]] | None = None,
+               ) -> tuple[torch.Tensor, list[tuple[torch.Tensor, ...]]]:
+        """A language model's prefill (``states`` None) or decode step: see :meth:`Supernet.decode`."""
+        return self.net.decode(x, self.arch, states)
 
     def num_params(self) -> int:
         return sum(p.numel() for p in self.parameters())

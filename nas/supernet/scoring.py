@@ -13,6 +13,12 @@ import torch.nn.functional as F
 from nas.space import NetArch
 
 
+def token_loss(logits: torch.Tensor, y: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    """Cross-entropy of logits (N, C) against labels (N,), or of a language model's logits
+    (N, L, V) against next tokens (N, L), every position weighing the same."""
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1).long(), reduction=reduction)
+
+
 def accuracy(net: torch.nn.Module, arch: NetArch | None, x: np.ndarray | torch.Tensor, y: np.ndarray | torch.Tensor,
              batch: int = 500) -> float:
     """Top-1 accuracy of ``arch`` (or of an extracted subnet when ``arch`` is None), batched on the
@@ -23,7 +29,8 @@ def accuracy(net: torch.nn.Module, arch: NetArch | None, x: np.ndarray | torch.T
 def accuracy_and_nll(net: torch.nn.Module, arch: NetArch | None, x: np.ndarray | torch.Tensor,
                      y: np.ndarray | torch.Tensor, batch: int = 500) -> tuple[float, float]:
     """Top-1 accuracy and mean negative log-likelihood (nats) of ``arch`` (or of an extracted
-    subnet when ``arch`` is None) in one pass. The loss separates archs that differ little better
+    subnet when ``arch`` is None) in one pass; for a language model, per next token (byte): its
+    bits per byte are the NLL / ln 2. The loss separates archs that differ little better
     than accuracy, which moves in steps of one image (Ning et al., "Evaluating efficient
     performance estimators of neural architectures")."""
     was_training = net.training
@@ -38,9 +45,9 @@ def accuracy_and_nll(net: torch.nn.Module, arch: NetArch | None, x: np.ndarray |
             xb, yb = x[i : i + batch], y[i : i + batch]
             logits = (net(xb) if arch is None else net(xb, arch)).float()
             correct += (logits.argmax(-1) == yb).sum()
-            loss += F.cross_entropy(logits, yb.long(), reduction="sum").double()
+            loss += token_loss(logits, yb, reduction="sum").double()
     net.train(was_training)
-    n = max(len(x), 1)
+    n = max(y.numel(), 1)
     return int(correct) / n, float(loss) / n
 
 
@@ -60,7 +67,9 @@ def finetune(subnet: torch.nn.Module, x: np.ndarray | torch.Tensor, y: np.ndarra
     such a short fine-tune ranks them closer to training each from scratch than inherited weights
     alone (experiments/supernet_ranking.py)."""
     device = next(subnet.parameters()).device
-    x, y = torch.as_tensor(x, dtype=torch.float32).to(device), torch.as_tensor(y).to(device)
+    x = torch.as_tensor(x)
+    x = (x if x.dtype == torch.uint8 else x.float()).to(device)  # tokens stay tokens
+    y = torch.as_tensor(y).to(device)
     opt = torch.optim.AdamW(subnet.parameters(), lr=lr, weight_decay=0.0)
     gen = torch.Generator().manual_seed(seed)
     was_training = subnet.training
@@ -68,7 +77,7 @@ def finetune(subnet: torch.nn.Module, x: np.ndarray | torch.Tensor, y: np.ndarra
     for _ in range(steps):
         idx = torch.randint(0, len(x), (batch,), generator=gen).to(device)
         logits = subnet(x[idx])
-        loss = F.cross_entropy(logits, y[idx]) if loss_fn is None else loss_fn(logits, x[idx], y[idx])
+        loss = token_loss(logits, y[idx]) if loss_fn is None else loss_fn(logits, x[idx], y[idx])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

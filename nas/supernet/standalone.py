@@ -15,11 +15,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from nas.errors import NasError
 from nas.space import NetArch, NetSpace
 from nas.supernet.recipe import warmup_cosine
+from nas.supernet.scoring import token_loss
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,7 @@ def train_from_scratch(space: NetSpace, arch: NetArch, x: np.ndarray, y: np.ndar
     net.train()
     for _ in range(recipe.steps):
         idx = torch.randint(0, len(xs), (recipe.batch_size,), generator=gen).to(device)
-        loss = F.cross_entropy(net(xs[idx]), ys[idx])
+        loss = token_loss(net(xs[idx]), ys[idx])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)

@@ -48,7 +48,7 @@ from nas.supernet.recipe import (  # noqa: F401 (re-exported)
     resumed_config,
     warmup_cosine,
 )
-from nas.supernet.scoring import accuracy
+from nas.supernet.scoring import accuracy_and_nll, token_loss
 
 
 class TrainProgress(Protocol):
@@ -181,7 +181,8 @@ class TrainState:
         if resume_from is None:
             torch.manual_seed(config.seed)
             net = Supernet(SupernetConfig.from_space(space, data.num_classes, data.input_shape[0]))
-            info = checkpoint.Checkpoint(space, data.name, data.input_shape, data.num_classes, data.mean, data.std)
+            info = checkpoint.Checkpoint(space, data.name, data.input_shape, data.num_classes, data.mean, data.std,
+                                         vocab=data.vocab)
         else:
             info = resume_from
         info.train_config = asdict(config)
@@ -236,14 +237,14 @@ def train_step(state: TrainState, xb: torch.Tensor, yb: torch.Tensor, share: flo
     with autocast:
         aux = Aux()
         logits = net(xb, archs[0], aux=aux)
-        loss = F.cross_entropy(logits, yb) + config.aux_weight * sum(aux.losses)
+        loss = token_loss(logits, yb) + config.aux_weight * sum(aux.losses)
     (share * loss).backward()
     teacher = F.softmax(logits.detach().float(), dim=-1)
     for arch in archs[1:]:
         with autocast:
             aux = Aux()
             student = net(xb, arch, aux=aux)
-            sub_loss = F.cross_entropy(student, yb) if kd < 1 else 0.0
+            sub_loss = token_loss(student, yb) if kd < 1 else 0.0
             if kd > 0:
                 soft = -(teacher * F.log_softmax(student.float(), dim=-1)).sum(-1).mean()
                 sub_loss = (1 - kd) * sub_loss + kd * soft
@@ -287,14 +288,14 @@ def run_epochs(state: TrainState, save: Callable[[Supernet, checkpoint.Checkpoin
             done = train_step(state, xb, yb, len(mine) * ranks.world / len(batch), autocast)
             if done is not None:
                 logits, loss = done
-                loss_sum += loss * len(yb)
+                loss_sum += loss * yb.numel()
                 correct += (logits.argmax(-1) == yb).sum()
             ranks.average_gradients(params)
             torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
             state.optimizer.step()
             state.scheduler.step()
             info.step += 1
-            seen += len(yb)
+            seen += yb.numel()
             pending += 1
             if progress and (pending == config.log_every or b == state.steps_per_epoch - 1):
                 progress.steps_done(pending, float(loss_sum) / max(seen, 1), int(correct) / max(seen, 1))
@@ -304,8 +305,7 @@ def run_epochs(state: TrainState, save: Callable[[Supernet, checkpoint.Checkpoin
             "epoch": info.epoch,
             "loss": round(float(loss_sum) / max(seen, 1), 4),
             "train_acc_largest": round(int(correct) / max(seen, 1), 4),
-            "val_acc_largest": round(accuracy(net, state.space.largest(), state.data.x_val, state.data.y_val), 4),
-            "val_acc_smallest": round(accuracy(net, state.space.smallest(), state.data.x_val, state.data.y_val), 4),
+            **held_out_scores(net, state.space, state.data.x_val, state.data.y_val, "val"),
             "seconds": round(time.time() - started, 1),
         }
         info.history.append(record)
@@ -315,11 +315,22 @@ def run_epochs(state: TrainState, save: Callable[[Supernet, checkpoint.Checkpoin
             progress.epoch_done(record)
 
 
+def held_out_scores(net: Supernet, space: NetSpace, x: np.ndarray, y: np.ndarray, split: str) -> dict[str, float]:
+    """The largest and smallest subnets' accuracy on ``split`` (``val_acc_largest``, ...), and for
+    a text space their bits per byte beside it (``val_bpb_largest``, ...)."""
+    out: dict[str, float] = {}
+    for which, arch in (("largest", space.largest()), ("smallest", space.smallest())):
+        acc, nll = accuracy_and_nll(net, arch, x, y)
+        out[f"{split}_acc_{which}"] = round(acc, 4)
+        if space.task.kind == "text":
+            out[f"{split}_bpb_{which}"] = round(nll / math.log(2), 4)
+    return out
+
+
 def finish(space: NetSpace, data: Dataset, net: Supernet, info: checkpoint.Checkpoint) -> None:
     """The final test accuracies of the largest and smallest subnet, kept in the checkpoint info."""
     info.final = {
-        "test_acc_largest": round(accuracy(net, space.largest(), data.x_test, data.y_test), 4),
-        "test_acc_smallest": round(accuracy(net, space.smallest(), data.x_test, data.y_test), 4),
+        **held_out_scores(net, space, data.x_test, data.y_test, "test"),
         "largest": space.largest().to_str(),
         "smallest": space.smallest().to_str(),
         "train_examples": len(data.x_train),

@@ -103,7 +103,7 @@ def _write(tmp_path, text):
         ("name: x\ntask: {kind: image, dataset: d, input_shape: [1, 8, 8], num_classes: 10}\nstages:\n  - {depth: [1], widht: [8]}\n",
          "field 'stages[0].widht': unknown key (allowed: depth, width, mixers, ffns, downsample)"),
         ("name: x\ntask: {kind: audio, dataset: d, input_shape: [1, 8, 8], num_classes: 10}\nstages: [{depth: 1, width: 8}]\n",
-         "field 'task.kind': 'audio' is not allowed (allowed: image, sequence)"),
+         "field 'task.kind': 'audio' is not allowed (allowed: image, sequence, text)"),
         ("name: x\ntask: {kind: image, dataset: d, input_shape: [1, 8], num_classes: 10}\nstages: [{depth: 1, width: 8}]\n",
          "task.input_shape"),
         ("name: x\ntask: {kind: image, dataset: d, input_shape: [1, 8, 8], num_classes: 10}\nstages: [{depth: [0], width: 8}]\n",
@@ -127,7 +127,7 @@ def test_malformed_yaml_names_file_and_field(tmp_path, yaml_text, needle):
 
 
 def test_unknown_space_name_lists_the_shipped_ones():
-    with pytest.raises(NasError, match="shipped: hybrid-seq, hybrid-vision"):
+    with pytest.raises(NasError, match="shipped: hybrid-lm, hybrid-seq, hybrid-vision"):
         load("no-such-space")
 
 

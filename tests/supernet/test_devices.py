@@ -41,13 +41,16 @@ def test_every_shipped_supernet_trains_a_step_on_the_device(name, device):
     space = load(name)
     with torch.device(device):
         net = Supernet(SupernetConfig.from_space(space))
-        x = torch.randn(2, *space.task.input_shape)
+        text = space.task.kind == "text"  # tokens in, next-token logits at every position out
+        x = torch.randint(0, space.task.num_classes, (2, *space.task.input_shape)) if text \
+            else torch.randn(2, *space.task.input_shape)
+    want = (2, *space.task.input_shape, space.task.num_classes) if text else (2, space.task.num_classes)
     archs = [space.largest(), space.smallest(), *space.sample_unique(random.Random(0), 2)]
     for arch in archs:
         aux = Aux()
         logits = net(x, arch, aux=aux)
         (logits.logsumexp(-1).mean() + 0.01 * sum(aux.losses)).backward()
-        assert logits.shape == (2, space.task.num_classes) and logits.device.type == device
+        assert logits.shape == want and logits.device.type == device
     assert all(p.grad is None or p.grad.device.type == device for p in net.parameters())
     sub = net.extract(archs[-1], space.task.input_shape)
     assert sub(x).device.type == device

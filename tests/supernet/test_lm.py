@@ -1,0 +1,174 @@
+"""Language models: the text corpus and its splits, the causal blocks, incremental decoding with
+state, training on bits per byte, generation and its bad input."""
+
+from __future__ import annotations
+
+import math
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from nas.data import load_dataset
+from nas.errors import NasError
+from nas.space import load, loads
+from nas.supernet.model import Supernet, SupernetConfig
+
+TINY_LM = """
+name: tiny-lm
+task: {kind: text, dataset: gcide, input_shape: [32], num_classes: 256}
+blocks: {attention_head_dim: 8, ssm_head_dim: 8, ssm_conv: 3, moe_ratio: 2}
+mixers:
+  conv: {kernel: [3, 5]}
+  attention: {heads: [1, 2]}
+  ssm: {state: [4, 8], expand: [1, 2]}
+ffns:
+  mlp: {ratio: [2]}
+  moe: {experts: [2, 3], top_k: [1, 2]}
+stages:
+  - {depth: [1, 3], width: [16, 24]}
+recipe: {epochs: 1, batch_size: 8, limit: 64}
+"""
+
+
+@pytest.fixture(scope="module")
+def gcide_text(tmp_path_factory) -> Path:
+    """300 KB of GCIDE (the Debian package dict-gcide, which make setup installs) as a text file."""
+    from nas import textdata
+
+    try:
+        corpus = textdata.gcide()
+    except NasError as exc:
+        pytest.skip(str(exc))
+    path = tmp_path_factory.mktemp("text") / "gcide-300k.txt"
+    path.write_bytes(corpus.text[5_000_000:5_300_000])
+    return path
+
+
+@pytest.fixture(scope="module")
+def tiny_lm():
+    return loads(TINY_LM)
+
+
+def test_hybrid_lm_ships_a_causal_text_space_with_its_own_recipe():
+    space = load("hybrid-lm")
+    assert space.task.kind == "text" and space.settings.causal and len(space.stages) == 1
+    assert {m.kind for m in space.stages[0].mixers} == {"conv", "attention", "ssm"}
+    assert {f.kind for f in space.stages[0].ffns} == {"mlp", "moe"}
+    assert space.recipe["batch_size"] == 16 and "training defaults" in dict(space.describe())
+
+
+@pytest.mark.parametrize(("change", "needle"), [
+    ("stages:\n  - {depth: [1], width: [16]}\n  - {depth: [1], width: [16]}\n", "a text space has one stage"),
+    ("stages:\n  - {depth: [1], width: [16], downsample: true}\n", "no downsampling"),
+    ("stem: {channels: 8}\n", "a text space has no stem"),
+    ("recipe: {epochs: 0}\n", "recipe.epochs"),
+    ("recipe: {steps: 3}\n", "recipe.steps': unknown key"),
+])
+def test_text_space_yaml_errors_name_the_field(change, needle):
+    text = TINY_LM.split("stages:")[0].replace("recipe:", "#") + (
+        change if change.startswith("stages") else change + "stages:\n  - {depth: [1], width: [16]}\n")
+    with pytest.raises(NasError, match=needle):
+        loads(text)
+    with pytest.raises(NasError, match="num_classes is 256"):
+        loads(TINY_LM.replace("num_classes: 256", "num_classes: 100"))
+
+
+def test_text_dataset_splits_by_blocks_and_keeps_its_vocabulary(gcide_text):
+    from nas import textdata
+
+    data = load_dataset(f"text:{gcide_text}", "text", context=32)
+    assert data.is_text and data.x_train.shape[1:] == (32,) and data.x_train.dtype == np.uint8
+    # targets are the inputs shifted by one byte, within a window
+    assert (data.x_val[:, 1:] == data.y_val[:, :-1]).all()
+    text = textdata.decode(data.x_test[0], data.vocab)
+    assert text.decode("ascii").isprintable() or b"\n" in text
+    held = (len(data.x_val) + len(data.x_test)) * 32
+    assert 0.1 * 300_000 < held < 0.3 * 300_000  # one block in 8 each for a small text
+    assert len(data.vocab) == len(set(gcide_text.read_bytes())) and "vocabulary" in data.summary()
+    with pytest.raises(NasError, match="is text"):
+        load_dataset(f"text:{gcide_text}", "image")
+    with pytest.raises(NasError, match="is not text"):
+        load_dataset("digits", "text")
+
+
+@pytest.mark.parametrize(("content", "needle"), [
+    (b"", "is empty"), (bytes(range(256)) * 400, "binary"), (b"short text " * 10, "at least 65,536"),
+])
+def test_text_files_that_cannot_train_a_model_are_refused(tmp_path, content, needle):
+    path = tmp_path / "t.txt"
+    path.write_bytes(content)
+    with pytest.raises(NasError, match=needle):
+        load_dataset(f"text:{path}", "text")
+    with pytest.raises(NasError, match="does not exist"):
+        load_dataset(f"text:{tmp_path / 'none.txt'}", "text")
+
+
+def test_every_mixer_is_causal_and_extraction_keeps_the_outputs(tiny_lm):
+    torch.manual_seed(0)
+    net = Supernet(SupernetConfig.from_space(tiny_lm, 60)).eval()
+    x = torch.randint(0, 60, (3, 32))
+    later = x.clone()
+    later[:, 20:] = torch.randint(0, 60, (3, 12))
+    archs = [tiny_lm.largest(), tiny_lm.smallest(), *(tiny_lm.uniform(m, f, True) for m in ("conv", "attention", "ssm")
+                                                       for f in ("mlp", "moe"))]
+    with torch.no_grad():
+        for arch in archs:
+            out = net(x, arch)
+            assert out.shape == (3, 32, 60)
+            assert torch.equal(net(later, arch)[:, :20], out[:, :20]), arch.to_str()  # the past never sees the future
+            assert not torch.equal(net(later, arch)[:, 20:], out[:, 20:])
+            torch.testing.assert_close(net.extract(arch, (32,))(x), out)
+
+
+def test_decoding_with_state_gives_the_logits_of_the_whole_sequence(tiny_lm):
+    torch.manual_seed(1)
+    net = Supernet(SupernetConfig.from_space(tiny_lm, 60)).eval()
+    x = torch.randint(0, 60, (2, 32))
+    rng = random.Random(0)
+    for arch in [tiny_lm.largest(), tiny_lm.smallest(), *tiny_lm.sample_unique(rng, 12)]:
+        sub = net.extract(arch, (32,))
+        with torch.no_grad():
+            full = sub(x)
+            logits, states = sub.decode(x[:, :20])
+            torch.testing.assert_close(logits, full[:, :20], atol=2e-5, rtol=1e-4)
+            for t in range(20, 32):
+                step, states = sub.decode(x[:, t : t + 1], states)
+                torch.testing.assert_close(step[:, 0], full[:, t], atol=2e-5, rtol=1e-4)
+        # the state a decode keeps: the KV cache grows with the tokens seen, conv and SSM state do not
+        for layer, state in zip(arch.stages[0].layers, states, strict=True):
+            if layer.mixer.kind == "attention":
+                assert state[0].shape == (2, layer.mixer.heads, 32, 8)
+            elif layer.mixer.kind == "conv":
+                assert state[0].shape == (2, arch.stages[0].width, layer.mixer.kernel - 1)
+            else:
+                assert state[1].shape[-1] == layer.mixer.state
+
+
+def test_a_text_supernet_trains_on_bits_per_byte_and_generates(tmp_path, gcide_text, tiny_lm):
+    from nas.supernet import checkpoint
+    from nas.supernet.generate import generate
+    from nas.supernet.recipe import TrainConfig
+    from nas.supernet.train import train
+
+    data = load_dataset(f"text:{gcide_text}", tiny_lm.task)
+    out = tmp_path / "lm.ckpt"
+    info = train(tiny_lm, data, TrainConfig(**tiny_lm.recipe), out)
+    bpb = info.final["test_bpb_largest"]
+    assert math.log2(len(data.vocab)) * 0.8 < bpb < math.log2(len(data.vocab)) * 1.1  # 8 steps: near uniform
+    assert "val_bpb_smallest" in info.history[0]
+    net, loaded = checkpoint.load(out)
+    assert loaded.vocab == data.vocab
+    sub = net.extract(tiny_lm.largest(), loaded.input_shape)
+    a = generate(sub, b"The ", 12, loaded.vocab, 32)
+    b = generate(sub, b"The ", 12, loaded.vocab, 32)
+    assert a == b and len(a.text) == 12 and set(a.text) <= set(loaded.vocab)
+    with torch.no_grad():  # greedy: each byte is the argmax after the prompt and the bytes before it
+        ids = torch.as_tensor([loaded.vocab.index(c) for c in b"The " + a.text[:-1]])[None]
+        assert sub(ids)[0, -1].argmax().item() == a.tokens[-1]
+    with pytest.raises(NasError, match="more than the context of 32"):
+        generate(sub, b"The ", 40, loaded.vocab, 32)
+    with pytest.raises(NasError, match="byte 0xff"):
+        generate(sub, b"The \xff", 4, loaded.vocab, 32)
