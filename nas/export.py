@@ -33,6 +33,7 @@ class ExportResult:
     params: int
     seconds: float
     int8: dict | None = None  # with --int8: accuracies, memory beside the MCU model, ops kept float
+    step_path: Path | None = None  # a language model's decode-step graph (``path`` is its prefill)
 
 
 def resolve_arch(space: NetSpace, text: str) -> NetArch:
@@ -84,6 +85,10 @@ def export_subnet(
     net, info = checkpoint.load(checkpoint_path)
     arch = resolve_arch(info.space, arch_text)
     subnet = net.extract(arch, info.input_shape).eval()
+    if info.vocab:
+        if int8:
+            raise NasError("--int8 is for the image and sequence spaces' MCU deployment; a language model exports in float")
+        return _export_lm(subnet, info, arch, out, max_error, started)
     x, source = check_inputs(info.dataset, info.space.task.kind, info.input_shape, n_check)
     data = to_onnx(subnet, torch.from_numpy(x[:1]), _metadata(info, arch))
     error, ties = parity(subnet, data, x)
@@ -97,6 +102,61 @@ def export_subnet(
     atomic_write(out, data)
     return ExportResult(out, arch, info.space.name, info.space, error, source, subnet.num_params(), time.time() - started,
                         report)
+
+
+GENERATE_CHECK = 64  # greedy tokens the exported pair must generate as PyTorch does
+
+
+def lm_paths(out: Path) -> tuple[Path, Path]:
+    """Where a language model's pair goes for ``-o out.onnx``: ``out.prefill.onnx``, ``out.step.onnx``."""
+    return out.with_suffix(".prefill.onnx"), out.with_suffix(".step.onnx")
+
+
+def _export_lm(subnet, info, arch: NetArch, out: Path, max_error: float, started: float, prompts: int = 3,
+               ) -> ExportResult:
+    """A language model's prefill and decode-step graphs (:mod:`nas.supernet.lm_onnx`), written
+    only when, from ``prompts`` test-text prompts, onnxruntime's greedy generation of 64 bytes
+    equals PyTorch's token for token and the prefill's logits agree within ``max_error``."""
+    from nas.data import load_dataset
+    from nas.supernet.generate import generate
+    from nas.supernet.lm_onnx import export_pair, greedy_onnx
+    from nas.supernet.to_onnx import ort_session
+    from nas.textdata import decode
+
+    context = info.input_shape[-1]
+    n_prompt = max(1, min(32, context - GENERATE_CHECK))
+    n_new = min(GENERATE_CHECK, context - n_prompt)
+    try:
+        x = load_dataset(info.dataset, info.space.task).x_test
+        ids, source = [x[i, :n_prompt] for i in range(min(prompts, len(x)))], f"{info.dataset} test text"
+    except NasError:
+        ids = [np.arange(n_prompt) % len(info.vocab)]
+        source = f"a prompt of the vocabulary's bytes ({info.dataset} is not available here)"
+    prefill, step = export_pair(subnet, info.vocab, context, _metadata(info, arch))
+    sess = ort_session(prefill)
+    error = 0.0
+    for prompt in ids:
+        with torch.no_grad():
+            want = subnet(torch.as_tensor(prompt, dtype=torch.long)[None]).numpy()
+        got = sess.run(None, {"tokens": prompt.astype(np.int64)[None]})[0]
+        error = max(error, float(np.abs(got - want).max()))
+        torch_tokens = generate(subnet, decode(prompt, info.vocab), n_new, info.vocab, context).tokens
+        ort_tokens = greedy_onnx(prefill, step, prompt, n_new)
+        if torch_tokens != ort_tokens:
+            first = next(i for i, (a, b) in enumerate(zip(torch_tokens, ort_tokens, strict=True)) if a != b)
+            raise NasError(f"the exported pair's greedy generation leaves PyTorch's at byte {first + 1} of {n_new}; "
+                           "nothing written")
+    if not error <= max_error:
+        raise NasError(f"the prefill graph's logits differ from PyTorch by {error:.2e} (limit {max_error:.0e}); "
+                       "nothing written")
+    prefill_path, step_path = lm_paths(out)
+    check_writable(step_path)
+    atomic_write(prefill_path, prefill)
+    atomic_write(step_path, step)
+    check = (f"{len(ids)} prompts of {n_prompt} bytes of {source}: {n_new} greedy bytes identical in onnxruntime "
+             f"(prefill + {n_new - 1} decode steps) and PyTorch")
+    return ExportResult(prefill_path, arch, info.space.name, info.space, error, check, subnet.num_params(),
+                        time.time() - started, None, step_path)
 
 
 def finetune_qat_export(checkpoint_path: str | Path, arch_text: str, out: str | Path, steps: int = 300,

@@ -22,7 +22,9 @@ def export_cmd(
     int8: bool = typer.Option(False, "--int8", help="Write the int8 graph (post-training static quantisation, "
                               "calibrated on the training split), with its test accuracy beside the float one."),
 ) -> None:
-    """Export a subnet to ONNX and verify it against onnxruntime on real inputs (optionally as int8)."""
+    """Export a subnet to ONNX and verify it against onnxruntime on real inputs (optionally as int8).
+    A language model (hybrid-lm) exports as a pair, OUT.prefill.onnx and OUT.step.onnx, written
+    only when they generate 64 greedy bytes as PyTorch does."""
     import json
 
     from nas.export import export_subnet, record_export
@@ -41,11 +43,17 @@ def export_cmd(
         record_export(store, result, experiment)
     if as_json:
         print(json.dumps({"path": str(result.path), "arch": result.arch.to_str(), "space": result.space,
+                          **({"step_path": str(result.step_path)} if result.step_path else {}),
                           "max_abs_error": result.max_abs_error, "params": result.params,
                           "check_inputs": result.check_inputs, "seconds": round(result.seconds, 3),
                           **({"int8": result.int8} if result.int8 else {})}))
         return
     console.print(f"arch {result.arch.to_str()}")
+    if result.step_path is not None:
+        console.print(f"{result.params:,} parameters; {result.check_inputs}; prefill logits max abs error "
+                      f"{result.max_abs_error:.2e}")
+        console.print(f"wrote {result.path} and {result.step_path}")
+        return
     console.print(f"{result.params:,} parameters; onnxruntime vs PyTorch on {result.check_inputs}: "
                   f"max abs error {result.max_abs_error:.2e}")
     if result.int8:
@@ -112,16 +120,39 @@ def generate_cmd(
     tokens: int = typer.Option(64, "--tokens", help="Bytes to generate (the prompt and these fit the context)."),
     temperature: float = typer.Option(0.0, "--temperature", help="0: the most likely byte each time; above 0: sampled."),
     seed: int = typer.Option(0, "--seed", help="Seed of the sampling (with --temperature)."),
+    onnx_path: Path = typer.Option(None, "--onnx", help="Generate with the exported pair of this arch instead "
+                                   "(the -o of nas subnet export: OUT.prefill.onnx and OUT.step.onnx), greedy."),
 ) -> None:
-    """Continue a prompt with a language-model subnet, byte by byte, and print the text."""
-    from nas.export import resolve_arch
+    """Continue a prompt with a language-model subnet, byte by byte, and print the text: from the
+    PyTorch subnet, or with --onnx from its exported prefill and decode-step graphs in onnxruntime."""
+    from nas.export import lm_paths, resolve_arch
     from nas.supernet import checkpoint
     from nas.supernet.generate import check_prompt, generate
+    from nas.textdata import decode
 
     net, info = checkpoint.load(checkpoint_path)
     context = info.input_shape[-1]
-    check_prompt(prompt.encode(), tokens, info.vocab, context)  # bad input fails before the subnet is built
-    subnet = net.extract(resolve_arch(info.space, arch), info.input_shape)
-    out = generate(subnet, prompt.encode(), tokens, info.vocab, context, temperature, seed)
+    ids = check_prompt(prompt.encode(), tokens, info.vocab, context)  # bad input fails before any work
+    a = resolve_arch(info.space, arch)
+    if onnx_path is not None:
+        from nas.supernet.lm_onnx import greedy_onnx, pair_metadata
+
+        if temperature:
+            raise NasError("--onnx generates greedily: leave out --temperature")
+        paths = lm_paths(onnx_path)
+        missing = [str(p) for p in paths if not p.is_file()]
+        if missing:
+            raise NasError(f"{missing[0]!r} does not exist: export the pair first (nas subnet export CKPT ARCH -o {onnx_path})")
+        prefill, step = (p.read_bytes() for p in paths)
+        try:
+            meta = pair_metadata(prefill)
+        except Exception:  # noqa: BLE001 - any parse failure of a file that is not ONNX
+            raise NasError(f"{str(paths[0])!r} is not an ONNX graph") from None
+        if meta.get("nas.arch") != a.to_str():
+            raise NasError(f"{str(paths[0])!r} holds arch {meta.get('nas.arch')!r}, not {a.to_str()!r}")
+        text = decode(greedy_onnx(prefill, step, ids, tokens), info.vocab)
+    else:
+        text = generate(net.extract(a, info.input_shape), prompt.encode(), tokens, info.vocab, context,
+                        temperature, seed).text
     console.print(prompt, end="", markup=False, highlight=False)
-    console.print(out.text.decode("utf-8", errors="replace"), style="bold", markup=False, highlight=False)
+    console.print(text.decode("utf-8", errors="replace"), style="bold", markup=False, highlight=False)

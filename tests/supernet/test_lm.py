@@ -172,3 +172,27 @@ def test_a_text_supernet_trains_on_bits_per_byte_and_generates(tmp_path, gcide_t
         generate(sub, b"The ", 40, loaded.vocab, 32)
     with pytest.raises(NasError, match="byte 0xff"):
         generate(sub, b"The \xff", 4, loaded.vocab, 32)
+
+
+def test_the_exported_prefill_and_step_pair_generates_as_pytorch_does(tiny_lm):
+    from nas.supernet.generate import generate
+    from nas.supernet.lm_onnx import export_pair, greedy_onnx, pair_metadata, state_names
+
+    torch.manual_seed(2)
+    net = Supernet(SupernetConfig.from_space(tiny_lm, 60)).eval()
+    vocab = bytes(range(60, 120))
+    prompt = np.array([3, 14, 15, 9, 26, 5, 35, 8], dtype=np.uint8)
+    for arch in [tiny_lm.largest(), *tiny_lm.sample_unique(random.Random(1), 3)]:
+        sub = net.extract(arch, (32,)).eval()
+        prefill, step = export_pair(sub, vocab, 32)
+        meta = pair_metadata(step)
+        assert meta["nas.graph"] == "step" and bytes(json_list(meta["nas.vocab"])) == vocab
+        assert json_list(meta["nas.states"]) == state_names(arch)
+        want = generate(sub, bytes(vocab[i] for i in prompt), 24, vocab, 32).tokens
+        assert greedy_onnx(prefill, step, prompt, 24) == want, arch.to_str()
+
+
+def json_list(text: str) -> list:
+    import json
+
+    return json.loads(text)
