@@ -62,8 +62,13 @@ def build_cmd(
     seed: int = typer.Option(0, "--seed"),
     input_shape: str = typer.Option(None, "--input-shape", help=SHAPE_HELP),
     out: Path = typer.Option(None, "--out", help="Profiles folder to write (default ./latency_models or $NAS_PROFILES)."),
+    prompt: int = typer.Option(None, "--prompt", help="Text spaces: the prompt length P whose prefill is timed "
+                               f"[default: {64}]."),
+    context: int = typer.Option(None, "--context", help="Text spaces: the context C a decode step runs at "
+                                "[default: the space's trained context]."),
 ) -> None:
-    """Measure every unit and some whole subnets, fit the predictor, write the profile."""
+    """Measure every unit and some whole subnets, fit the predictor, write the profile. For a text
+    space (hybrid-lm): the prefill of a P-token prompt and the decode step at a context of C tokens."""
     from nas.latency.measure import MeasureConfig
     from nas.latency.profile import save_profile
     from nas.latency.targets import get_target
@@ -72,6 +77,11 @@ def build_cmd(
     if threads < 1 or batch < 1 or repeats < 5:
         raise NasError("--threads and --batch must be at least 1 and --repeats at least 5")
     s = load(space)
+    if getattr(getattr(s, "task", None), "kind", None) == "text":
+        _build_lm(s, target, MeasureConfig(threads=threads, repeats=repeats), archs, seed, prompt, context, out)
+        return
+    if prompt is not None or context is not None:
+        raise NasError("--prompt and --context are for text spaces (hybrid-lm)")
     t = get_target(target)
     config = MeasureConfig(threads=threads, batch=batch, repeats=repeats)
     with step_bars() as progress:
@@ -80,6 +90,45 @@ def build_cmd(
     path = save_profile(profile, out)
     console.print(t.summary(profile))
     console.print(f"profile: {path}")
+
+
+def _lm_lengths(s, prompt: int | None, context: int | None) -> dict[str, int]:
+    from nas.latency import lm
+
+    lengths = {"prefill": prompt or min(lm.DEFAULT_PROMPT, s.task.input_shape[-1]),
+               "decode": context or s.task.input_shape[-1]}
+    lm.check_lengths(s, lengths["prefill"], lengths["decode"])
+    return lengths
+
+
+def _lm_target(target: str) -> str:
+    if target != "cpu":
+        raise NasError(f"language-model latency is measured on the cpu target for now, not {target!r} "
+                       "(the GPU and MCU models of prefill and decode are not built yet)")
+    return target
+
+
+def _build_lm(s, target: str, config, archs: int, seed: int, prompt: int | None, context: int | None,
+              out: Path | None) -> None:
+    from nas.latency import lm
+    from nas.latency.build import random_supernet
+    from nas.latency.measure import Meter
+    from nas.latency.profile import default_out_dir
+
+    target = _lm_target(target)
+    lengths = _lm_lengths(s, prompt, context)
+    net, meter = random_supernet(s), Meter(config)
+    with step_bars() as progress:
+        for mode, length in lengths.items():
+            advance = progress(f"{mode} units and subnets", len(lm.all_unit_keys(s)) + max(3, min(archs, 40)))
+            model = lm.build(s, net, meter, mode, length, target, n_fit=max(3, min(archs, 40)), seed=seed,
+                             progress=lambda _msg, step=advance: step())
+            path = lm.model_path(out or default_out_dir(), target, s, mode, length)
+            lm.save(model, path)
+            a, b, c = model.overhead
+            console.print(f"{model.metric} at {length} tokens: {len(model.units)} units, overhead "
+                          f"{a:.3f} x sum + {b * 1000:.1f} us x layers + {c * 1000:.1f} us, fitted on {len(model.fit)} "
+                          f"subnets; {path}")
 
 
 @latency_app.command("validate")
@@ -93,6 +142,9 @@ def validate_cmd(
     input_shape: str = typer.Option(None, "--input-shape", help=SHAPE_HELP),
     measured: Path = typer.Option(None, "--measured", help="Score against these measurements instead of measuring "
                                   "here: a table of arch,latency_ms or a kit's results (any target, any space)."),
+    prompt: int = typer.Option(None, "--prompt", help="Text spaces: the prefill's prompt length [default: 64]."),
+    context: int = typer.Option(None, "--context", help="Text spaces: the decode's context [default: the trained one]."),
+    mode: str = typer.Option("both", "--mode", help="Text spaces: decode, prefill or both."),
 ) -> None:
     """Measure held-out subnets end to end and score the predictor (MAPE, RMSE, Kendall tau, within 10%)."""
     from nas.latency.profile import load_profile
@@ -101,6 +153,9 @@ def validate_cmd(
     from nas.space import NetSpace, load
 
     s = load(space)
+    if getattr(getattr(s, "task", None), "kind", None) == "text":
+        _validate_lm(s, target, n, seed, prompt, context, mode, as_json)
+        return
     t = get_target(target)
     if measured is None and not isinstance(s, NetSpace):
         raise NasError(f"space {s.name!r} has no supernet to measure here: score the model against measurements "
@@ -124,6 +179,47 @@ def validate_cmd(
         table.add_row(key, str(value))
     console.print(table)
     console.print(f"plot: {png}")
+
+
+def _validate_lm(s, target: str, n: int, seed: int, prompt: int | None, context: int | None, mode: str,
+                 as_json: bool) -> None:
+    import csv
+
+    from nas.latency import lm
+    from nas.latency.build import random_supernet
+    from nas.latency.measure import MeasureConfig, Meter
+
+    target = _lm_target(target)
+    if mode not in ("decode", "prefill", "both"):
+        raise NasError(f"--mode {mode!r} is not one of decode, prefill, both")
+    if n < 1:
+        raise NasError(f"-n must be at least 1, got {n}")
+    lengths = _lm_lengths(s, prompt, context)
+    modes = [m for m in lm.MODES if mode in (m, "both")]
+    found = {m: lm.find(target, s, m, lengths[m]) for m in modes}  # fail before any measuring
+    models, paths = {m: f[0] for m, f in found.items()}, {m: f[1] for m, f in found.items()}
+    net, meter = random_supernet(s), Meter(MeasureConfig())
+    summaries = {}
+    for m, model in models.items():
+        with step_bars(as_json) as progress:
+            advance = progress(f"{m} subnets", n)
+            result = lm.validate(s, net, model, meter, n=n, seed=seed, progress=lambda _msg, step=advance: step())
+        path = paths[m].with_suffix(".validation.csv")
+        with path.open("w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(result["rows"][0]))
+            writer.writeheader()
+            writer.writerows(result["rows"])
+        summaries[m] = {k: v for k, v in result.items() if k != "rows"} | {"csv": str(path), "length": lengths[m]}
+    if as_json:
+        _print_json(summaries)
+        return
+    for m, summary in summaries.items():
+        table = Table(title=f"{target} {m} latency ({summary['length']} tokens) on {summary['n']} held-out {s.name} archs")
+        table.add_column("figure")
+        table.add_column("value", justify="right")
+        for key, value in summary.items():
+            table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
+        console.print(table)
 
 
 @latency_app.command("predict")

@@ -62,7 +62,9 @@ def search_cmd(
                                   "out, an objective's is the 10%-worst value of the first 20 results (or a "
                                   "constraint's bound on it), stored with the experiment."),
 ) -> None:
-    """Multi-objective search (accuracy up, latency down) over a supernet's subnets on Ray workers."""
+    """Multi-objective search (accuracy up, latency down) over a supernet's subnets on Ray workers. A
+    language model (hybrid-lm) is searched for bits per byte down and each target's per-token decode
+    latency down (bpb, cpu_decode_ms), with cpu_prefill_ms and state_kb to constrain."""
     from nas.cli._progress import progress_bar
     from nas.runner import SearchConfig, search
 
@@ -76,8 +78,7 @@ def search_cmd(
     console.print(f"{result.evaluated} evaluations this run ({result.total} stored, {result.screened} screened out by "
                   f"constraints, {result.failed} failed); hypervolume {result.hypervolume:.4g}; "
                   f"{result.wall_s:.0f} s, workers busy {100 * (1 - result.overhead_share):.0f}% of the time")
-    names = [o.partition(":")[0] for o in objective] or ["accuracy", *(f"{t}_ms" for t in target)]
-    _front_table(result.front, names, title=f"Pareto front of {result.experiment}")
+    _front_table(result.front, result.objectives, title=f"Pareto front of {result.experiment}")
     console.print(f"nas results {result.experiment}" + (f" --db {db}" if db else ""))
 
 
@@ -85,7 +86,9 @@ def _front_table(rows: list[dict], objective_columns: list[str], title: str) -> 
     """The metrics as a table (the objectives first), then each arch whole on its own line (to copy
     into nas subnet export)."""
     table = Table(title=title)
-    columns = [*objective_columns, *(c for c in ("accuracy", "params", "sram_kb", "flash_kb") if c not in objective_columns)]
+    extra = ("accuracy", "params", "sram_kb", "flash_kb") if "bpb" not in objective_columns else \
+        ("accuracy", "cpu_prefill_ms", "state_kb", "params")
+    columns = [*objective_columns, *(c for c in extra if c not in objective_columns and any(c in r for r in rows))]
     for c in ["#", *columns]:
         table.add_column(c, justify="right")
     for i, row in enumerate(rows):

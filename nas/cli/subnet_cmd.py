@@ -117,7 +117,8 @@ def generate_cmd(
     arch: str = typer.Argument(..., help="An arch string, JSON, a .json file, 'largest' or 'smallest'."),
     prompt: str = typer.Option(..., "--prompt", help="The text to continue (UTF-8; every byte must be in the "
                                "training text's vocabulary)."),
-    tokens: int = typer.Option(64, "--tokens", help="Bytes to generate (the prompt and these fit the context)."),
+    tokens: int = typer.Option(None, "--tokens", help="Bytes to generate; the prompt and these fit the context "
+                               "[default: 64, or what the context leaves after the prompt]."),
     temperature: float = typer.Option(0.0, "--temperature", help="0: the most likely byte each time; above 0: sampled."),
     seed: int = typer.Option(0, "--seed", help="Seed of the sampling (with --temperature)."),
     onnx_path: Path = typer.Option(None, "--onnx", help="Generate with the exported pair of this arch instead "
@@ -132,6 +133,8 @@ def generate_cmd(
 
     net, info = checkpoint.load(checkpoint_path)
     context = info.input_shape[-1]
+    if tokens is None:
+        tokens = max(1, min(64, context - len(prompt.encode())))
     ids = check_prompt(prompt.encode(), tokens, info.vocab, context)  # bad input fails before any work
     a = resolve_arch(info.space, arch)
     if onnx_path is not None:

@@ -15,7 +15,7 @@ from nas.errors import NasError
 from nas.evaluate._base import Evaluator
 from nas.latency import Predictor, Profile, list_profiles, load_profile, predictor_for
 from nas.latency.profile import profile_name
-from nas.objectives import ARCH_METRICS, default_objectives, latency_metric
+from nas.objectives import ARCH_METRICS, Objective, default_objectives, latency_metric
 from nas.space import Arch, NetArch
 from nas.supernet import checkpoint
 from nas.supernet.metrics import MetricsModel, UnitStats
@@ -35,6 +35,7 @@ class EvaluatorPayload:
     calibration: np.ndarray | None = None  # int8 calibration samples, when int8 accuracy is scored
     finetune: tuple[int, np.ndarray, np.ndarray] | None = None  # (steps, x_train, y_train)
     accuracy_model: dict[str, Any] | None = None  # an accuracy calibration's JSON (nas.supernet.calibrate)
+    lm_costs: dict[str, dict[str, Any]] | None = None  # a language model's latency models, by metric
 
 
 class SupernetEvaluator(Evaluator):
@@ -51,7 +52,8 @@ class SupernetEvaluator(Evaluator):
                  targets: Sequence[str] | None = None, device: str = "cpu",
                  calibration: np.ndarray | None = None,
                  finetune: tuple[int, np.ndarray, np.ndarray] | None = None,
-                 accuracy_model: dict[str, Any] | None = None) -> None:
+                 accuracy_model: dict[str, Any] | None = None,
+                 lm_costs: dict[str, dict[str, Any]] | None = None) -> None:
         if threads:
             torch.set_num_threads(threads)
         from nas.supernet.devices import resolve_device
@@ -76,6 +78,17 @@ class SupernetEvaluator(Evaluator):
                     self.metrics.cache.setdefault(key, UnitStats(int(unit["params"]), int(unit["macs"]),
                                                                  int(unit["peak_bytes"]), int(unit["flash_bytes"])))
         self.objectives = tuple(default_objectives(self.targets))
+        # A language model: bits per byte, and prefill and decode latency and the decode's state.
+        self.lm_costs = lm_costs
+        self.lm_models = {}
+        if lm_costs is not None:
+            from nas.latency.lm import LmLatency
+
+            self.lm_models = {m: LmLatency.from_json(js, f"the {m} model") for m, js in lm_costs.items()}
+            decode = next(m for m in self.lm_models.values() if m.mode == "decode")
+            self.context = decode.length
+            self.objectives = (Objective("bpb", "min"),
+                               *(Objective(m, "min") for m in self.lm_models if m.endswith("_decode_ms")))
         # With calibration samples, every evaluation also quantises the subnet to int8 and scores it.
         self.calibration = calibration
         # With an accuracy calibration, accuracy is its model's estimate of the stand-alone accuracy,
@@ -86,9 +99,12 @@ class SupernetEvaluator(Evaluator):
             from nas.supernet.calibrate import AccuracyCalibration
 
             self._calibrated = AccuracyCalibration.from_json(accuracy_model, "the accuracy calibration")
-        self.metric_names = ("accuracy", *(("supernet_accuracy",) if accuracy_model is not None else ()),
+        if lm_costs is not None:
+            self.metric_names = ("bpb", "accuracy", *self.lm_models, "state_kb", "params")
+        else:
+            self.metric_names = ("accuracy", *(("supernet_accuracy",) if accuracy_model is not None else ()),
                              *(("int8_accuracy",) if calibration is not None else ()),
-                             *(latency_metric(t) for t in (*self.targets, *self.other_targets)), *ARCH_METRICS)
+                                 *(latency_metric(t) for t in (*self.targets, *self.other_targets)), *ARCH_METRICS)
         self.x, self.y = x, y
         self._x_host, self._y_host = x, y
         # (steps, x_train, y_train): each subnet is fine-tuned that many steps before it is scored.
@@ -141,8 +157,9 @@ class SupernetEvaluator(Evaluator):
         if not targets:
             raise NasError("a search needs at least one latency --target")
         shape = tuple(info.input_shape)
-        profiles = {t: load_profile(t, info.space, roots, input_shape=shape, hint=hint)[0].to_json() for t in targets}
-        for target, name, _ in list_profiles(roots):
+        lm_costs = _lm_costs(info, targets, roots) if info.vocab else None
+        profiles = {} if info.vocab else {t: load_profile(t, info.space, roots, input_shape=shape, hint=hint)[0].to_json() for t in targets}
+        for target, name, _ in ([] if info.vocab else list_profiles(roots)):
             if target not in profiles and name == profile_name(info.space, shape):
                 with contextlib.suppress(NasError):  # a stale profile of another target is skipped, not fatal
                     profiles[target] = load_profile(target, info.space, roots, input_shape=shape)[0].to_json()
@@ -165,18 +182,19 @@ class SupernetEvaluator(Evaluator):
 
             finetune = (finetune_steps, *finetune_sample(dataset.x_train, dataset.y_train, finetune_steps))
         return cls(data, profiles, x, y, targets=targets, calibration=calibration, finetune=finetune,
-                   accuracy_model=accuracy_model)
+                   accuracy_model=accuracy_model, lm_costs=lm_costs)
 
     def payload(self, device: str | None = None) -> EvaluatorPayload:
         """What a worker rebuilds this evaluator from (``device``: where the worker scores accuracy,
         by default this evaluator's)."""
         return EvaluatorPayload(self._checkpoint_bytes, self._profiles, self._x_host, self._y_host, self.targets,
-                                device or str(self.device), self.calibration, self.finetune, self.accuracy_model)
+                                device or str(self.device), self.calibration, self.finetune, self.accuracy_model,
+                                self.lm_costs)
 
     @classmethod
     def from_payload(cls, payload: EvaluatorPayload, threads: int | None = 1) -> SupernetEvaluator:
         return cls(payload.checkpoint_bytes, payload.profiles, payload.x, payload.y, threads, payload.targets,
-                   payload.device, payload.calibration, payload.finetune, payload.accuracy_model)
+                   payload.device, payload.calibration, payload.finetune, payload.accuracy_model, payload.lm_costs)
 
     def profiles(self) -> dict[str, dict[str, Any]]:
         """The latency profiles this evaluator predicts with (to keep in the store)."""
@@ -189,6 +207,12 @@ class SupernetEvaluator(Evaluator):
         """Predicted latency per target and the size metrics, those among ``names`` only (``None``: all)."""
         if not isinstance(arch, NetArch):
             raise NasError("the supernet evaluator takes network archs")
+        if self.lm_costs is not None:
+            from nas.latency.lm import state_bytes
+
+            lm = {m: float(model.predict([arch])[0]) for m, model in self.lm_models.items()}
+            lm |= {"state_kb": state_bytes(self.space, arch, self.context) / 1024, "params": float(self.metrics.params(arch))}
+            return {k: v for k, v in lm.items() if names is None or k in names}
         out = {latency_metric(t): float(p.predict([arch])[0]) for t, p in self.predictors.items()
                if names is None or latency_metric(t) in names}
         if names is None or any(m in names for m in ARCH_METRICS):
@@ -200,6 +224,13 @@ class SupernetEvaluator(Evaluator):
     def evaluate(self, arch: Arch) -> dict[str, float]:
         if self.x is None:
             raise NasError("this evaluator was built without data")
+        if self.lm_costs is not None:
+            import math
+
+            from nas.supernet.scoring import accuracy_and_nll
+
+            acc, nll = accuracy_and_nll(self.eval_net, arch, self.x, self.y, batch=64)
+            return {"bpb": nll / math.log(2), "accuracy": acc, **self.cheap(arch)}
         out = {**self._accuracy(arch), **self.cheap(arch)}
         if self.calibration is not None:
             out["int8_accuracy"] = self.int8_accuracy(arch)
@@ -234,6 +265,11 @@ class SupernetEvaluator(Evaluator):
         return onnx_accuracy(quantise(data, self.calibration).data, np.asarray(self._x_host), np.asarray(self._y_host))
 
     def sources(self) -> dict[str, str]:
+        if self.lm_costs is not None:
+            return {"bpb": "measured (inherited weights, validation split, bits per byte)",
+                    "accuracy": "measured (next-byte accuracy, validation split)",
+                    **{m: f"predicted ({model.mode} at {model.length} tokens)" for m, model in self.lm_models.items()},
+                    "state_kb": f"computed (float32 decode state at {self.context} tokens)", "params": "computed"}
         tuned = f" + {self.finetune[0]} fine-tuning steps" if self.finetune else ""
         accuracy = f"measured (inherited weights{tuned}, validation split)"
         if self._calibrated is not None:
@@ -244,3 +280,19 @@ class SupernetEvaluator(Evaluator):
         out.update({latency_metric(t): "predicted" for t in (*self.targets, *self.other_targets)})
         out.update({m: "computed" for m in ARCH_METRICS})
         return out
+
+
+def _lm_costs(info, targets: Sequence[str], roots: list[Path] | None) -> dict[str, dict[str, Any]]:
+    """A language model's latency models per target: the prefill of a prompt of
+    ``min(64, context)`` tokens and the decode step at the trained context (``nas latency build``)."""
+    from nas.latency import lm
+
+    context = info.input_shape[-1]
+    out = {}
+    for target in targets:
+        if target != "cpu":
+            raise NasError(f"language-model latency is modelled on the cpu target for now, not {target!r}")
+        for mode, length in (("prefill", min(lm.DEFAULT_PROMPT, context)), ("decode", context)):
+            model, _ = lm.find(target, info.space, mode, length, roots)
+            out[model.metric] = model.to_json()
+    return out

@@ -89,6 +89,7 @@ class SearchResult:
     workers: int
     replaced_workers: int
     nodes: list[str] = field(default_factory=list)
+    objectives: list[str] = field(default_factory=list)  # the names the search optimised, in order
 
     @property
     def overhead_share(self) -> float:
@@ -494,7 +495,7 @@ class _SearchRun:
         final = self.store.evaluations(self.exp.name)
         return SearchResult(self.exp.name, self.evaluated, len(final), self.screened, self.failed,
                             self.front.hypervolume(), pareto_front(final, self.objectives), wall, self.eval_seconds,
-                            max(self.config.workers, 1), replaced, nodes)
+                            max(self.config.workers, 1), replaced, nodes, list(self.names))
 
 
 def pareto_front(evaluations, objectives: Sequence[Objective]) -> list[dict[str, Any]]:

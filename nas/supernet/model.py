@@ -157,8 +157,10 @@ class LmHead(nn.Module):
     def forward(self, x: torch.Tensor, width: int) -> torch.Tensor:
         return self.stem[0].logits(self.norm(x, width), width)
 
-    def extract(self, width: int, stem: TokenStem) -> LmHead:
-        return assemble(LmHead, norm=self.norm.extract(width), stem=[stem])
+    def extract(self, width: int, stem: TokenStem | None = None) -> LmHead:
+        """The head at ``width``, tied to ``stem`` (the extracted subnet's own embedding; by default
+        a slice of this head's, for a head measured on its own)."""
+        return assemble(LmHead, norm=self.norm.extract(width), stem=[stem or self.stem[0].extract(width)])
 
 
 class Downsample(nn.Module):

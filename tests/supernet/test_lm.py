@@ -196,3 +196,106 @@ def json_list(text: str) -> list:
     import json
 
     return json.loads(text)
+
+
+@pytest.fixture(scope="module")
+def tiny_lm_ckpt(tmp_path_factory, gcide_text, tiny_lm) -> Path:
+    from nas.supernet.recipe import TrainConfig
+    from nas.supernet.train import train
+
+    root = tmp_path_factory.mktemp("lmckpt")
+    (root / "tiny-lm.yaml").write_text(TINY_LM.replace("dataset: gcide", f"dataset: text:{gcide_text}"))
+    space = load(str(root / "tiny-lm.yaml"))
+    out = root / "tiny-lm.ckpt"
+    train(space, load_dataset(f"text:{gcide_text}", space.task), TrainConfig(**space.recipe), out)
+    return out
+
+
+def test_state_memory_grows_with_the_context_for_attention_only(tiny_lm):
+    from nas.latency.lm import state_bytes
+
+    attn = tiny_lm.uniform("attention", "mlp", largest=True)
+    conv = tiny_lm.uniform("conv", "mlp", largest=True)
+    ssm = tiny_lm.uniform("ssm", "mlp", largest=True)
+    assert state_bytes(tiny_lm, attn, 32) == 2 * state_bytes(tiny_lm, attn, 16) == 4 * 3 * 2 * 2 * 8 * 32
+    assert state_bytes(tiny_lm, conv, 32) == state_bytes(tiny_lm, conv, 8) == 4 * 3 * 24 * 4
+    # ssm: conv inputs (inner x (ssm_conv - 1)) and the scan state (heads x head_dim x state)
+    assert state_bytes(tiny_lm, ssm, 32) == state_bytes(tiny_lm, ssm, 2) == 4 * 3 * (48 * 2 + 48 * 8)
+
+
+def test_decode_and_prefill_latency_models_sum_measured_units(tiny_lm):
+    from nas.latency import lm
+    from nas.latency.measure import MeasureConfig, Meter
+
+    net = Supernet(SupernetConfig.from_space(tiny_lm, 60)).eval()
+    meter = Meter(MeasureConfig(warmup=2, repeats=5, guard=False))
+    archs = [tiny_lm.largest(), tiny_lm.smallest()]
+    for mode, length in (("decode", 32), ("prefill", 16)):
+        unit = lm.unit_graph(net, tiny_lm, "24/attn2", mode, length)
+        if mode == "decode":  # the KV cache of the tokens before comes in, one longer goes out
+            assert unit.feeds["state0"].shape == (1, 2, 31, 8)
+        assert lm.time_graph(unit, meter) > 0
+        model = lm.LmLatency("cpu", tiny_lm.name, mode, length,
+                             {k: lm.time_graph(lm.unit_graph(net, tiny_lm, k, mode, length), meter)
+                              for k in {k for a in archs for k in lm.unit_keys(a)}})
+        measured = [lm.time_graph(lm.whole_graph(net, a, mode, length), meter) for a in archs]
+        model.fit_overhead(archs, measured)
+        again = lm.LmLatency.from_json(model.to_json(), "test")
+        np.testing.assert_allclose(again.predict(archs), model.predict(archs))
+        assert again.metric == f"cpu_{mode}_ms" and (model.predict(archs) > 0).all()
+    with pytest.raises(NasError, match="no unit"):
+        model.predict([tiny_lm.uniform("ssm", "moe", largest=False)])
+
+
+def test_language_model_bad_input_is_one_line(cli, tmp_path, tiny_lm_ckpt, gcide_text):
+    from tests.conftest import assert_one_line_error
+
+    empty, binary = tmp_path / "empty.txt", tmp_path / "binary.bin"
+    empty.write_bytes(b"")
+    binary.write_bytes(bytes(range(256)) * 1000)
+    for path, needle in ((empty, "is empty"), (binary, "binary")):
+        assert_one_line_error(cli("supernet", "train", "hybrid-lm", "--dataset", f"text:{path}",
+                                  "--out", str(tmp_path / "x.ckpt")), needle)
+    assert_one_line_error(cli("supernet", "train", "hybrid-lm", "--dataset", "fashion-mnist", "--out",
+                              str(tmp_path / "y.ckpt")), "is not text")
+    ckpt = str(tiny_lm_ckpt)
+    assert_one_line_error(cli("subnet", "generate", ckpt, "largest", "--prompt", "caf\u00e9"), "byte 0xc3")
+    assert_one_line_error(cli("subnet", "generate", ckpt, "largest", "--prompt", "The", "--tokens", "100"),
+                          "more than the context of 32")
+    assert_one_line_error(cli("subnet", "generate", ckpt, "largest", "--prompt", ""), "prompt is empty")
+    assert_one_line_error(cli("latency", "build", "hybrid-lm", "--target", "cpu", "--context", "4096"),
+                          "longer than the context of 128")
+    assert_one_line_error(cli("latency", "build", "hybrid-lm", "--target", "mcu-m7"), "cpu target for now")
+    assert_one_line_error(cli("subnet", "export", ckpt, "largest", "-o", str(tmp_path / "m.onnx"), "--int8"),
+                          "exports in float")
+    assert_one_line_error(cli("subnet", "generate", ckpt, "largest", "--prompt", "The", "--onnx",
+                              str(tmp_path / "none.onnx")), "export the pair first")
+    result = cli("subnet", "generate", ckpt, "smallest", "--prompt", "The ", "--tokens", "8")
+    assert result.code == 0 and result.out.startswith("The ")
+
+
+def test_a_language_model_search_lands_bits_per_byte_decode_latency_and_state_in_the_store(
+        cli, tmp_path, tiny_lm_ckpt, monkeypatch):
+    from nas.latency import lm
+    from nas.latency.measure import MeasureConfig, Meter
+    from nas.runner import SearchConfig, search
+    from nas.store import Store
+    from nas.supernet import checkpoint
+
+    net, info = checkpoint.load(tiny_lm_ckpt)
+    space = info.space
+    meter = Meter(MeasureConfig(warmup=2, repeats=5, guard=False))
+    for mode, length in (("prefill", 32), ("decode", 32)):  # the prompt is min(64, context)
+        model = lm.build(space, net, meter, mode, length, n_fit=3)
+        lm.save(model, lm.model_path(tmp_path / "profiles", "cpu", space, mode, length))
+    monkeypatch.setenv("NAS_PROFILES", str(tmp_path / "profiles"))
+    db = f"sqlite:///{tmp_path / 'lm.db'}"
+    result = search(SearchConfig(strategy="random", budget=6, targets=("cpu",), workers=0, db=db, experiment="lm",
+                                 supernet=str(tiny_lm_ckpt), constraints=("state_kb<=6",), val_examples=20))
+    assert result.objectives == ["bpb", "cpu_decode_ms"] and result.total == 6
+    rows = Store(db).evaluations("lm")
+    assert all(r.metrics["state_kb"] <= 6 for r in rows)
+    assert {"bpb", "accuracy", "cpu_decode_ms", "cpu_prefill_ms", "state_kb", "params"} <= set(rows[0].metrics)
+    assert all(0 < r.metrics["bpb"] < 8 for r in rows)
+    shown = cli("results", "lm", "--db", db)
+    assert shown.code == 0 and "bpb" in shown.out
