@@ -33,6 +33,7 @@ SMOKE = {
     "multi_target": (["--supernet", "{hv}", "--budget", "4", "--workers", "1", "--val-examples", "50"], "hv"),
     "soak": (["--supernet", "{hv}", "--evaluations", "6", "--workers", "1", "--val-examples", "50",
               "--db", "sqlite:///{tmp}/soak.db"], "hv"),
+    "lm_supernet": (["--smoke"], None),
     "dashboard_render": (["--evaluations", "200"], "browser"),
     "dashboard_screenshot": (["--db", "{tmp}/synthetic.db", "--out", "{tmp}/results/explorer.png"], "browser"),
 }
