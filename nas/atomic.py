@@ -62,3 +62,19 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 def atomic_write(path: str | Path, data: bytes | str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_bytes(data.encode() if isinstance(data, str) else data)
+
+
+def read_json(path: str | Path, what: str, make_it: str) -> object:
+    """The JSON in ``path`` (a file this project wrote: a model, a calibration), with one-line
+    errors naming ``what`` it should be and the command that makes it (``make_it``)."""
+    import json
+
+    from nas.errors import NasError
+
+    path = Path(path)
+    if not path.is_file():
+        raise NasError(f"{what} {str(path)!r} does not exist: make it with {make_it}")
+    try:
+        return json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise NasError(f"{path.name} is not JSON: {exc}") from None

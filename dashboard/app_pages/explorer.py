@@ -27,12 +27,16 @@ if ok.empty or "accuracy" not in ok.columns:
     st.stop()
 
 latencies = data.latency_columns(ok)
-numeric = [c for c in ["accuracy", "int8_accuracy", *latencies, "params", "macs", "sram_kb", "flash_kb"] if c in ok.columns]
 objective_names = [o["name"] for o in info["objectives"]]
+latencies = sorted(latencies, key=lambda c: c not in objective_names)  # the searched latency first
+numeric = list(dict.fromkeys(c for c in [*objective_names, "accuracy", "int8_accuracy", *latencies, "params", "macs",
+                                         "sram_kb", "flash_kb", "state_kb"] if c in ok.columns))
+# The quality objective on y (accuracy, or a language model's bits per byte), the first latency on x.
+quality = next((o for o in objective_names if o in numeric and o not in latencies), "accuracy")
 left, mid, right = controls.columns(3)
 target = left.selectbox("Target", latencies or numeric, index=0, key="explorer_target")
 x = mid.selectbox("x axis", numeric, index=numeric.index(target) if target in numeric else 0, key="explorer_x")
-y = right.selectbox("y axis", numeric, index=numeric.index("accuracy"), key="explorer_y")
+y = right.selectbox("y axis", numeric, index=numeric.index(quality), key="explorer_y")
 colour_mode = controls.radio("Colour", charts.colour_modes(), horizontal=True, key="explorer_colour")
 
 limits = controls.columns(3)

@@ -334,10 +334,6 @@ def find(target: str, space: NetSpace, mode: str, length: int, roots: list[Path]
 
 
 def load(path: Path) -> LmLatency:
-    if not path.is_file():
-        raise NasError(f"no language-model latency model at {path}: build it with nas latency build")
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise NasError(f"{path} is unreadable: {exc}") from None
-    return LmLatency.from_json(data, str(path))
+    from nas.atomic import read_json
+
+    return LmLatency.from_json(read_json(path, "language-model latency model", "nas latency build"), str(path))

@@ -126,14 +126,10 @@ class AccuracyCalibration:
 
     @classmethod
     def load(cls, path: str | Path) -> AccuracyCalibration:
+        from nas.atomic import read_json
+
         path = Path(path)
-        if not path.is_file():
-            raise NasError(f"accuracy calibration {str(path)!r} does not exist: make it with nas supernet calibrate")
-        try:
-            data = json.loads(path.read_text())
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise NasError(f"{path.name} is not JSON: {exc}") from None
-        return cls.from_json(data, path.name)
+        return cls.from_json(read_json(path, "accuracy calibration", "nas supernet calibrate"), path.name)
 
     def save(self, path: str | Path) -> None:
         atomic_write(Path(path), json.dumps(self.to_json(), indent=1).encode())

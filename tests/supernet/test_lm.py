@@ -3,6 +3,7 @@ state, training on bits per byte, generation and its bad input."""
 
 from __future__ import annotations
 
+import json
 import math
 import random
 from pathlib import Path
@@ -193,8 +194,6 @@ def test_the_exported_prefill_and_step_pair_generates_as_pytorch_does(tiny_lm):
 
 
 def json_list(text: str) -> list:
-    import json
-
     return json.loads(text)
 
 
@@ -299,3 +298,10 @@ def test_a_language_model_search_lands_bits_per_byte_decode_latency_and_state_in
     assert all(0 < r.metrics["bpb"] < 8 for r in rows)
     shown = cli("results", "lm", "--db", db)
     assert shown.code == 0 and "bpb" in shown.out
+    from tests.dashboard._pages import run_page
+
+    for page in ("experiments", "explorer", "arch"):  # the dashboard browses it like any search
+        at = run_page(page, db, monkeypatch, **({"arch": rows[0].arch} if page == "arch" else {}))
+        assert not at.exception and not at.error, (page, at.exception, at.error)
+    spec = json.loads(run_page("explorer", db, monkeypatch).get("plotly_chart")[0].proto.spec)
+    assert {"bpb", "cpu_decode_ms"} <= {spec["layout"]["xaxis"]["title"]["text"], spec["layout"]["yaxis"]["title"]["text"]}
