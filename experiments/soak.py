@@ -122,8 +122,8 @@ def run(ckpt: str, n: int, workers: int, val_examples: int, db: str) -> Path:
              f"{workers / work_start:.1f} / {workers / work_end:.1f}"],
             ["driver RSS start / end (MB)", _ends(driver[tail])],
             ["workers RSS start / end (MB)", _ends(worker_total[tail])],
-            ["driver slope (MB per 1,000 evaluations, after warm-up)", f"{slope_driver:.1f}"],
-            ["workers slope (MB per 1,000 evaluations, after warm-up)", f"{slope_workers:.1f}"],
+            ["driver slope (MB per 1,000 evaluations, after warm-up)", _slope(slope_driver)],
+            ["workers slope (MB per 1,000 evaluations, after warm-up)", _slope(slope_workers)],
             ["dashboard page without error", page_ok]]
     body = markdown_table(["figure", "value"], rows) + "\n\n![memory](soak.png)"
     print(body)
@@ -145,6 +145,11 @@ def main() -> None:
     args = parser.parse_args()
     ckpt = args.supernet or str(ensure_supernet())
     print(run(ckpt, args.evaluations, args.workers, args.val_examples, args.db))
+
+
+def _slope(value: float) -> str:
+    """A fitted slope, or why there is none (a run too short for four memory samples after warm-up)."""
+    return f"{value:.1f}" if np.isfinite(value) else "too few samples after warm-up"
 
 
 if __name__ == "__main__":
