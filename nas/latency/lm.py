@@ -110,25 +110,10 @@ class Graph:
     feeds: dict[str, np.ndarray]
 
 
-def _export(module: nn.Module, args: tuple[torch.Tensor, ...], names: list[str]) -> bytes:
-    import contextlib
-    import io
-    import logging
-    import warnings
-
-    from nas.supernet.to_onnx import OPSET
-
-    buf = io.BytesIO()
-    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), torch.no_grad():
-        warnings.simplefilter("ignore")
-        logging.getLogger("torch.onnx").setLevel(logging.ERROR)
-        torch.onnx.export(module.eval(), args, buf, dynamo=False, opset_version=OPSET, input_names=names,
-                          do_constant_folding=True)
-    return buf.getvalue()
-
-
 def _graph(module: nn.Module, args: tuple[torch.Tensor, ...], names: list[str]) -> Graph:
-    return Graph(_export(module, args, names), {n: a.numpy() for n, a in zip(names, args, strict=True)})
+    from nas.supernet.to_onnx import export_graph
+
+    return Graph(export_graph(module, args, names), {n: a.numpy() for n, a in zip(names, args, strict=True)})
 
 
 def unit_keys(arch: NetArch) -> list[str]:

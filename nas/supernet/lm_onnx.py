@@ -17,11 +17,7 @@ the graphs' metadata (``nas.vocab``, ``nas.context``), so the pair generates tex
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
-import logging
-import warnings
 
 import numpy as np
 import onnx
@@ -30,7 +26,7 @@ from torch import nn
 
 from nas.errors import NasError
 from nas.space import NetArch
-from nas.supernet.to_onnx import OPSET, ort_session
+from nas.supernet.to_onnx import export_graph, ort_session
 
 
 def state_names(arch: NetArch) -> list[str]:
@@ -73,13 +69,7 @@ class StepGraph(nn.Module):
 
 def _export(module: nn.Module, args: tuple, inputs: list[str], outputs: list[str], dynamic: dict,
             metadata: dict[str, str]) -> bytes:
-    buf = io.BytesIO()
-    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-        warnings.simplefilter("ignore")
-        logging.getLogger("torch.onnx").setLevel(logging.ERROR)
-        torch.onnx.export(module.eval(), args, buf, dynamo=False, opset_version=OPSET, input_names=inputs,
-                          output_names=outputs, dynamic_axes=dynamic, do_constant_folding=True)
-    model = onnx.load_from_string(buf.getvalue())
+    model = onnx.load_from_string(export_graph(module, args, inputs, outputs, dynamic))
     for key, value in metadata.items():
         entry = model.metadata_props.add()
         entry.key, entry.value = key, str(value)

@@ -29,25 +29,23 @@ INPUT_NAME = "input"
 OUTPUT_NAME = "output"
 
 
-def to_onnx(module: torch.nn.Module, example: torch.Tensor, metadata: dict[str, str] | None = None) -> bytes:
-    """Serialised ONNX of ``module`` traced on ``example`` (batch dimension dynamic)."""
-    module = module.eval()
+def export_graph(module: torch.nn.Module, args: tuple[torch.Tensor, ...], input_names: list[str],
+                 output_names: list[str] | None = None, dynamic_axes: dict | None = None) -> bytes:
+    """Serialised ONNX of ``module`` (in eval mode) traced on ``args``: the one call of torch's
+    exporter, quiet (its warnings and prints are about tracing, not about the graph)."""
     buf = io.BytesIO()
-    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), torch.no_grad():
         warnings.simplefilter("ignore")
         logging.getLogger("torch.onnx").setLevel(logging.ERROR)
-        torch.onnx.export(
-            module,
-            (example,),
-            buf,
-            dynamo=False,
-            opset_version=OPSET,
-            input_names=[INPUT_NAME],
-            output_names=[OUTPUT_NAME],
-            dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
-            do_constant_folding=True,
-        )
-    data = buf.getvalue()
+        torch.onnx.export(module.eval(), args, buf, dynamo=False, opset_version=OPSET, input_names=input_names,
+                          output_names=output_names, dynamic_axes=dynamic_axes, do_constant_folding=True)
+    return buf.getvalue()
+
+
+def to_onnx(module: torch.nn.Module, example: torch.Tensor, metadata: dict[str, str] | None = None) -> bytes:
+    """Serialised ONNX of ``module`` traced on ``example`` (batch dimension dynamic)."""
+    data = export_graph(module, (example,), [INPUT_NAME], [OUTPUT_NAME],
+                        {INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}})
     if metadata:
         model = onnx.load_from_string(data)
         for key, value in metadata.items():
