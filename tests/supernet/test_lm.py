@@ -242,6 +242,10 @@ def test_decode_and_prefill_latency_models_sum_measured_units(tiny_lm):
         again = lm.LmLatency.from_json(model.to_json(), "test")
         np.testing.assert_allclose(again.predict(archs), model.predict(archs))
         assert again.metric == f"cpu_{mode}_ms" and (model.predict(archs) > 0).all()
+    built = lm.build(tiny_lm, net, meter, "decode", 32, n_fit=3)  # every unit of the space
+    checked = lm.validate(tiny_lm, net, built, meter, n=2)  # held-out subnets, none of the fit's
+    assert checked["n"] == 2 and checked["speed_vs_build"] > 0 and 0 <= checked["within_10pct"] <= 1
+    assert not {r["arch"] for r in checked["rows"]} & {row["arch"] for row in built.fit}
     with pytest.raises(NasError, match="no unit"):
         model.predict([tiny_lm.uniform("ssm", "moe", largest=False)])
 
