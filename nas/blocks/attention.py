@@ -35,29 +35,36 @@ class AttentionMixer(nn.Module):
     def build(cls, op: Mixer, max_width: int, settings: BlockSettings, spatial_dims: int) -> AttentionMixer:
         return cls(max_width, op.heads, settings.attention_head_dim, settings.causal)
 
-    def forward(self, x: torch.Tensor, grid: tuple[int, ...], width: int, mixer: Mixer) -> torch.Tensor:
-        heads, length, hd = mixer.heads, math.prod(grid), self.head_dim
+    def _qkv(self, x: torch.Tensor, width: int, heads: int, length: int) -> torch.Tensor:
+        """Queries, keys and values (3, B, heads, length, head_dim) of the normalised tokens."""
+        hd = self.head_dim
         w = lead(self.qkv_weight, 3, heads, hd, width).reshape(3 * heads * hd, width)
         b = lead(self.qkv_bias, 3, heads, hd).reshape(3 * heads * hd)
-        qkv = F.linear(self.norm(x, width), w, b).reshape(-1, length, 3, heads, hd).permute(2, 0, 3, 1, 4)
+        return F.linear(self.norm(x, width), w, b).reshape(-1, length, 3, heads, hd).permute(2, 0, 3, 1, 4)
+
+    def _out(self, out: torch.Tensor, width: int, heads: int, length: int) -> torch.Tensor:
+        inner = heads * self.head_dim
+        return self.proj(out.transpose(1, 2).reshape(-1, length, inner), inner, width)
+
+    def forward(self, x: torch.Tensor, grid: tuple[int, ...], width: int, mixer: Mixer) -> torch.Tensor:
+        heads, length = mixer.heads, math.prod(grid)
+        qkv = self._qkv(x, width, heads, length)
         out = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], is_causal=self.causal)
-        return self.proj(out.transpose(1, 2).reshape(-1, length, heads * hd), heads * hd, width)
+        return self._out(out, width, heads, length)
 
     def forward_cached(self, x: torch.Tensor, width: int, mixer: Mixer,
                        cache: tuple[torch.Tensor, ...] | None) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
         """Causal only: the output for tokens ``x`` after those whose keys and values ``cache``
         holds ((B, heads, S, head_dim) each: the KV cache, which grows by one a token), and the
         cache with them. ``cache`` None: a prefill of any length; else one token."""
-        heads, length, hd = mixer.heads, x.shape[1], self.head_dim
-        w = lead(self.qkv_weight, 3, heads, hd, width).reshape(3 * heads * hd, width)
-        b = lead(self.qkv_bias, 3, heads, hd).reshape(3 * heads * hd)
-        q, k, v = F.linear(self.norm(x, width), w, b).reshape(-1, length, 3, heads, hd).permute(2, 0, 3, 1, 4)
+        heads, length = mixer.heads, x.shape[1]
+        q, k, v = self._qkv(x, width, heads, length)
         if cache is None:
             out = F.scaled_dot_product_attention(q, k, v, is_causal=True)
         else:  # one new token sees every cached one: no mask
             k, v = torch.cat([cache[0], k], dim=2), torch.cat([cache[1], v], dim=2)
             out = F.scaled_dot_product_attention(q, k, v)
-        return self.proj(out.transpose(1, 2).reshape(-1, length, heads * hd), heads * hd, width), (k, v)
+        return self._out(out, width, heads, length), (k, v)
 
     def extract(self, width: int, mixer: Mixer) -> AttentionMixer:
         heads = mixer.heads

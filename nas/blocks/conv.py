@@ -15,7 +15,7 @@ from torch import nn
 
 from nas.blocks._registry import register_block
 from nas.blocks._slice import ElasticLayerNorm, ElasticLinear, lead
-from nas.blocks.ssm import causal_depthwise_conv, conv_window
+from nas.blocks.ssm import conv_over_window, conv_window
 from nas.space import BlockSettings, Mixer
 
 
@@ -53,15 +53,13 @@ class ConvMixer(nn.Module):
         return cls(max_width, op.kernel, spatial_dims, settings.causal)
 
     def forward(self, x: torch.Tensor, grid: tuple[int, ...], width: int, mixer: Mixer) -> torch.Tensor:
+        if self.causal:  # from the start of the sequence: a prefill whose state is not kept
+            return self.forward_cached(x, width, mixer, None)[0]
         kernel, length = mixer.kernel, math.prod(grid)
         h = self.norm(x, width).transpose(1, 2).reshape(-1, width, *grid)
-        w = centre_crop(lead(self.dw_weight, width), kernel, self.causal)
-        b = lead(self.dw_bias, width)
-        if self.causal:
-            h = causal_depthwise_conv(h, w, b)
-        else:
-            conv = F.conv2d if self.spatial_dims == 2 else F.conv1d
-            h = conv(h, w, b, padding=kernel // 2, groups=width)
+        w = centre_crop(lead(self.dw_weight, width), kernel)
+        conv = F.conv2d if self.spatial_dims == 2 else F.conv1d
+        h = conv(h, w, lead(self.dw_bias, width), padding=kernel // 2, groups=width)
         h = F.gelu(h.reshape(-1, width, length).transpose(1, 2))
         return self.pw(h, width, width)
 
@@ -71,11 +69,10 @@ class ConvMixer(nn.Module):
         decode state ``cache`` holds (B, width, kernel - 1), and the state after them."""
         kernel, length = mixer.kernel, x.shape[1]
         h = self.norm(x, width).transpose(1, 2)  # (B, width, L)
-        past = None if cache is None else cache[0]
-        state = conv_window(h, kernel, past)[..., length:]
+        window = conv_window(h, kernel, None if cache is None else cache[0])
         w = centre_crop(lead(self.dw_weight, width), kernel, causal=True)
-        h = causal_depthwise_conv(h, w, lead(self.dw_bias, width), past)
-        return self.pw(F.gelu(h.transpose(1, 2)), width, width), (state,)
+        h = conv_over_window(window, w, lead(self.dw_bias, width))
+        return self.pw(F.gelu(h.transpose(1, 2)), width, width), (window[..., length:],)
 
     def extract(self, width: int, mixer: Mixer) -> ConvMixer:
         kernel = mixer.kernel

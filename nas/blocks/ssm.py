@@ -118,11 +118,17 @@ def causal_depthwise_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Ten
     to train on a CPU for the short kernels an SSM uses. ``past`` (B, C, K - 1), the inputs before
     ``x`` (a decode's conv state), replaces the zero padding.
     """
-    kernel, length = weight.shape[-1], x.shape[-1]
-    padded = conv_window(x, kernel, past)
-    out = bias.unsqueeze(-1) + weight[:, :, 0] * padded[..., :length]
+    return conv_over_window(conv_window(x, weight.shape[-1], past), weight, bias)
+
+
+def conv_over_window(window: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """The causal depthwise conv of the last ``L`` inputs of ``window`` (B, C, K - 1 + L), whose first
+    ``K - 1`` columns are the inputs before them (:func:`conv_window`)."""
+    kernel = weight.shape[-1]
+    length = window.shape[-1] - (kernel - 1)
+    out = bias.unsqueeze(-1) + weight[:, :, 0] * window[..., :length]
     for j in range(1, kernel):
-        out = out + weight[:, :, j] * padded[..., j : j + length]
+        out = out + weight[:, :, j] * window[..., j : j + length]
     return out
 
 
@@ -192,9 +198,10 @@ class SsmMixer(nn.Module):
         heads, p = inner // self.head_dim, self.head_dim
         h = self.norm(x, width)
         xs = self.in_x(h, width, inner).transpose(1, 2)  # (B, inner, L)
-        conv_w, past = lead(self.conv_weight, inner), None if cache is None else cache[0]
-        conv_state = conv_window(xs, conv_w.shape[-1], past)[..., length:] if keep_state else None
-        xs = F.silu(causal_depthwise_conv(xs, conv_w, lead(self.conv_bias, inner), past))
+        conv_w = lead(self.conv_weight, inner)
+        window = conv_window(xs, conv_w.shape[-1], None if cache is None else cache[0])
+        conv_state = window[..., length:]  # the last kernel - 1 inputs: what a decode carries on
+        xs = F.silu(conv_over_window(window, conv_w, lead(self.conv_bias, inner)))
         xs = xs.transpose(1, 2)  # (B, L, inner)
         dt = F.softplus(self.in_dt(h, width, heads) + lead(self.dt_bias, heads))  # (B, L, H)
         a = -torch.exp(lead(self.a_log, heads))
