@@ -129,7 +129,7 @@ def input_shape_of(model: onnx.ModelProto, batch: int = 1) -> tuple[int, ...]:
     return tuple(shape)
 
 
-def _run_all(model: onnx.ModelProto, x: np.ndarray) -> dict[str, np.ndarray]:
+def _run_all(model: onnx.ModelProto, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Run once, returning every intermediate tensor by name."""
     import onnxruntime as ort
 
@@ -148,7 +148,7 @@ def _run_all(model: onnx.ModelProto, x: np.ndarray) -> dict[str, np.ndarray]:
     try:
         sess = ort.InferenceSession(probe.SerializeToString(), opts, providers=["CPUExecutionProvider"])
         names = [o.name for o in sess.get_outputs()]
-        values = sess.run(names, {graph_input(model).name: x})
+        values = sess.run(names, feeds)
     except Exception as exc:
         raise NasError(f"onnxruntime cannot run the model: {first_line(exc, 160)}") from None
     return dict(zip(names, values, strict=True))
@@ -192,13 +192,17 @@ def _macs(node: onnx.NodeProto, kind: str, shapes: dict[str, tuple[int, ...]]) -
     return 0
 
 
-def analyze(source: str | Path | bytes | onnx.ModelProto, x: np.ndarray | None = None) -> GraphStats:
-    """Analyse a graph at batch 1 (or on ``x``, when given: real data routes an MoE realistically)."""
+def analyze(source: str | Path | bytes | onnx.ModelProto,
+            x: np.ndarray | dict[str, np.ndarray] | None = None) -> GraphStats:
+    """Analyse a graph at batch 1 (or on ``x``, when given: real data routes an MoE realistically).
+    A graph of several inputs (a language model's decode step: the token and the state) takes
+    them by name; every input is live at the start, so its state counts in the peak."""
     model = load_model(source)
     if x is None:
         shape = input_shape_of(model)
         x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
-    values = _run_all(model, x)
+    feeds = x if isinstance(x, dict) else {graph_input(model).name: x}
+    values = _run_all(model, feeds)
     g = model.graph
     inits = {i.name: numpy_helper.to_array(i) for i in g.initializer}
     for node in g.node:
@@ -206,8 +210,7 @@ def analyze(source: str | Path | bytes | onnx.ModelProto, x: np.ndarray | None =
             values.setdefault(node.output[0], values.get(node.output[0]))
     shapes: dict[str, tuple[int, ...]] = {k: tuple(np.shape(v)) for k, v in values.items() if v is not None}
     shapes.update({k: tuple(v.shape) for k, v in inits.items()})
-    input_name = graph_input(model).name
-    shapes[input_name] = tuple(x.shape)
+    shapes.update({name: tuple(v.shape) for name, v in feeds.items()})
 
     # Static tensors: weights, constants, and anything computed only from them or from shapes.
     static = set(inits)
@@ -254,9 +257,9 @@ def analyze(source: str | Path | bytes | onnx.ModelProto, x: np.ndarray | None =
 
     params = sum(int(np.asarray(v).size) for n, v in {**values, **inits}.items() if n in weights and v is not None)
     flash = sum(_weight_bytes(inits.get(n, values.get(n))) for n in weights)
-    peak = _peak_bytes([n for n in executed if n.op_type not in _QDQ_OPS], shapes, static, input_name,
+    peak = _peak_bytes([n for n in executed if n.op_type not in _QDQ_OPS], shapes, static, set(feeds),
                        {o.name for o in g.output}, _aliases(g, static))
-    return GraphStats(tuple(ops), params, sum(o.macs for o in ops), peak, flash, tuple(x.shape))
+    return GraphStats(tuple(ops), params, sum(o.macs for o in ops), peak, flash, tuple(next(iter(feeds.values())).shape))
 
 
 def _weight_bytes(value: np.ndarray | None) -> int:
@@ -279,7 +282,7 @@ def _peak_bytes(
     nodes: list[onnx.NodeProto],
     shapes: dict[str, tuple[int, ...]],
     static: set[str],
-    input_name: str,
+    inputs: set[str],
     outputs: set[str],
     alias: dict[str, str] | None = None,
 ) -> int:
@@ -295,8 +298,8 @@ def _peak_bytes(
     for name in outputs:
         last_use[alias.get(name, name)] = len(nodes)
     size = {n: math.prod(s) for n, s in shapes.items()}
-    live = {input_name} if input_name in last_use else set()
-    peak = size.get(input_name, 0)
+    live = {n for n in inputs if n in last_use}
+    peak = sum(size.get(n, 0) for n in inputs)
     for i, node in enumerate(nodes):
         produced = [o for o in node.output if o and o not in static]
         current = sum(size.get(n, 0) for n in live) + sum(size.get(o, 0) for o in produced)

@@ -101,29 +101,23 @@ def _lm_lengths(s, prompt: int | None, context: int | None) -> dict[str, int]:
     return lengths
 
 
-def _lm_target(target: str) -> str:
-    if target != "cpu":
-        raise NasError(f"language-model latency is measured on the cpu target for now, not {target!r} "
-                       "(the GPU and MCU models of prefill and decode are not built yet)")
-    return target
-
-
 def _build_lm(s, target: str, config, archs: int, seed: int, prompt: int | None, context: int | None,
               out: Path | None) -> None:
+    from dataclasses import replace
+
     from nas.latency import lm
     from nas.latency.build import random_supernet
-    from nas.latency.measure import Meter
     from nas.latency.profile import default_out_dir
 
-    target = _lm_target(target)
     lengths = _lm_lengths(s, prompt, context)
-    net, meter = random_supernet(s), Meter(config)
+    cost = lm.cost_for(target, replace(config, min_window_ms=lm.MIN_WINDOW_MS))
+    net, n_fit = random_supernet(s), max(3, min(archs, 40))
     with step_bars() as progress:
         for mode, length in lengths.items():
-            advance = progress(f"{mode} units and subnets", len(lm.all_unit_keys(s)) + max(3, min(archs, 40)))
-            model = lm.build(s, net, meter, mode, length, target, n_fit=max(3, min(archs, 40)), seed=seed,
+            advance = progress(f"{target} {mode}: units and subnets", (len(lm.all_unit_keys(s)) + n_fit) * cost.passes)
+            model = lm.build(s, net, cost, mode, length, n_fit=n_fit, seed=seed,
                              progress=lambda _msg, step=advance: step())
-            path = lm.model_path(out or default_out_dir(), target, s, mode, length)
+            path = lm.model_path(out or default_out_dir(), model.target, s, mode, length)
             lm.save(model, path)
             a, b, c = model.overhead
             console.print(f"{model.metric} at {length} tokens: {len(model.units)} units, overhead "
@@ -187,9 +181,8 @@ def _validate_lm(s, target: str, n: int, seed: int, prompt: int | None, context:
 
     from nas.latency import lm
     from nas.latency.build import random_supernet
-    from nas.latency.measure import MeasureConfig, Meter
+    from nas.latency.measure import MeasureConfig
 
-    target = _lm_target(target)
     if mode not in ("decode", "prefill", "both"):
         raise NasError(f"--mode {mode!r} is not one of decode, prefill, both")
     if n < 1:
@@ -198,12 +191,13 @@ def _validate_lm(s, target: str, n: int, seed: int, prompt: int | None, context:
     modes = [m for m in lm.MODES if mode in (m, "both")]
     found = {m: lm.find(target, s, m, lengths[m]) for m in modes}  # fail before any measuring
     models, paths = {m: f[0] for m, f in found.items()}, {m: f[1] for m, f in found.items()}
-    net, meter = random_supernet(s), Meter(MeasureConfig())
+    cost = lm.cost_for(target, MeasureConfig(min_window_ms=lm.MIN_WINDOW_MS))
+    net = random_supernet(s)
     summaries = {}
     for m, model in models.items():
         with step_bars(as_json) as progress:
-            advance = progress(f"{m} subnets", n)
-            result = lm.validate(s, net, model, meter, n=n, seed=seed, progress=lambda _msg, step=advance: step())
+            advance = progress(f"{target} {m}: held-out subnets", n * min(2, cost.passes))
+            result = lm.validate(s, net, model, cost, n=n, seed=seed, progress=lambda _msg, step=advance: step())
         path = paths[m].with_suffix(".validation.csv")
         with path.open("w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=list(result["rows"][0]))

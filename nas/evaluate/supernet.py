@@ -290,8 +290,6 @@ def _lm_costs(info, targets: Sequence[str], roots: list[Path] | None) -> dict[st
     context = info.input_shape[-1]
     out = {}
     for target in targets:
-        if target != "cpu":
-            raise NasError(f"language-model latency is modelled on the cpu target for now, not {target!r}")
         for mode, length in (("prefill", min(lm.DEFAULT_PROMPT, context)), ("decode", context)):
             model, _ = lm.find(target, info.space, mode, length, roots)
             out[model.metric] = model.to_json()

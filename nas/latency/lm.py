@@ -39,6 +39,7 @@ from nas.errors import NasError
 from nas.space import NetArch, NetSpace
 
 DEFAULT_PROMPT = 64
+MIN_WINDOW_MS = 20.0  # a timed window of a graph lasts at least this long (see OnnxCpuCost)
 MODES = ("prefill", "decode")
 
 
@@ -102,18 +103,26 @@ class _Ends(nn.Module):
         return self.head(self.stem(tokens, self.width), self.width)
 
 
-@dataclass(frozen=True)
 class Graph:
-    """An ONNX graph and the inputs it is timed on."""
+    """A unit's or a subnet's module and the inputs it runs on, with its ONNX graph made on demand
+    (what the cpu and MCU costs read; the gpu cost runs the module itself)."""
 
-    data: bytes
-    feeds: dict[str, np.ndarray]
+    def __init__(self, module: nn.Module, args: tuple[torch.Tensor, ...], names: list[str],
+                 export: Callable[[], bytes] | None = None) -> None:
+        self.module, self.args, self.names = module.eval(), args, names
+        self._export, self._data = export, None
 
+    @property
+    def data(self) -> bytes:
+        if self._data is None:
+            from nas.supernet.to_onnx import export_graph
 
-def _graph(module: nn.Module, args: tuple[torch.Tensor, ...], names: list[str]) -> Graph:
-    from nas.supernet.to_onnx import export_graph
+            self._data = self._export() if self._export else export_graph(self.module, self.args, self.names)
+        return self._data
 
-    return Graph(export_graph(module, args, names), {n: a.numpy() for n, a in zip(names, args, strict=True)})
+    @property
+    def feeds(self) -> dict[str, np.ndarray]:
+        return {n: a.numpy() for n, a in zip(self.names, self.args, strict=True)}
 
 
 def unit_keys(arch: NetArch) -> list[str]:
@@ -142,44 +151,171 @@ def unit_graph(net: nn.Module, space: NetSpace, key: str, mode: str, length: int
     if token == "ends":
         stem = net.stem.extract(width)
         tokens = torch.randint(0, stem.weight.shape[0], (1, new), generator=gen)
-        return _graph(_Ends(stem, net.head.extract(width, stem), width), (tokens,), ["tokens"])
+        return Graph(_Ends(stem, net.head.extract(width, stem), width), (tokens,), ["tokens"])
     op = parse_ffn_or_mixer(token)
     layer = net.stages[0][0]
     x = torch.randn(1, new, width, generator=gen)
     if op.role == "ffn":
-        return _graph(_FfnUnit(layer.ffns[op.kind].extract(width, op), width, op), (x,), ["x"])
+        return Graph(_FfnUnit(layer.ffns[op.kind].extract(width, op), width, op), (x,), ["x"])
     block = layer.mixers[op.kind].extract(width, op).eval()
     if mode == "prefill":
-        return _graph(_MixerUnit(block, width, op, False), (x,), ["x"])
+        return Graph(_MixerUnit(block, width, op, False), (x,), ["x"])
     with torch.no_grad():
         _, state = block.forward_cached(torch.randn(1, length - 1, width, generator=gen), width, op, None)
     names = ["x", *(f"state{i}" for i in range(len(state)))]
-    return _graph(_MixerUnit(block, width, op, True), (x, *state), names)
+    return Graph(_MixerUnit(block, width, op, True), (x, *state), names)
 
 
 def whole_graph(net: nn.Module, arch: NetArch, mode: str, length: int) -> Graph:
-    """A subnet's prefill graph on ``length`` tokens, or its decode step after ``length - 1``."""
-    from nas.supernet.lm_onnx import export_pair, state_names
+    """A subnet's prefill graph on ``length`` tokens, or its decode step after ``length - 1``: the
+    very graphs :func:`nas.supernet.lm_onnx.export_pair` writes."""
+    from nas.supernet.lm_onnx import PrefillGraph, StepGraph, export_pair, state_names
 
     sub = net.extract(arch, (length,)).eval()
     vocab = sub.net.stem.weight.shape[0]
-    prefill, step = export_pair(sub, bytes(range(vocab)), length)
     gen = torch.Generator().manual_seed(0)
+    pick = 0 if mode == "prefill" else 1
+    export = lambda: export_pair(sub, bytes(range(vocab)), length)[pick]  # noqa: E731
     if mode == "prefill":
-        return Graph(prefill, {"tokens": torch.randint(0, vocab, (1, length), generator=gen).numpy()})
+        return Graph(PrefillGraph(sub), (torch.randint(0, vocab, (1, length), generator=gen),), ["tokens"], export)
     with torch.no_grad():
         _, states = sub.decode(torch.randint(0, vocab, (1, length - 1), generator=gen))
-    flat = [t.numpy() for state in states for t in state]
-    return Graph(step, {"token": np.array([[1]], dtype=np.int64), **dict(zip(state_names(arch), flat, strict=True))})
+    flat = tuple(t for state in states for t in state)
+    return Graph(StepGraph(sub), (torch.tensor([[1]]), *flat), ["token", *state_names(arch)], export)
 
 
-def time_graph(graph: Graph, meter) -> float:
-    """The median milliseconds of one run of ``graph`` in onnxruntime (the meter's threads, repeats, guard)."""
-    from nas.supernet.to_onnx import ort_session
+# ----------------------------------------------------------------------------- costing a graph
 
-    sess = ort_session(graph.data, threads=meter.config.threads)
-    sess.run(None, graph.feeds)
-    return meter.time(lambda: sess.run(None, graph.feeds)).median_ms
+
+class OnnxCpuCost:
+    """onnxruntime on this CPU (the meter's threads): the median of windows of at least
+    ``min_window_ms`` (a decode step takes tens of microseconds), held to the machine's fast phases."""
+
+    target = "cpu"
+    passes = 3  # each graph measured in three passes, interleaved with the others; the median is kept
+
+    def __init__(self, meter) -> None:
+        self.meter, self.cvs = meter, []
+
+    def __call__(self, graph: Graph) -> float:
+        from nas.supernet.to_onnx import ort_session
+
+        sess = ort_session(graph.data, threads=self.meter.config.threads)
+        feeds = graph.feeds
+        sess.run(None, feeds)
+        m = self.meter.time(lambda: sess.run(None, feeds))
+        self.cvs.append(m.cv)
+        return m.median_ms
+
+    def describe(self) -> dict[str, Any]:
+        from nas.latency.measure import host_description
+
+        c = self.meter.config
+        return {**host_description(c.threads), "repeats": c.repeats, "min_window_ms": c.min_window_ms,
+                "passes": self.passes, **{f"guard_{k}": v for k, v in self.meter.guard_report().items()}}
+
+
+class CudaCost:
+    """PyTorch on this machine's GPU: the graph's module timed with CUDA events (no ONNX)."""
+
+    target = "gpu"
+    passes = 3
+
+    def __init__(self, meter, device: str = "cuda") -> None:
+        self.meter, self.device, self.cvs = meter, torch.device(device), []
+
+    def __call__(self, graph: Graph) -> float:
+        from nas.latency.kit_runner import summarise
+
+        c = self.meter.config
+        module = graph.module.to(self.device)
+        args = tuple(a.to(self.device) for a in graph.args)
+        cuda = self.device.type == "cuda"
+        sync = torch.cuda.synchronize if cuda else (lambda: None)
+        medians = []
+        with torch.inference_mode():
+            for _ in range(c.warmup + 25):  # kernels chosen, caches warm
+                module(*args)
+            for _ in range(3):
+                times = []
+                for _ in range(c.repeats):
+                    if cuda:
+                        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+                        start.record()
+                        module(*args)
+                        end.record()
+                        times.append((start, end))
+                    else:  # the same loop timed on the host (tests; a machine without a GPU)
+                        t0 = time.perf_counter()
+                        module(*args)
+                        times.append((time.perf_counter() - t0) * 1e3)
+                sync()
+                ms = np.array([s.elapsed_time(e) for s, e in times] if cuda else times)
+                medians.append(float(np.median(ms)))
+                self.cvs.append(summarise(ms, c.max_cv)[3])
+        graph.module.to("cpu")
+        return float(np.median(medians))
+
+    def describe(self) -> dict[str, Any]:
+        name = torch.cuda.get_device_name(0) if self.device.type == "cuda" else "this CPU (torch, no GPU)"
+        return {"device": name, "runtime": f"torch {torch.__version__} CUDA {torch.version.cuda}",
+                "repeats": self.meter.config.repeats, "passes": self.passes}
+
+
+class McuCost:
+    """An MCU board's int8 cost model (:mod:`nas.latency.mcu`) run on the graph: nothing is measured,
+    so one pass is exact."""
+
+    passes = 1
+
+    def __init__(self, target) -> None:
+        self.mcu, self.target, self.cvs = target, target.name, []
+
+    def __call__(self, graph: Graph) -> float:
+        from nas.graph import analyze
+
+        return float(self.mcu.cost_graph(analyze(graph.data, graph.feeds)).latency_ms)
+
+    def describe(self) -> dict[str, Any]:
+        from nas.latency.measure import MeasureConfig
+
+        return {**self.mcu.describe(MeasureConfig()), "passes": 1}
+
+
+def cost_for(target: str, config=None):
+    """How ``target`` costs a graph: timed here (cpu, gpu) or by a board's cost model (mcu-*)."""
+    from nas.latency.measure import MeasureConfig, Meter
+    from nas.latency.targets import McuTarget, get_target
+
+    t = get_target(target)
+    config = config or MeasureConfig(min_window_ms=MIN_WINDOW_MS)
+    if isinstance(t, McuTarget):
+        return McuCost(t)
+    if t.name == "cpu":
+        return OnnxCpuCost(Meter(config))
+    if t.name == "gpu":
+        problem = t.status()
+        if problem:
+            raise NasError(problem)
+        return CudaCost(Meter(config))
+    raise NasError(f"language-model latency is built for cpu, gpu and the MCU boards, not {target!r} "
+                   "(an imported target has no step graphs to measure)")
+
+
+def cost_all(graphs: dict[Any, Graph], cost, seed: int = 0, progress: Callable[[str], None] | None = None,
+             ) -> dict[Any, float]:
+    """Every graph costed in ``cost.passes`` passes, each pass in its own shuffled order (so a slow
+    phase of the machine hits a different mix of units and subnets each time); the median per graph."""
+    rng = random.Random(seed)
+    values: dict[Any, list[float]] = {k: [] for k in graphs}
+    for p in range(cost.passes):
+        order = list(graphs)
+        rng.shuffle(order)
+        for key in order:
+            values[key].append(cost(graphs[key]))
+            if progress:
+                progress(f"pass {p + 1}/{cost.passes} {key}: {values[key][-1]:.4f} ms")
+    return {k: float(np.median(v)) for k, v in values.items()}
 
 
 # ----------------------------------------------------------------------------- the model
@@ -237,66 +373,77 @@ class LmLatency:
             raise NasError(f"{where} is not a language-model latency model ({exc})") from None
 
 
-def build(space: NetSpace, net: nn.Module, meter, mode: str, length: int, target: str = "cpu", n_fit: int = 12,
-          seed: int = 0, progress: Callable[[str], None] | None = None) -> LmLatency:
-    """Measure every unit of ``space`` for ``mode`` at ``length`` and fit the overhead on ``n_fit``
-    whole subnets (the extremes and random ones)."""
-    from nas.latency.measure import host_description
-
+def build(space: NetSpace, net: nn.Module, cost, mode: str, length: int, n_fit: int = 40, seed: int = 0,
+          progress: Callable[[str], None] | None = None) -> LmLatency:
+    """Cost every unit of ``space`` for ``mode`` at ``length`` and fit the overhead on ``n_fit``
+    whole subnets (the extremes and random ones), units and subnets costed together in
+    ``cost.passes`` interleaved passes."""
     if mode not in MODES:
         raise NasError(f"mode {mode!r} is not one of {', '.join(MODES)}")
     started = time.time()
-    units = {}
-    for key in all_unit_keys(space):
-        units[key] = time_graph(unit_graph(net, space, key, mode, length), meter)
-        if progress:
-            progress(f"{mode} unit {key}: {units[key]:.4f} ms")
-    model = LmLatency(target, space.name, mode, length, units)
     archs = [space.largest(), space.smallest(),
              *space.sample_unique(random.Random(seed), n_fit - 2, exclude={space.largest(), space.smallest()})]
-    measured = []
-    for a in archs:
-        measured.append(time_graph(whole_graph(net, a, mode, length), meter))
-        if progress:
-            progress(f"{mode} subnet {a.to_str()}: {measured[-1]:.4f} ms")
-    model.fit_overhead(archs, measured)
-    model.meta = {**host_description(meter.config.threads), "built": time.strftime("%Y-%m-%d %H:%M"),
-                  "seconds": round(time.time() - started, 1), "repeats": meter.config.repeats}
+    graphs: dict[Any, Graph] = {key: unit_graph(net, space, key, mode, length) for key in all_unit_keys(space)}
+    graphs |= {a: whole_graph(net, a, mode, length) for a in archs}
+    values = cost_all(graphs, cost, seed, progress)
+    model = LmLatency(cost.target, space.name, mode, length, {k: v for k, v in values.items() if isinstance(k, str)})
+    model.fit_overhead(archs, [values[a] for a in archs])
+    model.meta = {**cost.describe(), "built": time.strftime("%Y-%m-%d %H:%M"),
+                  "seconds": round(time.time() - started, 1)}
     return model
 
 
-def validate(space: NetSpace, net: nn.Module, model: LmLatency, meter, n: int = 100, seed: int = 1,
+def validate(space: NetSpace, net: nn.Module, model: LmLatency, cost, n: int = 100, seed: int = 1,
              progress: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Measure ``n`` held-out random subnets end to end (none of the fit's) and compare with the
-    model: the share within 10% of measured, the median and 90th-percentile relative error, on
-    measurements brought back to the build's speed (``speed_vs_build``) and uncorrected."""
-    fitted = {row["arch"] for row in model.fit}
-    archs = [a for a in space.sample_unique(random.Random(seed), n + len(fitted)) if a.to_str() not in fitted][:n]
-    # The machine's speed now against the build's (a VM drifts over minutes): ten of the build's own
-    # subnets measured again, the median ratio; the figures are given on measurements brought back to
-    # the build's speed and uncorrected beside them (as nas.latency.validate does for the other spaces).
-    again = model.fit[:: max(1, len(model.fit) // 10)][:10]
-    speed = float(np.median([time_graph(whole_graph(net, space.parse(r["arch"]), model.mode, model.length), meter)
-                             / r["measured_ms"] for r in again])) if again else 1.0
-    rows = []
-    for i, arch in enumerate(archs):
-        measured = time_graph(whole_graph(net, arch, model.mode, model.length), meter)
-        predicted = float(model.predict([arch])[0])
-        rows.append({"arch": arch.to_str(), "measured_ms": measured, "predicted_ms": predicted,
-                     "state_kb": state_bytes(space, arch, model.length) / 1024})
-        if progress:
-            progress(f"validated {i + 1}/{len(archs)}")
-    raw = np.array([abs(r["predicted_ms"] / r["measured_ms"] - 1) for r in rows])
-    err = np.array([abs(r["predicted_ms"] * speed / r["measured_ms"] - 1) for r in rows])
+    """Cost ``n`` held-out random subnets end to end (none of the fit's) and score the model, as
+    :mod:`nas.latency.validate` does for the image spaces: a timed target measures every subnet in
+    two separate passes, each pass first re-measuring ten of the build's own subnets for the
+    machine's speed against the build's (``speed_vs_build``, figures given on measurements brought
+    back to the build's speed and uncorrected beside them); a subnet whose two passes disagree by
+    more than 10% is measured a third time and the median kept (``remeasured``). A cost model
+    (MCU) is run once on each whole graph."""
     from scipy.stats import kendalltau
 
-    tau = kendalltau([r["measured_ms"] for r in rows], [r["predicted_ms"] for r in rows]).statistic
+    from nas.latency.validate import DISAGREE
+
+    fitted = {row["arch"] for row in model.fit}
+    archs = [a for a in space.sample_unique(random.Random(seed), n + len(fitted)) if a.to_str() not in fitted][:n]
+    graphs = [whole_graph(net, a, model.mode, model.length) for a in archs]
+    refs = model.fit[:: max(1, len(model.fit) // 10)][:10] if cost.passes > 1 else []
+    ref_graphs = [whole_graph(net, space.parse(r["arch"]), model.mode, model.length) for r in refs]
+    passes, speeds = [], []
+    for k in range(min(2, cost.passes)):
+        ratios = [cost(g) / r["measured_ms"] for g, r in zip(ref_graphs, refs, strict=True)]
+        speeds.append(float(np.median(ratios)) if ratios else 1.0)
+        costs = []
+        for i, g in enumerate(graphs):
+            costs.append(cost(g))
+            if progress:
+                progress(f"pass {k + 1}: subnet {i + 1} of {len(graphs)}")
+        passes.append(np.array(costs))
+    raw = np.mean(passes, axis=0)
+    scaled = [p / s for p, s in zip(passes, speeds, strict=True)]
+    measured = np.mean(scaled, axis=0)
+    disagreement = np.abs(scaled[0] - scaled[-1]) / measured
+    disturbed = np.flatnonzero(disagreement > DISAGREE)
+    for i in disturbed:
+        third = cost(graphs[i]) / float(np.mean(speeds))
+        measured[i] = float(np.median([scaled[0][i], scaled[-1][i], third]))
+    predicted = model.predict(archs)
+    rows = [{"arch": a.to_str(), "measured_ms": float(m), "predicted_ms": float(p),
+             "state_kb": state_bytes(space, a, model.length) / 1024,
+             **({f"pass{j + 1}_ms": float(x[i]) for j, x in enumerate(passes)} if cost.passes > 1 else {})}
+            for i, (a, m, p) in enumerate(zip(archs, measured, predicted, strict=True))]
+    err, err_raw = np.abs(predicted / measured - 1), np.abs(predicted / raw - 1)
     return {"rows": rows, "n": len(rows), "within_10pct": float((err <= 0.10).mean()),
             "within_5pct": float((err <= 0.05).mean()), "median_rel_error": float(np.median(err)),
-            "p90_rel_error": float(np.percentile(err, 90)), "kendall_tau": float(tau),
-            "speed_vs_build": speed, "within_10pct_uncorrected": float((raw <= 0.10).mean()),
-            "median_rel_error_uncorrected": float(np.median(raw)),
-            "measured_ms_range": [float(min(r["measured_ms"] for r in rows)), float(max(r["measured_ms"] for r in rows))]}
+            "p90_rel_error": float(np.percentile(err, 90)),
+            "kendall_tau": float(kendalltau(measured, predicted).statistic) if len(rows) > 1 else float("nan"),
+            "speed_vs_build": float(np.mean(speeds)), "within_10pct_uncorrected": float((err_raw <= 0.10).mean()),
+            "median_rel_error_uncorrected": float(np.median(err_raw)),
+            "repeat_diff": float(np.median(disagreement)), "remeasured": int(len(disturbed)),
+            "noise_cv": float(np.median(cost.cvs)) if cost.cvs else 0.0,
+            "measured_ms_range": [float(measured.min()), float(measured.max())]}
 
 
 def model_path(root: Path, target: str, space: NetSpace, mode: str, length: int) -> Path:

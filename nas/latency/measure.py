@@ -14,6 +14,7 @@ import os
 import platform
 from collections.abc import Callable
 from dataclasses import dataclass
+from time import perf_counter
 from typing import Any, Protocol
 
 import numpy as np
@@ -53,6 +54,7 @@ class MeasureConfig:
     batch: int = 1
     guard: bool = True  # hold measurements to the machine's fast phase
     max_wait_s: float = 30.0  # the most a build or validation waits for fast phases, all waits together
+    min_window_ms: float = 0.0  # more repeats where a graph is so fast that a window would be shorter than this
 
 
 def summarise(times_ms: np.ndarray, max_cv: float) -> Measurement:
@@ -107,10 +109,19 @@ class Meter:
                 "rebaselines": g.rebaselines}
 
     def time(self, run: Callable[[], object]) -> Measurement:
-        """Time ``run`` (one inference) ``repeats`` times after ``warmup``; retry noisy runs and slow phases."""
+        """Time ``run`` (one inference) ``repeats`` times after ``warmup`` (more when ``min_window_ms`` asks);
+        retry noisy runs and slow phases."""
         c = self.config
+        repeats = c.repeats
+        if c.min_window_ms > 0:  # a graph of tens of microseconds: a window of 50 runs is over in a
+            # millisecond or two, at the mercy of one slow phase; run it long enough instead
+            start = perf_counter()
+            for _ in range(max(c.warmup, 3)):
+                run()
+            each_ms = (perf_counter() - start) * 1e3 / max(c.warmup, 3)
+            repeats = min(max(repeats, math.ceil(c.min_window_ms / max(each_ms, 1e-4))), 40 * c.repeats)
         median, p10, p90, cv, noisy, runs, probe_us = kit_runner.time_runs(
-            run, c.warmup, c.repeats, c.max_cv, c.retries, self.guard())
+            run, c.warmup, repeats, c.max_cv, c.retries, self.guard())
         return Measurement(median, p10, p90, cv, runs, noisy, probe_us)
 
     def onnx(self, data: bytes, input_shape: tuple[int, ...] | None = None) -> Measurement:

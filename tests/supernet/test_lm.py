@@ -227,27 +227,66 @@ def test_decode_and_prefill_latency_models_sum_measured_units(tiny_lm):
     from nas.latency.measure import MeasureConfig, Meter
 
     net = Supernet(SupernetConfig.from_space(tiny_lm, 60)).eval()
-    meter = Meter(MeasureConfig(warmup=2, repeats=5, guard=False))
+    cost = lm.OnnxCpuCost(Meter(MeasureConfig(warmup=2, repeats=5, guard=False, min_window_ms=1.0)))
     archs = [tiny_lm.largest(), tiny_lm.smallest()]
     for mode, length in (("decode", 32), ("prefill", 16)):
         unit = lm.unit_graph(net, tiny_lm, "24/attn2", mode, length)
         if mode == "decode":  # the KV cache of the tokens before comes in, one longer goes out
             assert unit.feeds["state0"].shape == (1, 2, 31, 8)
-        assert lm.time_graph(unit, meter) > 0
+        assert cost(unit) > 0
         model = lm.LmLatency("cpu", tiny_lm.name, mode, length,
-                             {k: lm.time_graph(lm.unit_graph(net, tiny_lm, k, mode, length), meter)
+                             {k: cost(lm.unit_graph(net, tiny_lm, k, mode, length))
                               for k in {k for a in archs for k in lm.unit_keys(a)}})
-        measured = [lm.time_graph(lm.whole_graph(net, a, mode, length), meter) for a in archs]
+        measured = [cost(lm.whole_graph(net, a, mode, length)) for a in archs]
         model.fit_overhead(archs, measured)
         again = lm.LmLatency.from_json(model.to_json(), "test")
         np.testing.assert_allclose(again.predict(archs), model.predict(archs))
         assert again.metric == f"cpu_{mode}_ms" and (model.predict(archs) > 0).all()
-    built = lm.build(tiny_lm, net, meter, "decode", 32, n_fit=3)  # every unit of the space
-    checked = lm.validate(tiny_lm, net, built, meter, n=2)  # held-out subnets, none of the fit's
+    built = lm.build(tiny_lm, net, cost, "decode", 32, n_fit=3)  # every unit of the space, three passes
+    assert set(built.units) == set(lm.all_unit_keys(tiny_lm)) and built.meta["passes"] == 3
+    checked = lm.validate(tiny_lm, net, built, cost, n=2)  # held-out subnets, none of the fit's, two passes
     assert checked["n"] == 2 and checked["speed_vs_build"] > 0 and 0 <= checked["within_10pct"] <= 1
+    assert all(r["pass1_ms"] > 0 and r["pass2_ms"] > 0 for r in checked["rows"])
     assert not {r["arch"] for r in checked["rows"]} & {row["arch"] for row in built.fit}
     with pytest.raises(NasError, match="no unit"):
         model.predict([tiny_lm.uniform("ssm", "moe", largest=False)])
+
+
+def test_a_tiny_graph_is_timed_in_windows_of_fixed_duration():
+    """A decode step takes tens of microseconds: 50 runs would be over in a millisecond, so the
+    meter runs it until a window lasts ``min_window_ms``."""
+    from nas.latency.measure import MeasureConfig, Meter
+
+    calls = []
+    Meter(MeasureConfig(warmup=2, repeats=5, guard=False, retries=0, min_window_ms=5.0)).time(
+        lambda: calls.append(sum(range(200))))
+    assert len(calls) > 3 * 5 + 2 * 3  # more than three windows of five runs and their warm-ups
+
+
+def test_mcu_and_gpu_costs_of_a_language_model(tiny_lm):
+    """The MCU board's cost model runs on the step graphs (state in and out, several inputs) and the
+    composed units track the whole graphs; the gpu cost's timing loop runs its modules (here on the
+    CPU: no GPU in the tests)."""
+    from nas.graph import analyze
+    from nas.latency import lm
+    from nas.latency.measure import MeasureConfig, Meter
+
+    net = Supernet(SupernetConfig.from_space(tiny_lm, 60)).eval()
+    cost = lm.cost_for("mcu-m7")
+    assert cost.passes == 1 and cost.target == "mcu-m7"
+    step = lm.whole_graph(net, tiny_lm.largest(), "decode", 32)
+    stats = analyze(step.data, step.feeds)
+    state = sum(v.size for k, v in step.feeds.items() if k != "token")
+    assert stats.peak_activation_bytes >= state  # the state is live in SRAM for the whole step
+    model = lm.build(tiny_lm, net, cost, "decode", 32, n_fit=6)
+    assert model.metric == "mcu-m7_decode_ms" and model.meta["passes"] == 1
+    checked = lm.validate(tiny_lm, net, model, cost, n=8)
+    assert checked["speed_vs_build"] == 1.0 and checked["median_rel_error"] < 0.15 and checked["kendall_tau"] > 0.5
+    timed = lm.CudaCost(Meter(MeasureConfig(warmup=1, repeats=3)), device="cpu")
+    assert timed(lm.unit_graph(net, tiny_lm, "24/ssm8x1", "decode", 32)) > 0
+    assert timed(step) > 0 and len(timed.cvs) == 6
+    with pytest.raises(NasError, match="no GPU|not .*tpu|unknown target"):
+        lm.cost_for("gpu" if not torch.cuda.is_available() else "tpu")
 
 
 def test_language_model_bad_input_is_one_line(cli, tmp_path, tiny_lm_ckpt, gcide_text):
@@ -268,7 +307,7 @@ def test_language_model_bad_input_is_one_line(cli, tmp_path, tiny_lm_ckpt, gcide
     assert_one_line_error(cli("subnet", "generate", ckpt, "largest", "--prompt", ""), "prompt is empty")
     assert_one_line_error(cli("latency", "build", "hybrid-lm", "--target", "cpu", "--context", "4096"),
                           "longer than the context of 128")
-    assert_one_line_error(cli("latency", "build", "hybrid-lm", "--target", "mcu-m7"), "cpu target for now")
+    assert_one_line_error(cli("latency", "build", "hybrid-lm", "--target", "tpu"), "unknown target")
     assert_one_line_error(cli("subnet", "export", ckpt, "largest", "-o", str(tmp_path / "m.onnx"), "--int8"),
                           "exports in float")
     assert_one_line_error(cli("subnet", "generate", ckpt, "largest", "--prompt", "The", "--onnx",
@@ -287,9 +326,9 @@ def test_a_language_model_search_lands_bits_per_byte_decode_latency_and_state_in
 
     net, info = checkpoint.load(tiny_lm_ckpt)
     space = info.space
-    meter = Meter(MeasureConfig(warmup=2, repeats=5, guard=False))
+    cost = lm.OnnxCpuCost(Meter(MeasureConfig(warmup=2, repeats=5, guard=False)))
     for mode, length in (("prefill", 32), ("decode", 32)):  # the prompt is min(64, context)
-        model = lm.build(space, net, meter, mode, length, n_fit=3)
+        model = lm.build(space, net, cost, mode, length, n_fit=3)
         lm.save(model, lm.model_path(tmp_path / "profiles", "cpu", space, mode, length))
     monkeypatch.setenv("NAS_PROFILES", str(tmp_path / "profiles"))
     db = f"sqlite:///{tmp_path / 'lm.db'}"
