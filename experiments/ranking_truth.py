@@ -287,18 +287,20 @@ def calibrated_taus(features: list[dict[str, float]], truth: np.ndarray, params:
     """Accuracy calibrated from ``k`` stand-alone archs (``nas supernet calibrate``'s model, fitted on
     ``k`` archs of the truth drawn at random) against the supernet's own accuracy and params, each
     scored by its Kendall tau on the other archs; one value per random split."""
-    from nas.supernet.calibrate import AccuracyCalibration
+    from nas.supernet.calibrate import CANDIDATES, AccuracyCalibration
 
     rng = np.random.default_rng(seed)
-    out: dict[str, list[float]] = {"calibrated": [], "supernet accuracy": [], "params": []}
+    fixed = {f"ridge on {', '.join(c)}": (c,) for c in CANDIDATES}
+    out: dict[str, list[float]] = {"calibrated (set chosen by LOO on the k)": [], **{n: [] for n in fixed},
+                                   "supernet accuracy": [], "params": []}
     supernet = np.array([f["supernet_accuracy"] for f in features])
     for _ in range(splits):
         order = rng.permutation(len(truth))
         fit, held = order[:k], order[k:]
-        model = AccuracyCalibration("", 0, 0, rows=[{"arch": str(i), "accuracy": float(truth[i]), "features": features[i]}
-                                                  for i in fit]).fit()
-        predicted = np.array([model.predict(features[i]) for i in held])
-        out["calibrated"].append(_tau(predicted, truth[held]))
+        rows = [{"arch": str(i), "accuracy": float(truth[i]), "features": features[i]} for i in fit]
+        for name, candidates in (("calibrated (set chosen by LOO on the k)", CANDIDATES), *fixed.items()):
+            model = AccuracyCalibration("", 0, 0, rows=rows).fit(candidates)
+            out[name].append(_tau(np.array([model.predict(features[i]) for i in held]), truth[held]))
         out["supernet accuracy"].append(_tau(supernet[held], truth[held]))
         out["params"].append(_tau(params[held], truth[held]))
     return {name: np.array(values) for name, values in out.items()}
@@ -307,18 +309,22 @@ def calibrated_taus(features: list[dict[str, float]], truth: np.ndarray, params:
 def calibration_section(space, ckpt: str, archs, truth: np.ndarray, params: np.ndarray, x_val, y_val) -> str:
     from nas.supernet import checkpoint
     from nas.supernet.calibrate import arch_features
+    from nas.supernet.proxies import fresh_supernet
 
     if len(archs) < CALIBRATION_ARCHS + 6:
         return ""
     net, _ = checkpoint.load(ckpt)
-    features = [arch_features(net, a, x_val, y_val, p) for a, p in zip(archs, params, strict=True)]
+    fresh = fresh_supernet(space)
+    features = [arch_features(net, a, x_val, y_val, p, fresh) for a, p in zip(archs, params, strict=True)]
     taus = calibrated_taus(features, truth, params)
     rows = [[name, f"{v.mean():.3f}", f"{np.percentile(v, 2.5):.3f} to {np.percentile(v, 97.5):.3f}"]
             for name, v in taus.items()]
-    gain = taus["calibrated"] - taus["params"]
+    gain = taus["calibrated (set chosen by LOO on the k)"] - taus["params"]
     return (f"\n\n### Accuracy calibrated from {CALIBRATION_ARCHS} stand-alone archs ({Path(ckpt).name})\n\n"
-            f"The model of `nas supernet calibrate` (ridge on the supernet's accuracy and NLL on the 5,000 validation "
-            f"images, log params and depth) fitted on {CALIBRATION_ARCHS} archs of the truth drawn at random, scored "
+            f"The model of `nas supernet calibrate` (a ridge on one of a few feature sets, chosen by leave-one-out error "
+            f"on the {CALIBRATION_ARCHS} archs themselves: the supernet's accuracy and NLL on the 5,000 validation "
+            f"images, log params, depth, zero-cost proxies at initialisation; each set fixed is shown too) fitted on "
+            f"{CALIBRATION_ARCHS} archs of the truth drawn at random, scored "
             f"by its Kendall tau on the other {len(archs) - CALIBRATION_ARCHS}; {SPLITS} random splits (the interval "
             f"is the splits' 2.5 to 97.5 percentiles, not a confidence interval).\n\n"
             + markdown_table(["scorer, on the held-out archs", "mean Kendall tau", "over the splits"], rows)

@@ -250,9 +250,21 @@ class SupernetEvaluator(Evaluator):
         if self._calibrated is not None:
             from nas.supernet.calibrate import arch_features
 
-            features = arch_features(self.eval_net, arch, self.x, self.y, self.metrics.params(arch))
+            features = arch_features(self.eval_net, arch, self.x, self.y, self.metrics.params(arch), self._fresh())
             return {"accuracy": self._calibrated.predict(features), "supernet_accuracy": features["supernet_accuracy"]}
         return {"accuracy": accuracy(self.eval_net, arch, self.x, self.y)}
+
+    def _fresh(self):
+        """The space's supernet at initialisation, when the calibration's features include proxies."""
+        from nas.supernet.calibrate import needs_proxies
+
+        if not needs_proxies(self._calibrated.features):
+            return None
+        if getattr(self, "_fresh_net", None) is None:
+            from nas.supernet.proxies import fresh_supernet
+
+            self._fresh_net = fresh_supernet(self.space)
+        return self._fresh_net
 
     def int8_accuracy(self, arch: NetArch) -> float:
         """The subnet exported, quantised to int8 (calibrated on training samples) and scored in

@@ -7,7 +7,11 @@ sizes and under-scores others (experiments/results/supernet_ranking*.md). ``cali
 space (stratified over log parameter count and over which block kinds they use), and fits a ridge
 model of their stand-alone test accuracy on what the supernet tells of each arch for free: its
 accuracy and its loss (NLL) on the validation split with inherited weights, the log of its
-parameter count and its depth. A search then scores every subnet by that model
+parameter count and its depth, and (image and series spaces) three zero-cost proxies of the arch at
+initialisation (:func:`nas.supernet.proxies.proxy_features`). Which of a few feature sets the model
+uses is chosen by leave-one-out error on the ``k`` archs themselves (nothing is tuned on a benchmark),
+and the check it reports is nested: each left-out arch is predicted by a model whose feature set
+was chosen without it. A search then scores every subnet by that model
 (``nas search --accuracy calibrated``), and stores the calibration with the experiment.
 
 The calibration file is written after every trained arch, so an interrupted run resumes where it
@@ -33,7 +37,14 @@ from nas.atomic import atomic_write, check_writable
 from nas.errors import NasError
 from nas.space import NetArch, NetSpace
 
-FEATURES = ("supernet_accuracy", "supernet_nll", "log_params", "depth")
+FEATURES = ("supernet_accuracy", "supernet_nll", "log_params", "depth")  # the set of files before proxies
+# The feature sets a calibration chooses from by leave-one-out error (few: ten archs cannot pick among many).
+CANDIDATES = (
+    ("supernet_nll", "log_params"),
+    FEATURES,
+    ("log_params", "depth", "log_synflow", "naswot", "log_grad_norm"),
+    (*FEATURES, "log_synflow", "naswot", "log_grad_norm"),
+)
 FORMAT = "nas-accuracy-calibration"
 ALPHAS = tuple(float(a) for a in np.logspace(-3, 3, 13))
 
@@ -59,14 +70,28 @@ def stratified(pool: Sequence[NetArch], values: np.ndarray, n: int, window: int 
     return chosen
 
 
-def arch_features(net, arch: NetArch, x_val, y_val, params: float) -> dict[str, float]:
+def arch_features(net, arch: NetArch, x_val, y_val, params: float, fresh=None) -> dict[str, float]:
     """What the supernet tells of ``arch`` for free: inherited-weight accuracy and NLL on the
-    validation examples, log10 of its parameter count, its depth (layers)."""
+    validation examples, log10 of its parameter count, its depth (layers); with ``fresh`` (the
+    space's supernet at initialisation, :func:`nas.supernet.proxies.fresh_supernet`) also the
+    zero-cost proxies on the first 128 validation examples."""
     from nas.supernet.scoring import accuracy_and_nll
 
     acc, nll = accuracy_and_nll(net, arch, x_val, y_val)
-    return {"supernet_accuracy": acc, "supernet_nll": nll, "log_params": math.log10(max(params, 1.0)),
-            "depth": float(sum(1 for _ in arch.layers()))}
+    out = {"supernet_accuracy": acc, "supernet_nll": nll, "log_params": math.log10(max(params, 1.0)),
+           "depth": float(sum(1 for _ in arch.layers()))}
+    if fresh is not None:
+        from nas.supernet.proxies import proxy_features
+
+        x, y = (np.asarray(v.cpu() if hasattr(v, "cpu") else v)[:128] for v in (x_val, y_val))
+        out |= proxy_features(fresh, arch, x, y)
+    return out
+
+
+def needs_proxies(features: Sequence[str]) -> bool:
+    from nas.supernet.proxies import PROXY_FEATURES
+
+    return any(f in PROXY_FEATURES for f in features)
 
 
 @dataclass
@@ -83,33 +108,42 @@ class AccuracyCalibration:
     coef: list[float] = field(default_factory=list)
     intercept: float = 0.0
     alpha: float = 1.0
-    check: dict[str, float] = field(default_factory=dict)  # leave-one-out: mae, kendall tau
+    check: dict[str, float] = field(default_factory=dict)  # nested leave-one-out: mae, kendall tau
+    features: list[str] = field(default_factory=lambda: list(FEATURES))  # the chosen set
 
     def predict(self, features: dict[str, float]) -> float:
         if not self.coef:
             raise NasError("this accuracy calibration has no fitted model yet: finish nas supernet calibrate")
-        z = (np.array([features[f] for f in FEATURES]) - self.mean) / self.scale
+        z = (np.array([features[f] for f in self.features]) - self.mean) / self.scale
         return float(np.clip(self.intercept + z @ np.array(self.coef), 0.0, 1.0))
 
-    def fit(self) -> AccuracyCalibration:
-        """Fit the ridge model (its strength by leave-one-out) on the rows, and score it by
-        leave-one-out predictions of each row."""
+    def fit(self, candidates: Sequence[tuple[str, ...]] = CANDIDATES) -> AccuracyCalibration:
+        """Choose the feature set (of ``candidates``, those every row has) by leave-one-out
+        error, fit the ridge model (its strength by leave-one-out) on the rows, and score it by
+        nested leave-one-out predictions of each row."""
         if len(self.rows) < 4:
             raise NasError(f"an accuracy calibration needs at least 4 trained archs, has {len(self.rows)}")
-        x = np.array([[r["features"][f] for f in FEATURES] for r in self.rows])
         y = np.array([r["accuracy"] for r in self.rows])
-        self.mean, self.scale, self.coef, self.intercept, self.alpha = _ridge(x, y)
+        sets = [tuple(c) for c in candidates if all(f in r["features"] for r in self.rows for f in c)]
+        if not sets:
+            raise NasError("the calibration's rows lack the features of every candidate set")
+        x = {c: np.array([[r["features"][f] for f in c] for r in self.rows]) for c in sets}
+        chosen = _choose(sets, x, y, np.arange(len(y)))
+        self.features = list(chosen)
+        self.mean, self.scale, self.coef, self.intercept, self.alpha = _ridge(x[chosen], y)
         loo = []
         for i in range(len(y)):
-            keep = np.arange(len(y)) != i
-            mean, scale, coef, intercept, _ = _ridge(x[keep], y[keep])
-            loo.append(intercept + ((x[i] - mean) / scale) @ np.array(coef))
+            keep = np.flatnonzero(np.arange(len(y)) != i)
+            inner = _choose(sets, x, y, keep)
+            mean, scale, coef, intercept, _ = _ridge(x[inner][keep], y[keep])
+            loo.append(intercept + ((x[inner][i] - mean) / scale) @ np.array(coef))
         from scipy.stats import kendalltau
 
         loo = np.array(loo)
         self.check = {"loo_mae": float(np.mean(np.abs(loo - y))),
                       "loo_kendall_tau": float(kendalltau(loo, y).statistic),
-                      "supernet_kendall_tau": float(kendalltau(x[:, 0], y).statistic)}
+                      "supernet_kendall_tau": float(kendalltau([r["features"]["supernet_accuracy"] for r in self.rows],
+                                                               y).statistic)}
         return self
 
     def to_json(self) -> dict[str, Any]:
@@ -133,6 +167,21 @@ class AccuracyCalibration:
 
     def save(self, path: str | Path) -> None:
         atomic_write(Path(path), json.dumps(self.to_json(), indent=1).encode())
+
+
+def _loo_error(x: np.ndarray, y: np.ndarray) -> float:
+    """Mean squared leave-one-out error of the ridge model on ``x, y``."""
+    errors = []
+    for i in range(len(y)):
+        keep = np.arange(len(y)) != i
+        mean, scale, coef, intercept, _ = _ridge(x[keep], y[keep])
+        errors.append((intercept + ((x[i] - mean) / scale) @ np.array(coef) - y[i]) ** 2)
+    return float(np.mean(errors))
+
+
+def _choose(sets: list[tuple[str, ...]], x: dict, y: np.ndarray, rows: np.ndarray) -> tuple[str, ...]:
+    """The feature set of least leave-one-out error on ``rows`` (the first on ties)."""
+    return min(sets, key=lambda c: _loo_error(x[c][rows], y[rows]))
 
 
 def _ridge(x: np.ndarray, y: np.ndarray) -> tuple[list[float], list[float], list[float], float, float]:
@@ -166,6 +215,7 @@ def calibrate(checkpoint_path: str | Path, k: int = 10, steps: int = 1600, seed:
     from nas.supernet import checkpoint
     from nas.supernet.devices import resolve_device
     from nas.supernet.metrics import MetricsModel
+    from nas.supernet.proxies import fresh_supernet
     from nas.supernet.scoring import accuracy
     from nas.supernet.standalone import StandaloneRecipe, train_from_scratch
 
@@ -187,6 +237,7 @@ def calibrate(checkpoint_path: str | Path, k: int = 10, steps: int = 1600, seed:
         if (kept.supernet_sha256, kept.steps, kept.seed) == (digest, steps, seed):
             calibration.rows = kept.rows
     metrics = MetricsModel(net, space, info.input_shape)
+    fresh = None if space.task.kind == "text" else fresh_supernet(space)
     pool = space.sample_unique(random.Random(seed), 1000)
     log_params = np.log([metrics.params(a) for a in pool])
     archs = [pool[i] for i in stratified(pool, log_params, k)]
@@ -200,7 +251,7 @@ def calibrate(checkpoint_path: str | Path, k: int = 10, steps: int = 1600, seed:
                                      num_classes=data.num_classes)
         calibration.rows.append({
             "arch": arch.to_str(), "accuracy": accuracy(trained, None, data.x_test, data.y_test),
-            "features": arch_features(net, arch, data.x_val, data.y_val, metrics.params(arch))})
+            "features": arch_features(net, arch, data.x_val, data.y_val, metrics.params(arch), fresh)})
         calibration.save(path)  # every trained arch kept at once: a rerun resumes here
         advance()
     calibration.fit()

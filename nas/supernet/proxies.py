@@ -102,3 +102,16 @@ def score_arch(supernet: Supernet, arch: NetArch, x: np.ndarray, y: np.ndarray,
         batch = slice(0, 64) if name == "naswot" else slice(None)
         out[name] = PROXIES[name](net, xt[batch], yt[batch])
     return out
+
+
+PROXY_FEATURES = ("log_synflow", "naswot", "log_grad_norm")
+
+
+def proxy_features(supernet: Supernet, arch: NetArch, x: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    """The three proxies of ``arch`` as model features (see :mod:`nas.supernet.calibrate`): synflow
+    and grad_norm span orders of magnitude, so their log10; NASWOT is a log-determinant already
+    (a batch whose samples share an activation pattern scores -inf: then -1000)."""
+    scores = score_arch(supernet, arch, x[:128], y[:128])
+    return {"log_synflow": float(np.log10(max(scores["synflow"], 1e-30))),
+            "naswot": float(max(scores["naswot"], -1e3)),
+            "log_grad_norm": float(np.log10(max(scores["grad_norm"], 1e-30)))}

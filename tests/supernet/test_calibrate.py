@@ -12,6 +12,8 @@ import pytest
 from nas.space import load
 from nas.store import Store
 from nas.supernet.calibrate import (
+    CANDIDATES,
+    FEATURES,
     AccuracyCalibration,
     calibrate,
     default_path,
@@ -56,7 +58,9 @@ def calibrated(search_env, tmp_path_factory):
 
 def test_calibration_is_fitted_checked_and_resumed(calibrated):
     ckpt, calibration, path = calibrated
-    assert len(calibration.rows) == 5 and len(calibration.coef) == 4
+    assert len(calibration.rows) == 5 and tuple(calibration.features) in CANDIDATES
+    assert len(calibration.coef) == len(calibration.features)
+    assert {"log_synflow", "naswot", "log_grad_norm"} <= set(calibration.rows[0]["features"])  # proxies kept
     assert set(calibration.check) == {"loo_mae", "loo_kendall_tau", "supernet_kendall_tau"}
     assert all(0 <= calibration.predict(r["features"]) <= 1 for r in calibration.rows)
     saved = AccuracyCalibration.load(path)
@@ -70,6 +74,24 @@ def test_calibration_is_fitted_checked_and_resumed(calibrated):
                            progress=lambda what, n: stages.append(n) or (lambda: None))
     assert stages == [3] and [r["arch"] for r in resumed.rows][:2] == [r["arch"] for r in calibration.rows][:2]
     assert sorted(r["arch"] for r in resumed.rows) == sorted(r["arch"] for r in calibration.rows)
+
+
+def test_the_feature_set_is_chosen_by_leave_one_out_error_on_the_calibration_archs():
+    """Accuracy that follows log params and nothing else: the calibration picks a set with
+    log params, and its nested check ranks the archs; a file from before the choice (no
+    ``features``) still predicts with the four features it was fitted on."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(10):
+        f = {name: float(rng.normal()) for name in (*FEATURES, "log_synflow", "naswot", "log_grad_norm")}
+        rows.append({"arch": str(i), "accuracy": 0.7 + 0.05 * f["log_params"], "features": f})
+    model = AccuracyCalibration("", 0, 0, rows=rows).fit()
+    assert "log_params" in model.features and model.check["loo_kendall_tau"] > 0.9
+    only = AccuracyCalibration("", 0, 0, rows=rows).fit([FEATURES])
+    assert only.features == list(FEATURES)
+    old = only.to_json()
+    del old["features"]
+    assert AccuracyCalibration.from_json(old, "old").predict(rows[0]["features"]) == only.predict(rows[0]["features"])
 
 
 def test_a_search_scores_by_the_calibration_and_stores_it(calibrated, tmp_path, cli):
