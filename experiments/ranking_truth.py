@@ -32,6 +32,13 @@ resamples of the archs. The ceiling is the tau one seed reaches against the mean
 ``--compare-steps N`` reports how the ranking moves against the stored trials of N steps (train
 them with ``--steps N --train-only``): where it has stopped moving, the truth measures trained
 accuracy.
+
+A text space (``--space hybrid-lm``) runs the same benchmark on GCIDE: the archs stratified over
+predicted cpu decode latency (its ``nas latency build`` model), each trial ``--steps`` AdamW steps
+(default the space's recipe: 1,024) of the recipe's batch of windows, the truth the held-out loss
+(bits per byte: lower is better, so the truth and every score are its negation) with next-byte
+accuracy stored beside it (the ``acc`` column); no calibration section (the calibration models
+accuracy).
 """
 
 from __future__ import annotations
@@ -65,7 +72,12 @@ def pick_archs(space, target: str, n: int, seed: int = 0) -> tuple[list, np.ndar
     from nas.supernet.calibrate import stratified
 
     pool = space.sample_unique(random.Random(seed), POOL)
-    predictor = predictor_for(load_profile(target, space)[0], space)
+    if is_text(space):
+        from nas.latency import lm
+
+        predictor = lm.find(target, space, "decode", space.task.input_shape[-1])[0]
+    else:
+        predictor = predictor_for(load_profile(target, space)[0], space)
     log_latency = np.log(np.asarray(predictor.predict(pool), dtype=float))
     chosen = stratified(pool, log_latency, n, WINDOW)
     return [pool[i] for i in chosen], np.exp(log_latency[chosen])
@@ -73,6 +85,10 @@ def pick_archs(space, target: str, n: int, seed: int = 0) -> tuple[list, np.ndar
 
 BOOTSTRAP = 2000
 BINS = 3
+
+
+def is_text(space) -> bool:
+    return space.task.kind == "text"
 
 
 def _tau(a: np.ndarray, b: np.ndarray) -> float:
@@ -201,13 +217,14 @@ def trial(config: dict, data=None) -> None:
     x_train, y_train, x_eval, y_eval = data
     device = "cuda" if torch.cuda.is_available() else "cpu"  # Ray gives a GPU trial its share
     net = train_from_scratch(space, space.parse(arch_text), x_train, y_train, seed,
-                             StandaloneRecipe(steps=config["steps"]), device)
+                             StandaloneRecipe(steps=config["steps"], batch_size=config["batch"]), device,
+                             num_classes=config["num_classes"])
     acc, nll = accuracy_and_nll(net, None, x_eval, y_eval)
     tune.report({"acc": acc, "nll": nll, "seconds": time.time() - started, "device": device})
 
 
 def train_missing(space_name: str, todo: list[tuple[str, int]], steps: int, arrays: tuple, concurrent: int,
-                  path: Path) -> None:
+                  path: Path, batch: int = 128, num_classes: int | None = None) -> None:
     """Each (arch, seed) of ``todo`` as a Ray Tune trial, its row appended to ``path`` as it finishes."""
     import torch
     from ray import tune
@@ -233,7 +250,8 @@ def train_missing(space_name: str, todo: list[tuple[str, int]], steps: int, arra
         with tempfile.TemporaryDirectory() as tmp:
             tune.Tuner(
                 tune.with_resources(tune.with_parameters(trial, data=arrays), resources),
-                param_space={"trial": tune.grid_search([list(t) for t in todo]), "steps": steps, "space": space_name},
+                param_space={"trial": tune.grid_search([list(t) for t in todo]), "steps": steps, "space": space_name,
+                             "batch": batch, "num_classes": num_classes},
                 tune_config=tune.TuneConfig(max_concurrent_trials=concurrent),
                 run_config=tune.RunConfig(storage_path=tmp, name="truth", verbose=0, callbacks=[Store()]),
             ).fit()
@@ -241,9 +259,10 @@ def train_missing(space_name: str, todo: list[tuple[str, int]], steps: int, arra
         stop_ray()
 
 
-def truth(space_name: str, steps: int, archs, seeds: int, path: Path = TRUTH_CSV) -> np.ndarray:
-    """(archs, seeds) stored accuracies of ``archs`` (NaN where a trial is still missing)."""
-    kept = {(r["arch"], r["seed"]): r["acc"] for r in read_trials(path)
+def truth(space_name: str, steps: int, archs, seeds: int, path: Path = TRUTH_CSV, loss: bool = False) -> np.ndarray:
+    """(archs, seeds) stored accuracies of ``archs``, or with ``loss`` their negated held-out NLL
+    (higher is better either way; NaN where a trial is still missing)."""
+    kept = {(r["arch"], r["seed"]): -r["nll"] if loss else r["acc"] for r in read_trials(path)
             if r["space"] == space_name and r["steps"] == steps}
     return np.array([[kept.get((a.to_str(), k), np.nan) for k in range(seeds)] for a in archs])
 
@@ -272,11 +291,13 @@ def score_section(space, ckpts: list[str], archs, latency: np.ndarray, runs: np.
                **supernet_scores(ckpts, archs, x_eval, y_eval)}
     results = compare(scorers, truth, latency)
     top = ceiling(runs) if runs.shape[1] > 1 else float("nan")
-    return (f"### {len(archs)} archs with all {runs.shape[1]} seeds, scored on the 15,000 held-out images\n\n"
+    held = f"{len(x_eval):,} held-out {'windows' if is_text(space) else 'images'}"
+    return (f"### {len(archs)} archs with all {runs.shape[1]} seeds, scored on the {held}\n\n"
             f"Ceiling (one seed against the mean of the others, averaged over seeds): {top:.3f}.\n\n"
             + scores_table(results)
             + "\n\nSupernets: " + "; ".join(f"{Path(c).name}: {checkpoint_recipe(c)}" for c in ckpts) + "."
-            + calibration_section(space, ckpts[0], archs, truth, scorers["params"], x_val, y_val))
+            + ("" if is_text(space) else
+               calibration_section(space, ckpts[0], archs, truth, scorers["params"], x_val, y_val)))
 
 
 CALIBRATION_ARCHS, SPLITS = 10, 200
@@ -367,28 +388,32 @@ def steps_section(space_name: str, archs, steps: int, others: list[int], path: P
 
 
 def report(space, target: str, archs, latency: np.ndarray, steps: int, seeds: int, path: Path,
-           scored: str = "") -> Path:
-    space_name = space.name
+           scored: str = "", batch: int = 128) -> Path:
+    space_name, text = space.name, is_text(space)
     rows = [r for r in read_trials(path) if r["space"] == space_name and r["steps"] == steps]
     wanted = {(a.to_str(), k) for a in archs for k in range(seeds)}
     mine = list({(r["arch"], r["seed"]): r for r in rows if (r["arch"], r["seed"]) in wanted}.values())  # a trial once
-    runs = truth(space_name, steps, archs, seeds, path)
+    runs = truth(space_name, steps, archs, seeds, path, loss=text)
+    shown = -runs / np.log(2) if text else runs  # bits per byte, or accuracy
     patterns = Counter(kind_pattern(a) for a in archs)
-    arch_rows = [[i, f"{latency[i]:.1f}", " + ".join(kind_pattern(a)[0]) + " / " + " + ".join(kind_pattern(a)[1]),
-                  " ".join("-" if np.isnan(v) else f"{v:.4f}" for v in runs[i]), a.to_str()]
+    arch_rows = [[i, f"{latency[i]:.3g}", " + ".join(kind_pattern(a)[0]) + " / " + " + ".join(kind_pattern(a)[1]),
+                  " ".join("-" if np.isnan(v) else f"{v:.4f}" for v in shown[i]), a.to_str()]
                  for i, a in enumerate(archs)]
     seconds = [r["seconds"] for r in mine]
     devices = Counter(r["device"] for r in mine)
     complete = int(np.isfinite(runs).all(axis=1).sum())
     body = (f"**{len(mine)} of {len(wanted)} trials stored; {complete} of {len(archs)} archs have all {seeds} seeds.** "
-            f"{space_name}, {len(archs)} archs stratified over {target} latency ({latency.min():.1f} to "
-            f"{latency.max():.1f} ms predicted) and over {len(patterns)} kind patterns; {steps} steps of 128 "
-            f"Fashion-MNIST images per trial, seeds 0 to {seeds - 1} (one data order per seed, shared by every arch).\n\n"
+            f"{space_name}, {len(archs)} archs stratified over {target}{' decode' if text else ''} latency "
+            f"({latency.min():.3g} to {latency.max():.3g} ms predicted) and over {len(patterns)} kind patterns; {steps} "
+            f"steps of {batch} {'GCIDE windows' if text else 'Fashion-MNIST images'} per trial, seeds 0 to {seeds - 1} "
+            f"(one data order per seed, shared by every arch)"
+            f"{'; the truth is the held-out loss, shown in bits per byte' if text else ''}.\n\n"
             + (f"Trial time: median {np.median(seconds):.0f} s, {sum(seconds) / 3600:.1f} hours in all "
                f"({', '.join(f'{n} on {d}' for d, n in devices.items())}).\n\n" if seconds else "")
             + (scored + "\n\n" if scored else "")
             + "### The archs\n\n"
-            + markdown_table(["#", f"{target} ms", "mixer kinds / ffn kinds", "accuracy per seed", "arch"], arch_rows))
+            + markdown_table(["#", f"{target} ms", "mixer kinds / ffn kinds",
+                              f"{'bits per byte' if text else 'accuracy'} per seed", "arch"], arch_rows))
     return write_report(path.stem, f"Stand-alone ground truth, {space_name}",
                         "python -m experiments.ranking_truth " + " ".join(sys.argv[1:]), body)
 
@@ -398,10 +423,13 @@ def main() -> None:
     parser.add_argument("--space", default="mcu-vision")
     parser.add_argument("--archs", type=int, default=40)
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--steps", type=int, default=1600, help="stand-alone steps of 128 images")
-    parser.add_argument("--target", default="mcu-m7", help="latency target the archs are stratified over")
+    parser.add_argument("--steps", type=int, default=None,
+                        help="stand-alone steps of 128 images (default 1600; a text space: its recipe's steps)")
+    parser.add_argument("--target", default=None, help="latency target the archs are stratified over "
+                        "(default mcu-m7; a text space: cpu)")
     parser.add_argument("--concurrent", type=int, default=2)
-    parser.add_argument("--out", type=Path, default=TRUTH_CSV, help="where trials are stored (and resumed from)")
+    parser.add_argument("--out", type=Path, default=None, help="where trials are stored (and resumed from; default "
+                        "experiments/results/ranking_truth.csv, a text space's lm_ranking_truth.csv)")
     parser.add_argument("--smoke", action="store_true", help="4 archs, 1 seed, 5 steps, 2,000 training images, a scratch file")
     parser.add_argument("--supernet", nargs="+", default=[], help="checkpoints of --space to score against the truth")
     parser.add_argument("--train-only", action="store_true", help="train what is missing, report nothing else")
@@ -410,13 +438,22 @@ def main() -> None:
     parser.add_argument("--report-only", action="store_true",
                         help="train nothing: report what is stored (while another process trains, say)")
     args = parser.parse_args()
-    if args.archs < 2 or args.seeds < 1 or args.steps < 1 or args.concurrent < 1:
-        raise SystemExit("--archs must be at least 2, --seeds, --steps and --concurrent at least 1")
     from nas.data import load_dataset
     from nas.space import load
 
     space = load(args.space)
-    data = load_dataset("fashion-mnist", space.task)
+    text = is_text(space)
+    recipe = dict(space.recipe) if text else {}  # a text space's own training defaults (hybrid-lm: 1,024 steps of 16)
+    batch = int(recipe.get("batch_size", 16)) if text else 128
+    if args.steps is None:
+        args.steps = int(recipe.get("epochs", 1)) * -(-int(recipe.get("limit", 16384)) // batch) if text else 1600
+    args.target = args.target or ("cpu" if text else "mcu-m7")
+    args.out = args.out or (RESULTS / "lm_ranking_truth.csv" if text else TRUTH_CSV)
+    if args.archs < 2 or args.seeds < 1 or args.steps < 1 or args.concurrent < 1:
+        raise SystemExit("--archs must be at least 2, --seeds, --steps and --concurrent at least 1")
+    data = load_dataset("gcide" if text else "fashion-mnist", space.task)
+    if text and recipe.get("limit"):
+        data = data.limit(int(recipe["limit"]))  # the windows the supernet's recipe trains on
     x_eval, y_eval = np.concatenate([data.x_val, data.x_test]), np.concatenate([data.y_val, data.y_test])
     x_train, y_train = data.x_train, data.y_train
     if args.smoke:
@@ -428,16 +465,17 @@ def main() -> None:
     todo = [(a.to_str(), k) for k in range(args.seeds) for a in archs if (a.to_str(), k) not in stored]
     print(f"{args.archs * args.seeds - len(todo)} trials stored, {len(todo)} to train", flush=True)
     if todo and not args.report_only:
-        train_missing(space.name, todo, args.steps, (x_train, y_train, x_eval, y_eval), args.concurrent, args.out)
+        train_missing(space.name, todo, args.steps, (x_train, y_train, x_eval, y_eval), args.concurrent, args.out,
+                      batch, data.num_classes if text else None)
     if args.smoke:
         print(f"smoke: {len(read_trials(args.out))} trials stored in {args.out}")
     elif not args.train_only:
-        runs = truth(space.name, args.steps, archs, args.seeds, args.out)
+        runs = truth(space.name, args.steps, archs, args.seeds, args.out, loss=text)
         scored = (score_section(space, args.supernet, archs, latency, runs, x_eval, y_eval, data.x_val, data.y_val)
                   if args.supernet else "")
         if args.compare_steps:
             scored += "\n\n" + steps_section(space.name, archs, args.steps, args.compare_steps, args.out)
-        print(report(space, args.target, archs, latency, args.steps, args.seeds, args.out, scored))
+        print(report(space, args.target, archs, latency, args.steps, args.seeds, args.out, scored, batch))
 
 
 if __name__ == "__main__":
