@@ -20,7 +20,8 @@ every runtime.
 In a causal (text) space no token is dropped: an expert's capacity is the whole sequence, since
 which tokens a capacity keeps depends on later tokens, which a causal model must not see (and a
 decode step of one token would route differently from the prefill). Compute then grows with the
-number of experts in this dense form.
+number of experts in this dense form, except on one token (a decode step): then only the
+``top_k`` chosen experts' weights are gathered and run, which computes the same sum.
 
 Elastic: the model width slices every weight; fewer experts use the leading experts and the
 leading router rows; the expert hidden size is ``moe_ratio x width`` (leading units).
@@ -107,8 +108,11 @@ class MoeFfn(nn.Module):
         # on a GPU); one expert after another in an ONNX export, where only one expert's hidden
         # activations are live at a time (a microcontroller's peak memory) and the graph is the one
         # the latency profiles were measured on. Both compute the same thing (tests/blocks/test_elastic.py).
-        route = self._experts_in_turn if torch.onnx.is_in_onnx_export() else self._experts_at_once
-        out = route(h, gate, choice, width, ffn, cap, margins)
+        if self.causal and h.shape[1] == 1:  # a decode step: the chosen experts only
+            out = self._chosen_experts(h, gate, choice, width, ffn)
+        else:
+            route = self._experts_in_turn if torch.onnx.is_in_onnx_export() else self._experts_at_once
+            out = route(h, gate, choice, width, ffn, cap, margins)
         if aux is not None:
             # Switch-Transformer balance loss: experts * sum_e (share routed to e) * (mean prob of e).
             share = F.one_hot(choice, experts).float().sum(-2).mean((0, 1)) / top_k
@@ -143,6 +147,18 @@ class MoeFfn(nn.Module):
         y = torch.baddbmm(b2.unsqueeze(1), y, w2.transpose(1, 2)) * weight.permute(2, 0, 1).reshape(experts, -1, 1)
         out = torch.zeros_like(h).reshape(-1, width)  # under autocast y may be of lower precision than h
         return out.index_add(0, rows, y.reshape(-1, width).to(out.dtype)).view_as(h)
+
+    def _chosen_experts(self, h: torch.Tensor, gate: torch.Tensor, choice: torch.Tensor, width: int,
+                        ffn: Ffn) -> torch.Tensor:
+        """One token per sample, (B, 1, C): the weights of its ``top_k`` experts gathered, (B, k, H, C),
+        and run as a batched matrix-vector product; the same sum as the dense form, whose other
+        experts are gated by 0."""
+        w1, b1, w2, b2 = self._expert_weights(width, ffn)
+        c = choice[:, 0]  # (B, k)
+        t = h[:, 0, :, None].unsqueeze(1)  # (B, 1, C, 1)
+        y = F.gelu(torch.matmul(w1[c], t).squeeze(-1) + b1[c])  # (B, k, H)
+        y = torch.matmul(w2[c], y.unsqueeze(-1)).squeeze(-1) + b2[c]  # (B, k, C)
+        return (y * gate[:, 0, :, None]).sum(1, keepdim=True)
 
     def _experts_in_turn(self, h: torch.Tensor, gate: torch.Tensor, choice: torch.Tensor, width: int, ffn: Ffn,
                          cap: int, margins: list[torch.Tensor] | None) -> torch.Tensor:

@@ -104,6 +104,31 @@ def test_moe_batched_experts_compute_what_experts_in_turn_do(experts, top_k, wid
         assert torch.allclose(g, g_in_turn, atol=1e-6)
 
 
+@pytest.mark.parametrize("experts, top_k", [(4, 1), (4, 2), (2, 2)])
+def test_a_causal_moe_decode_step_runs_its_chosen_experts_only_and_computes_the_dense_sum(experts, top_k, monkeypatch):
+    """One token (a decode step): the top-k experts' weights are gathered (no expert loop), and the
+    result is what the dense causal form gives on the same token, in PyTorch and in an export."""
+    torch.manual_seed(experts + top_k)
+    moe = MoeFfn(8, 4, 2, causal=True).eval()
+    option = Ffn("moe", experts=experts, top_k=top_k)
+    x = torch.randn(5, 1, 6)
+    calls = []
+    monkeypatch.setattr(MoeFfn, "_experts_at_once", lambda *a: calls.append(1))
+    step = moe(x, (1,), 6, option)
+    assert not calls  # the dense routes were not taken
+    monkeypatch.undo()
+    dense = moe._experts_at_once(*_routed(moe, x, 6, option), 6, option, 1, None)
+    assert torch.allclose(step, dense, atol=1e-6) and step.abs().sum() > 0
+
+
+def _routed(moe, x, width, option):
+    import torch.nn.functional as F
+
+    h = moe.norm(x, width)
+    gate, choice = F.softmax(moe.router(h, width, option.experts), dim=-1).topk(option.top_k, dim=-1)
+    return h, gate, choice
+
+
 def test_moe_experts_run_on_their_capacity_only(one_expert_at_a_time, monkeypatch):
     torch.manual_seed(0)
     moe = MoeFfn(8, 4, 2).eval()
