@@ -311,15 +311,14 @@ def calibrated_taus(features: list[dict[str, float]], truth: np.ndarray, params:
     from nas.supernet.calibrate import CANDIDATES, AccuracyCalibration
 
     rng = np.random.default_rng(seed)
-    fixed = {f"ridge on {', '.join(c)}": (c,) for c in CANDIDATES}
-    out: dict[str, list[float]] = {"calibrated (set chosen by LOO on the k)": [], **{n: [] for n in fixed},
-                                   "supernet accuracy": [], "params": []}
+    fixed = {f"ridge on {', '.join(c)}": (c,) for c in CANDIDATES if all(n in f for f in features for n in c)}
+    out: dict[str, list[float]] = {"calibrated": [], **{n: [] for n in fixed}, "supernet accuracy": [], "params": []}
     supernet = np.array([f["supernet_accuracy"] for f in features])
     for _ in range(splits):
         order = rng.permutation(len(truth))
         fit, held = order[:k], order[k:]
         rows = [{"arch": str(i), "accuracy": float(truth[i]), "features": features[i]} for i in fit]
-        for name, candidates in (("calibrated (set chosen by LOO on the k)", CANDIDATES), *fixed.items()):
+        for name, candidates in (("calibrated", CANDIDATES), *fixed.items()):
             model = AccuracyCalibration("", 0, 0, rows=rows).fit(candidates)
             out[name].append(_tau(np.array([model.predict(features[i]) for i in held]), truth[held]))
         out["supernet accuracy"].append(_tau(supernet[held], truth[held]))
@@ -338,9 +337,10 @@ def calibration_section(space, ckpt: str, archs, truth: np.ndarray, params: np.n
     fresh = fresh_supernet(space)
     features = [arch_features(net, a, x_val, y_val, p, fresh) for a, p in zip(archs, params, strict=True)]
     taus = calibrated_taus(features, truth, params)
-    rows = [[name, f"{v.mean():.3f}", f"{np.percentile(v, 2.5):.3f} to {np.percentile(v, 97.5):.3f}"]
+    rows = [["calibrated (its feature set chosen by leave-one-out on the k)" if name == "calibrated" else name,
+             f"{v.mean():.3f}", f"{np.percentile(v, 2.5):.3f} to {np.percentile(v, 97.5):.3f}"]
             for name, v in taus.items()]
-    gain = taus["calibrated (set chosen by LOO on the k)"] - taus["params"]
+    gain = taus["calibrated"] - taus["params"]
     return (f"\n\n### Accuracy calibrated from {CALIBRATION_ARCHS} stand-alone archs ({Path(ckpt).name})\n\n"
             f"The model of `nas supernet calibrate` (a ridge on one of a few feature sets, chosen by leave-one-out error "
             f"on the {CALIBRATION_ARCHS} archs themselves: the supernet's accuracy and NLL on the 5,000 validation "

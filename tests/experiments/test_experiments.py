@@ -101,7 +101,10 @@ def test_calibrated_taus_fit_on_a_few_archs_and_score_the_rest():
     truth = np.array([f["supernet_accuracy"] + 0.05 * f["log_params"] for f in features]) + rng.normal(0, 0.003, n)
     params = np.array([10 ** f["log_params"] for f in features])
     taus = calibrated_taus(features, truth, params, k=10, splits=20)
-    assert set(taus) == {"calibrated", "supernet accuracy", "params"} and all(len(v) == 20 for v in taus.values())
+    # the chosen model, each candidate set these features have (no proxies here), and the free scorers
+    assert set(taus) == {"calibrated", "ridge on supernet_nll, log_params",
+                         "ridge on supernet_accuracy, supernet_nll, log_params, depth", "supernet accuracy", "params"}
+    assert all(len(v) == 20 for v in taus.values())
     assert taus["calibrated"].mean() > 0.75 > taus["supernet accuracy"].mean()
 
 
