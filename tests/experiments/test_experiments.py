@@ -121,3 +121,19 @@ def test_steps_section_compares_the_rankings_of_two_training_lengths(tmp_path):
                           "nll": 0.5, "seconds": 1.0, "device": "cpu"}, path)
     text = steps_section(space.name, archs, 1600, [3200, 400], path)
     assert "| 3200 | 4 | 1.000 | +3.00 |" in text and "| 400 | 0 | - | - |" in text
+
+
+def test_a_text_space_truth_is_the_negated_held_out_loss(tmp_path):
+    """On hybrid-lm the truth is the loss (lower bits per byte is better), negated so that higher
+    is better for every scorer, as accuracy is on the image spaces."""
+    from experiments.ranking_truth import append_trial, truth
+    from nas.space import load
+
+    archs = load("hybrid-lm").sample_unique(random.Random(0), 2)
+    path = tmp_path / "t.csv"
+    for i, arch in enumerate(archs):
+        append_trial({"space": "hybrid-lm", "arch": arch.to_str(), "steps": 8, "seed": 0, "acc": 0.3 + i / 10,
+                      "nll": 2.0 - i / 10, "seconds": 1.0, "device": "cpu"}, path)
+    assert truth("hybrid-lm", 8, archs, 1, path, loss=True).ravel().tolist() == [-2.0, -1.9]
+    runs = truth("hybrid-lm", 8, archs, 2, path)  # accuracy, and a seed not stored yet
+    assert runs[:, 0].tolist() == [0.3, 0.4] and all(v != v for v in runs[:, 1])
