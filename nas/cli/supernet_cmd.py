@@ -124,7 +124,7 @@ def info_cmd(checkpoint_path: Path = typer.Argument(..., metavar="CKPT")) -> Non
 def calibrate_cmd(
     checkpoint_path: Path = typer.Argument(..., metavar="CKPT", help="A checkpoint from nas supernet train."),
     archs: int = typer.Option(10, "--archs", help="Archs to train from scratch, spread over the space's sizes and block kinds."),
-    steps: int = typer.Option(1600, "--steps", help="Stand-alone training steps of 128 examples per arch (the ranking settles by 1,600 on Fashion-MNIST)."),
+    steps: int = typer.Option(1600, "--steps", help="Stand-alone training steps per arch, of 128 examples (the ranking settles by 1,600 on Fashion-MNIST) or of the recipe's batch of windows for a language model."),
     seed: int = typer.Option(0, "--seed"),
     out: Path = typer.Option(None, "--out", help="Calibration file (default CKPT's name with .calibration.json); an unfinished one resumes."),
     device: str = typer.Option("auto", "--device", help="auto (CUDA when present), cpu, cuda or cuda:N."),
@@ -138,14 +138,16 @@ def calibrate_cmd(
         raise NasError(f"--limit must be at least 1, got {limit}")
     with step_bars() as progress:
         calibration, path = calibrate(checkpoint_path, archs, steps, seed, out, device, limit, progress)
+    what = "acc" if calibration.target == "accuracy" else calibration.target
     table = Table(title=f"{len(calibration.rows)} archs trained from scratch ({steps} steps each)")
-    for column in ("stand-alone acc", "supernet acc", "calibrated (fit)", "arch"):
+    for column in (f"stand-alone {what}", f"supernet {what}", "calibrated (fit)", "arch"):
         table.add_column(column, justify="left" if column == "arch" else "right")
-    for row in sorted(calibration.rows, key=lambda r: r["accuracy"]):
-        table.add_row(f"{row['accuracy']:.4f}", f"{row['features']['supernet_accuracy']:.4f}",
+    for row in sorted(calibration.rows, key=lambda r: r[calibration.target]):
+        table.add_row(f"{row[calibration.target]:.4f}", f"{calibration.supernet_value(row['features']):.4f}",
                       f"{calibration.predict(row['features']):.4f}", row["arch"])
     console.print(table)
     check = calibration.check
     console.print(f"leave-one-out: mean error {check['loo_mae']:.4f}, Kendall tau {check['loo_kendall_tau']:.3f} "
-                  f"(the supernet's own accuracy: {check['supernet_kendall_tau']:.3f})")
+                  f"(the supernet's own {what}: {check['supernet_kendall_tau']:.3f}); features: "
+                  f"{', '.join(calibration.features)}")
     console.print(f"calibration: {path}  (nas search --supernet {checkpoint_path} --accuracy calibrated)")

@@ -100,7 +100,8 @@ class SupernetEvaluator(Evaluator):
 
             self._calibrated = AccuracyCalibration.from_json(accuracy_model, "the accuracy calibration")
         if lm_costs is not None:
-            self.metric_names = ("bpb", "accuracy", *self.lm_models, "state_kb", "params")
+            self.metric_names = ("bpb", *(("supernet_bpb",) if accuracy_model is not None else ()), "accuracy",
+                                 *self.lm_models, "state_kb", "params")
         else:
             self.metric_names = ("accuracy", *(("supernet_accuracy",) if accuracy_model is not None else ()),
                              *(("int8_accuracy",) if calibration is not None else ()),
@@ -230,7 +231,13 @@ class SupernetEvaluator(Evaluator):
             from nas.supernet.scoring import accuracy_and_nll
 
             acc, nll = accuracy_and_nll(self.eval_net, arch, self.x, self.y, batch=64)
-            return {"bpb": nll / math.log(2), "accuracy": acc, **self.cheap(arch)}
+            scored = {"bpb": nll / math.log(2), "accuracy": acc}
+            if self._calibrated is not None:  # the calibration's estimate of stand-alone bits per byte
+                from nas.supernet.calibrate import arch_features
+
+                features = arch_features(self.eval_net, arch, self.x, self.y, self.metrics.params(arch))
+                scored = {"bpb": self._calibrated.predict(features), "supernet_bpb": scored["bpb"], "accuracy": acc}
+            return {**scored, **self.cheap(arch)}
         out = {**self._accuracy(arch), **self.cheap(arch)}
         if self.calibration is not None:
             out["int8_accuracy"] = self.int8_accuracy(arch)
@@ -278,15 +285,20 @@ class SupernetEvaluator(Evaluator):
 
     def sources(self) -> dict[str, str]:
         if self.lm_costs is not None:
+            calibrated = {} if self._calibrated is None else {
+                "bpb": f"calibrated (a ridge model of stand-alone bits per byte, fitted on {len(self._calibrated.rows)} "
+                       f"archs trained from scratch, of {', '.join(self._calibrated.features)})",
+                "supernet_bpb": "measured (inherited weights, validation split, bits per byte)"}
             return {"bpb": "measured (inherited weights, validation split, bits per byte)",
                     "accuracy": "measured (next-byte accuracy, validation split)",
                     **{m: f"predicted ({model.mode} at {model.length} tokens)" for m, model in self.lm_models.items()},
-                    "state_kb": f"computed (float32 decode state at {self.context} tokens)", "params": "computed"}
+                    "state_kb": f"computed (float32 decode state at {self.context} tokens)", "params": "computed",
+                    **calibrated}
         tuned = f" + {self.finetune[0]} fine-tuning steps" if self.finetune else ""
         accuracy = f"measured (inherited weights{tuned}, validation split)"
         if self._calibrated is not None:
             accuracy = (f"calibrated (a ridge model of stand-alone accuracy, fitted on {len(self._calibrated.rows)} archs "
-                        "trained from scratch, of the supernet's accuracy and NLL, log params and depth)")
+                        f"trained from scratch, of {', '.join(self._calibrated.features)})")
         out = {"accuracy": accuracy, "supernet_accuracy": "measured (inherited weights, validation split)",
                "int8_accuracy": "measured (the int8 QDQ graph in onnxruntime, validation split)"}
         out.update({latency_metric(t): "predicted" for t in (*self.targets, *self.other_targets)})

@@ -14,6 +14,10 @@ and the check it reports is nested: each left-out arch is predicted by a model w
 was chosen without it. A search then scores every subnet by that model
 (``nas search --accuracy calibrated``), and stores the calibration with the experiment.
 
+A language model (a text space) is calibrated on its objective instead: the stand-alone test
+bits per byte (``target`` ``bpb``), from the same features less the proxies (they score images and
+series); the stand-alone runs use the space's recipe batch of windows.
+
 The calibration file is written after every trained arch, so an interrupted run resumes where it
 stopped; it names the checkpoint it belongs to by its SHA-256, and a search refuses a calibration
 of another supernet. Leave-one-out predictions of the ``k`` archs are kept as its check.
@@ -110,12 +114,18 @@ class AccuracyCalibration:
     alpha: float = 1.0
     check: dict[str, float] = field(default_factory=dict)  # nested leave-one-out: mae, kendall tau
     features: list[str] = field(default_factory=lambda: list(FEATURES))  # the chosen set
+    target: str = "accuracy"  # what a row's stand-alone value is: accuracy, or bpb for a language model
 
     def predict(self, features: dict[str, float]) -> float:
         if not self.coef:
             raise NasError("this accuracy calibration has no fitted model yet: finish nas supernet calibrate")
         z = (np.array([features[f] for f in self.features]) - self.mean) / self.scale
-        return float(np.clip(self.intercept + z @ np.array(self.coef), 0.0, 1.0))
+        value = self.intercept + z @ np.array(self.coef)
+        return float(np.clip(value, 0.0, 1.0) if self.target == "accuracy" else max(value, 0.0))
+
+    def supernet_value(self, features: dict[str, float]) -> float:
+        """The supernet's own estimate of the target (its accuracy, or its bits per byte)."""
+        return features["supernet_accuracy"] if self.target == "accuracy" else features["supernet_nll"] / math.log(2)
 
     def fit(self, candidates: Sequence[tuple[str, ...]] = CANDIDATES) -> AccuracyCalibration:
         """Choose the feature set (of ``candidates``, those every row has) by leave-one-out
@@ -123,7 +133,7 @@ class AccuracyCalibration:
         nested leave-one-out predictions of each row."""
         if len(self.rows) < 4:
             raise NasError(f"an accuracy calibration needs at least 4 trained archs, has {len(self.rows)}")
-        y = np.array([r["accuracy"] for r in self.rows])
+        y = np.array([r[self.target] for r in self.rows])
         sets = [tuple(c) for c in candidates if all(f in r["features"] for r in self.rows for f in c)]
         if not sets:
             raise NasError("the calibration's rows lack the features of every candidate set")
@@ -142,7 +152,7 @@ class AccuracyCalibration:
         loo = np.array(loo)
         self.check = {"loo_mae": float(np.mean(np.abs(loo - y))),
                       "loo_kendall_tau": float(kendalltau(loo, y).statistic),
-                      "supernet_kendall_tau": float(kendalltau([r["features"]["supernet_accuracy"] for r in self.rows],
+                      "supernet_kendall_tau": float(kendalltau([self.supernet_value(r["features"]) for r in self.rows],
                                                                y).statistic)}
         return self
 
@@ -216,14 +226,13 @@ def calibrate(checkpoint_path: str | Path, k: int = 10, steps: int = 1600, seed:
     from nas.supernet.devices import resolve_device
     from nas.supernet.metrics import MetricsModel
     from nas.supernet.proxies import fresh_supernet
-    from nas.supernet.scoring import accuracy
+    from nas.supernet.scoring import accuracy_and_nll
     from nas.supernet.standalone import StandaloneRecipe, train_from_scratch
 
     if k < 4:
         raise NasError(f"--archs must be at least 4 (the model has 4 features and a check), got {k}")
     if steps < 1:
         raise NasError(f"--steps must be at least 1, got {steps}")
-    recipe = StandaloneRecipe(steps=steps)
     if not Path(checkpoint_path).is_file():
         raise NasError(f"checkpoint {str(checkpoint_path)!r} does not exist")
     path = check_writable(Path(out) if out else default_path(checkpoint_path), "calibration output")
@@ -231,13 +240,15 @@ def calibrate(checkpoint_path: str | Path, k: int = 10, steps: int = 1600, seed:
     net, info = checkpoint.load(checkpoint_path)
     space: NetSpace = info.space
     data = load_dataset(info.dataset, space.task).limit(limit)
-    calibration = AccuracyCalibration(digest, steps, seed)
+    text = space.task.kind == "text"
+    recipe = StandaloneRecipe(steps=steps, batch_size=int(space.recipe.get("batch_size", 16)) if text else 128)
+    calibration = AccuracyCalibration(digest, steps, seed, target="bpb" if text else "accuracy")
     if path.is_file():
         kept = AccuracyCalibration.load(path)
         if (kept.supernet_sha256, kept.steps, kept.seed) == (digest, steps, seed):
             calibration.rows = kept.rows
     metrics = MetricsModel(net, space, info.input_shape)
-    fresh = None if space.task.kind == "text" else fresh_supernet(space)
+    fresh = None if text else fresh_supernet(space)
     pool = space.sample_unique(random.Random(seed), 1000)
     log_params = np.log([metrics.params(a) for a in pool])
     archs = [pool[i] for i in stratified(pool, log_params, k)]
@@ -249,8 +260,9 @@ def calibrate(checkpoint_path: str | Path, k: int = 10, steps: int = 1600, seed:
     for arch in todo:
         trained = train_from_scratch(space, arch, data.x_train, data.y_train, seed, recipe, where,
                                      num_classes=data.num_classes)
+        acc, nll = accuracy_and_nll(trained, None, data.x_test, data.y_test)
         calibration.rows.append({
-            "arch": arch.to_str(), "accuracy": accuracy(trained, None, data.x_test, data.y_test),
+            "arch": arch.to_str(), calibration.target: nll / math.log(2) if text else acc,
             "features": arch_features(net, arch, data.x_val, data.y_val, metrics.params(arch), fresh)})
         calibration.save(path)  # every trained arch kept at once: a rerun resumes here
         advance()

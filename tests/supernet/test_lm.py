@@ -348,3 +348,30 @@ def test_a_language_model_search_lands_bits_per_byte_decode_latency_and_state_in
         assert not at.exception and not at.error, (page, at.exception, at.error)
     spec = json.loads(run_page("explorer", db, monkeypatch).get("plotly_chart")[0].proto.spec)
     assert {"bpb", "cpu_decode_ms"} <= {spec["layout"]["xaxis"]["title"]["text"], spec["layout"]["yaxis"]["title"]["text"]}
+
+
+def test_a_language_model_is_calibrated_on_stand_alone_bits_per_byte_and_searched_by_it(
+        tmp_path, tiny_lm_ckpt, monkeypatch):
+    """``nas supernet calibrate`` on a text checkpoint fits stand-alone test bits per byte (no
+    proxies: they score images), and a search with it reports that estimate as ``bpb``, the
+    supernet's own beside it."""
+    from nas.latency import lm
+    from nas.latency.measure import MeasureConfig, Meter
+    from nas.runner import SearchConfig, search
+    from nas.store import Store
+    from nas.supernet import checkpoint
+    from nas.supernet.calibrate import calibrate
+
+    calibration, path = calibrate(tiny_lm_ckpt, k=4, steps=15, out=tmp_path / "c.json", device="cpu", limit=400)
+    assert calibration.target == "bpb" and len(calibration.rows) == 4
+    assert all(0 < r["bpb"] < 8 and "log_synflow" not in r["features"] for r in calibration.rows)
+    net, info = checkpoint.load(tiny_lm_ckpt)
+    cost = lm.OnnxCpuCost(Meter(MeasureConfig(warmup=1, repeats=5, guard=False)))
+    for mode in ("prefill", "decode"):
+        lm.save(lm.build(info.space, net, cost, mode, 32, n_fit=3), lm.model_path(tmp_path / "p", "cpu", info.space, mode, 32))
+    monkeypatch.setenv("NAS_PROFILES", str(tmp_path / "p"))
+    db = f"sqlite:///{tmp_path / 'cal.db'}"
+    search(SearchConfig(strategy="random", budget=3, targets=("cpu",), workers=0, db=db, experiment="cal",
+                        supernet=str(tiny_lm_ckpt), val_examples=20, accuracy=f"calibrated:{path}"))
+    rows = Store(db).evaluations("cal")
+    assert all({"bpb", "supernet_bpb"} <= set(r.metrics) and r.metrics["bpb"] != r.metrics["supernet_bpb"] for r in rows)
