@@ -64,23 +64,43 @@ POOL = 2000
 WINDOW = 25  # draws nearest a latency point, of which the least-picked kind pattern is taken
 
 
-def pick_archs(space, target: str, n: int, seed: int = 0) -> tuple[list, np.ndarray]:
-    """``n`` archs stratified over log predicted latency on ``target`` and over kind patterns (see
-    the module doc), with their predicted latencies, cheapest first."""
-    from nas.latency import predictor_for
-    from nas.latency.profile import load_profile
-    from nas.supernet.calibrate import stratified
-
-    pool = space.sample_unique(random.Random(seed), POOL)
+def latency_predictor(space, target: str):
+    """What the archs are stratified over: ``target``'s latency profile (a text space: its decode model)."""
     if is_text(space):
         from nas.latency import lm
 
-        predictor = lm.find(target, space, "decode", space.task.input_shape[-1])[0]
-    else:
-        predictor = predictor_for(load_profile(target, space)[0], space)
-    log_latency = np.log(np.asarray(predictor.predict(pool), dtype=float))
+        return lm.find(target, space, "decode", space.task.input_shape[-1])[0]
+    from nas.latency import predictor_for
+    from nas.latency.profile import load_profile
+
+    return predictor_for(load_profile(target, space)[0], space)
+
+
+def pick_archs(space, target: str, n: int, seed: int = 0) -> tuple[list, np.ndarray]:
+    """``n`` archs stratified over log predicted latency on ``target`` and over kind patterns (see
+    the module doc), with their predicted latencies, cheapest first."""
+    from nas.supernet.calibrate import stratified
+
+    pool = space.sample_unique(random.Random(seed), POOL)
+    log_latency = np.log(np.asarray(latency_predictor(space, target).predict(pool), dtype=float))
     chosen = stratified(pool, log_latency, n, WINDOW)
     return [pool[i] for i in chosen], np.exp(log_latency[chosen])
+
+
+def pinned_archs(space, target: str, n: int, path: Path) -> tuple[list, np.ndarray]:
+    """The archs of the truth stored at ``path``: those its ``.archs`` file lists (written on the first
+    run, so that rebuilding a latency model later cannot change which archs a truth holds), with
+    their latencies predicted now."""
+    listing = path.with_suffix(".archs")
+    if listing.is_file():
+        archs = [space.parse(line) for line in listing.read_text().split()]
+        if len(archs) != n:
+            raise SystemExit(f"{listing} pins {len(archs)} archs, not --archs {n}: use another --out")
+        return archs, np.asarray(latency_predictor(space, target).predict(archs), dtype=float)
+    archs, latency = pick_archs(space, target, n)
+    listing.parent.mkdir(parents=True, exist_ok=True)
+    listing.write_text("".join(f"{a.to_str()}\n" for a in archs))
+    return archs, latency
 
 
 BOOTSTRAP = 2000
@@ -460,7 +480,7 @@ def main() -> None:
         args.archs, args.seeds, args.steps, args.concurrent = 4, 1, 5, 1
         x_train, y_train, x_eval, y_eval = x_train[:2000], y_train[:2000], x_eval[:500], y_eval[:500]
         args.out = Path(tempfile.mkdtemp()) / "ranking_truth_smoke.csv"
-    archs, latency = pick_archs(space, args.target, args.archs)
+    archs, latency = pinned_archs(space, args.target, args.archs, args.out)
     stored = {(r["arch"], r["seed"]) for r in read_trials(args.out) if r["space"] == space.name and r["steps"] == args.steps}
     todo = [(a.to_str(), k) for k in range(args.seeds) for a in archs if (a.to_str(), k) not in stored]
     print(f"{args.archs * args.seeds - len(todo)} trials stored, {len(todo)} to train", flush=True)
