@@ -108,9 +108,10 @@ def _build_lm(s, target: str, config, archs: int, seed: int, prompt: int | None,
     from nas.latency import lm
     from nas.latency.build import random_supernet
     from nas.latency.profile import default_out_dir
+    from nas.latency.targets import get_target
 
     lengths = _lm_lengths(s, prompt, context)
-    cost = lm.cost_for(target, replace(config, min_window_ms=lm.MIN_WINDOW_MS))
+    cost = get_target(target).lm_cost(replace(config, min_window_ms=lm.MIN_WINDOW_MS))
     net, n_fit = random_supernet(s), max(3, min(archs, 40))
     with step_bars() as progress:
         for mode, length in lengths.items():
@@ -182,6 +183,7 @@ def _validate_lm(s, target: str, n: int, seed: int, prompt: int | None, context:
     from nas.latency import lm
     from nas.latency.build import random_supernet
     from nas.latency.measure import MeasureConfig
+    from nas.latency.targets import get_target
 
     if mode not in ("decode", "prefill", "both"):
         raise NasError(f"--mode {mode!r} is not one of decode, prefill, both")
@@ -191,7 +193,7 @@ def _validate_lm(s, target: str, n: int, seed: int, prompt: int | None, context:
     modes = [m for m in lm.MODES if mode in (m, "both")]
     found = {m: lm.find(target, s, m, lengths[m]) for m in modes}  # fail before any measuring
     models, paths = {m: f[0] for m, f in found.items()}, {m: f[1] for m, f in found.items()}
-    cost = lm.cost_for(target, MeasureConfig(min_window_ms=lm.MIN_WINDOW_MS))
+    cost = get_target(target).lm_cost(MeasureConfig(min_window_ms=lm.MIN_WINDOW_MS))
     net = random_supernet(s)
     summaries = {}
     for m, model in models.items():

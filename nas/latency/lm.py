@@ -282,26 +282,6 @@ class McuCost:
         return {**self.mcu.describe(MeasureConfig()), "passes": 1}
 
 
-def cost_for(target: str, config=None):
-    """How ``target`` costs a graph: timed here (cpu, gpu) or by a board's cost model (mcu-*)."""
-    from nas.latency.measure import MeasureConfig, Meter
-    from nas.latency.targets import McuTarget, get_target
-
-    t = get_target(target)
-    config = config or MeasureConfig(min_window_ms=MIN_WINDOW_MS)
-    if isinstance(t, McuTarget):
-        return McuCost(t)
-    if t.name == "cpu":
-        return OnnxCpuCost(Meter(config))
-    if t.name == "gpu":
-        problem = t.status()
-        if problem:
-            raise NasError(problem)
-        return CudaCost(Meter(config))
-    raise NasError(f"language-model latency is built for cpu, gpu and the MCU boards, not {target!r} "
-                   "(an imported target has no step graphs to measure)")
-
-
 def cost_all(graphs: dict[Any, Graph], cost, seed: int = 0, progress: Callable[[str], None] | None = None,
              ) -> dict[Any, float]:
     """Every graph costed in ``cost.passes`` passes, each pass in its own shuffled order (so a slow
@@ -404,7 +384,7 @@ def validate(space: NetSpace, net: nn.Module, model: LmLatency, cost, n: int = 1
     (MCU) is run once on each whole graph."""
     from scipy.stats import kendalltau
 
-    from nas.latency.validate import DISAGREE
+    from nas.latency.measure import DISAGREE
 
     fitted = {row["arch"] for row in model.fit}
     archs = [a for a in space.sample_unique(random.Random(seed), n + len(fitted)) if a.to_str() not in fitted][:n]

@@ -22,6 +22,8 @@ import numpy as np
 from nas.errors import NasError, first_line
 from nas.latency import kit_runner
 
+DISAGREE = 0.10  # two passes of a validation further apart than this: one of them was disturbed
+
 
 @dataclass(frozen=True)
 class Measurement:

@@ -75,6 +75,11 @@ class Target(ABC):
                 onnx_bytes: bytes | None = None) -> Measurement:
         raise NasError(f"target {self.name!r} cannot be measured on this machine ({self.why_not_measured()})")
 
+    def lm_cost(self, config: MeasureConfig | None = None):
+        """How this target costs a language model's unit and subnet graphs (:mod:`nas.latency.lm`)."""
+        raise NasError(f"language-model latency is built for cpu, gpu and the MCU boards, not {self.name!r} "
+                       "(an imported target has no step graphs to measure)")
+
     def why_not_measured(self) -> str:
         return "it is not a device of this machine"
 
@@ -138,6 +143,11 @@ class CpuTarget(_MeasuredHere):
         return {"device": host["cpu"], "runtime": host["runtime"], "threads": host["threads"],
                 "cores": host["cores"], "platform": host["platform"], "batch": str(config.batch)}
 
+    def lm_cost(self, config=None):
+        from nas.latency import lm
+
+        return lm.OnnxCpuCost(Meter(config or MeasureConfig(min_window_ms=lm.MIN_WINDOW_MS)))
+
     def measure(self, module, shape, meter, onnx_bytes=None):
         import torch
 
@@ -165,6 +175,14 @@ class GpuTarget(_MeasuredHere):
 
     def why_not_measured(self) -> str:
         return self.status() or "no GPU"
+
+    def lm_cost(self, config=None):
+        from nas.latency import lm
+
+        problem = self.status()
+        if problem:
+            raise NasError(problem)
+        return lm.CudaCost(Meter(config or MeasureConfig(min_window_ms=lm.MIN_WINDOW_MS)))
 
     def describe(self, config: MeasureConfig) -> dict[str, Any]:
         import torch
@@ -218,6 +236,11 @@ class McuTarget(Target):
 
     def model(self) -> McuModel:
         return McuModel(self.board, calibrate(self.name).cpi)
+
+    def lm_cost(self, config=None):
+        from nas.latency import lm
+
+        return lm.McuCost(self)
 
     def cost_graph(self, stats: GraphStats) -> McuEstimate:
         return self.model().estimate(stats)

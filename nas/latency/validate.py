@@ -31,13 +31,18 @@ from scipy.stats import kendalltau
 from nas.errors import NasError
 from nas.graph import analyze
 from nas.latency.build import build_archs, random_supernet
-from nas.latency.measure import CostedTarget, MeasureConfig, MeasuringTarget, Meter, Progress
+from nas.latency.measure import (
+    DISAGREE,
+    CostedTarget,
+    MeasureConfig,
+    MeasuringTarget,
+    Meter,
+    Progress,
+)
 from nas.latency.predictor import predictor_for
 from nas.latency.profile import Profile
 from nas.space import Arch, NetArch, NetSpace
 from nas.supernet.to_onnx import to_onnx
-
-DISAGREE = 0.10  # two passes further apart than this: one of them was disturbed
 
 
 @dataclass(frozen=True)
