@@ -226,31 +226,16 @@ class CudaCost:
 
     def __call__(self, graph: Graph) -> float:
         from nas.latency.kit_runner import summarise
+        from nas.latency.measure import cuda_times
 
         c = self.meter.config
         module = graph.module.to(self.device)
         args = tuple(a.to(self.device) for a in graph.args)
         cuda = self.device.type == "cuda"
-        sync = torch.cuda.synchronize if cuda else (lambda: None)
         medians = []
         with torch.inference_mode():
-            for _ in range(c.warmup + 25):  # kernels chosen, caches warm
-                module(*args)
-            for _ in range(3):
-                times = []
-                for _ in range(c.repeats):
-                    if cuda:
-                        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-                        start.record()
-                        module(*args)
-                        end.record()
-                        times.append((start, end))
-                    else:  # the same loop timed on the host (tests; a machine without a GPU)
-                        t0 = time.perf_counter()
-                        module(*args)
-                        times.append((time.perf_counter() - t0) * 1e3)
-                sync()
-                ms = np.array([s.elapsed_time(e) for s, e in times] if cuda else times)
+            for window in range(3):  # the first window also warms up: kernels chosen, caches warm
+                ms = cuda_times(lambda: module(*args), c.warmup + 25 if window == 0 else 0, c.repeats, cuda)
                 medians.append(float(np.median(ms)))
                 self.cvs.append(summarise(ms, c.max_cv)[3])
         graph.module.to("cpu")
@@ -384,44 +369,39 @@ def validate(space: NetSpace, net: nn.Module, model: LmLatency, cost, n: int = 1
     (MCU) is run once on each whole graph."""
     from scipy.stats import kendalltau
 
-    from nas.latency.measure import DISAGREE
+    from nas.latency.measure import measure_in_passes
 
     fitted = {row["arch"] for row in model.fit}
     archs = [a for a in space.sample_unique(random.Random(seed), n + len(fitted)) if a.to_str() not in fitted][:n]
     graphs = [whole_graph(net, a, model.mode, model.length) for a in archs]
     refs = model.fit[:: max(1, len(model.fit) // 10)][:10] if cost.passes > 1 else []
-    ref_graphs = [whole_graph(net, space.parse(r["arch"]), model.mode, model.length) for r in refs]
-    passes, speeds = [], []
-    for k in range(min(2, cost.passes)):
-        ratios = [cost(g) / r["measured_ms"] for g, r in zip(ref_graphs, refs, strict=True)]
-        speeds.append(float(np.median(ratios)) if ratios else 1.0)
-        costs = []
-        for i, g in enumerate(graphs):
-            costs.append(cost(g))
+    references = [(lambda g=whole_graph(net, space.parse(r["arch"]), model.mode, model.length): cost(g),
+                   r["measured_ms"]) for r in refs]
+
+    def report(description: str, total: int) -> Callable[[], None]:
+        done = [0]
+
+        def advance() -> None:
+            done[0] += 1
             if progress:
-                progress(f"pass {k + 1}: subnet {i + 1} of {len(graphs)}")
-        passes.append(np.array(costs))
-    raw = np.mean(passes, axis=0)
-    scaled = [p / s for p, s in zip(passes, speeds, strict=True)]
-    measured = np.mean(scaled, axis=0)
-    disagreement = np.abs(scaled[0] - scaled[-1]) / measured
-    disturbed = np.flatnonzero(disagreement > DISAGREE)
-    for i in disturbed:
-        third = cost(graphs[i]) / float(np.mean(speeds))
-        measured[i] = float(np.median([scaled[0][i], scaled[-1][i], third]))
+                progress(f"{description}: {done[0]} of {total}")
+        return advance
+
+    runs = measure_in_passes(len(graphs), lambda i: cost(graphs[i]), references, min(2, cost.passes), report)
+    measured, raw = runs.measured, runs.raw_mean
     predicted = model.predict(archs)
     rows = [{"arch": a.to_str(), "measured_ms": float(m), "predicted_ms": float(p),
              "state_kb": state_bytes(space, a, model.length) / 1024,
-             **({f"pass{j + 1}_ms": float(x[i]) for j, x in enumerate(passes)} if cost.passes > 1 else {})}
+             **({f"pass{j + 1}_ms": float(x[i]) for j, x in enumerate(runs.raw)} if cost.passes > 1 else {})}
             for i, (a, m, p) in enumerate(zip(archs, measured, predicted, strict=True))]
     err, err_raw = np.abs(predicted / measured - 1), np.abs(predicted / raw - 1)
     return {"rows": rows, "n": len(rows), "within_10pct": float((err <= 0.10).mean()),
             "within_5pct": float((err <= 0.05).mean()), "median_rel_error": float(np.median(err)),
             "p90_rel_error": float(np.percentile(err, 90)),
             "kendall_tau": float(kendalltau(measured, predicted).statistic) if len(rows) > 1 else float("nan"),
-            "speed_vs_build": float(np.mean(speeds)), "within_10pct_uncorrected": float((err_raw <= 0.10).mean()),
+            "speed_vs_build": float(np.mean(runs.speeds)), "within_10pct_uncorrected": float((err_raw <= 0.10).mean()),
             "median_rel_error_uncorrected": float(np.median(err_raw)),
-            "repeat_diff": float(np.median(disagreement)), "remeasured": int(len(disturbed)),
+            "repeat_diff": float(np.median(runs.disagreement)), "remeasured": int(len(runs.remeasured)),
             "noise_cv": float(np.median(cost.cvs)) if cost.cvs else 0.0,
             "measured_ms_range": [float(measured.min()), float(measured.max())]}
 

@@ -12,7 +12,7 @@ import functools
 import math
 import os
 import platform
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from time import perf_counter
 from typing import Any, Protocol
@@ -145,6 +145,33 @@ class Meter:
         return self.time(lambda: sess.run(None, feed))
 
 
+def cuda_times(run: Callable[[], object], warmup: int, repeats: int, cuda: bool = True) -> np.ndarray:
+    """Milliseconds of ``repeats`` calls of ``run`` after ``warmup`` calls, each timed by CUDA events
+    recorded around it and read after one synchronisation for the whole window (not one per call,
+    which would time the host's wait too). With ``cuda`` false the same loop is timed on the host
+    (tests; a machine without a GPU)."""
+    for _ in range(warmup):
+        run()
+    if not cuda:
+        times = []
+        for _ in range(repeats):
+            start = perf_counter()
+            run()
+            times.append((perf_counter() - start) * 1e3)
+        return np.array(times)
+    import torch
+
+    torch.cuda.synchronize()
+    starts = [torch.cuda.Event(enable_timing=True) for _ in range(repeats)]
+    ends = [torch.cuda.Event(enable_timing=True) for _ in range(repeats)]
+    for start, end in zip(starts, ends, strict=True):
+        start.record()
+        run()
+        end.record()
+    torch.cuda.synchronize()
+    return np.array([s.elapsed_time(e) for s, e in zip(starts, ends, strict=True)])
+
+
 def cpu_model() -> str:
     return kit_runner.device_name()
 
@@ -186,3 +213,57 @@ class CostedTarget(Protocol):
     def describe(self, config: MeasureConfig) -> dict[str, Any]: ...
 
     def model(self) -> Any: ...
+
+
+@dataclass(frozen=True)
+class Passes:
+    """Separate passes of measurements over the same subnets (see :func:`measure_in_passes`)."""
+
+    raw: np.ndarray  # (passes, subnets), as measured
+    speeds: list[float]  # each pass's speed against the build: latency now / latency then, on its references
+    scaled: np.ndarray  # raw brought back to the build's speed
+    measured: np.ndarray  # the mean of the scaled passes; the median of three where they disagreed
+    disagreement: np.ndarray  # |first - last| / measured, per subnet (zeros with one pass)
+    remeasured: np.ndarray  # the subnets measured a third time
+
+    @property
+    def raw_mean(self) -> np.ndarray:
+        return self.raw.mean(axis=0)
+
+
+def measure_in_passes(n: int, measure: Callable[[int], float],
+                      references: Sequence[tuple[Callable[[], float], float]] = (), passes: int = 2,
+                      progress: Progress | None = None, name: str = "") -> Passes:
+    """Measure subnets ``0 .. n-1`` (``measure(i)``, in ms) in ``passes`` separate passes over the set.
+
+    A shared or virtual machine drifts in speed over minutes: each pass first re-measures the
+    ``references`` (a callable measuring one of the build's own subnets now, and its latency at the
+    build) and the median ratio is the pass's speed, by which its figures are divided. Where two
+    passes disagree by more than :data:`DISAGREE` one was disturbed: that subnet is measured a third
+    time and the median of the three kept. One pass (a cost model, exact) is taken as it is."""
+    progress = progress or (lambda description, total: lambda: None)
+    raw, speeds = [], []
+    for k in range(passes):
+        advance = progress(f"{name}measuring {n} held-out subnets (pass {k + 1} of {passes})", n + len(references))
+        ratios = []
+        for measure_ref, built_ms in references:
+            ratios.append(measure_ref() / built_ms)
+            advance()
+        speeds.append(float(np.median(ratios)) if ratios else 1.0)
+        row = []
+        for i in range(n):
+            row.append(float(measure(i)))
+            advance()
+        raw.append(row)
+    raw_arr = np.array(raw)
+    scaled = raw_arr / np.array(speeds)[:, None]
+    measured = scaled.mean(axis=0)
+    disagreement = np.abs(scaled[0] - scaled[-1]) / measured
+    disturbed = np.flatnonzero(disagreement > DISAGREE)
+    if len(disturbed):
+        advance = progress(f"{name}measuring {len(disturbed)} disturbed subnets again", len(disturbed))
+        for i in disturbed:
+            third = measure(int(i)) / float(np.mean(speeds))
+            measured[i] = float(np.median([scaled[0][i], scaled[-1][i], third]))
+            advance()
+    return Passes(raw_arr, speeds, scaled, measured, disagreement, disturbed)

@@ -31,6 +31,7 @@ from nas.latency.measure import (
     Measurement,
     Meter,
     Progress,
+    cuda_times,
     host_description,
     summarise,
 )
@@ -204,19 +205,9 @@ class GpuTarget(_MeasuredHere):
         torch.backends.cudnn.benchmark = True
         try:
             with torch.inference_mode():
-                for _ in range(config.warmup + self.extra_warmup):
-                    module(x)
-                torch.cuda.synchronize()
-                starts = [torch.cuda.Event(enable_timing=True) for _ in range(config.repeats)]
-                ends = [torch.cuda.Event(enable_timing=True) for _ in range(config.repeats)]
-                for start, end in zip(starts, ends, strict=True):
-                    start.record()
-                    module(x)
-                    end.record()
-                torch.cuda.synchronize()  # one sync for the whole window, not one per run
+                times = cuda_times(lambda: module(x), config.warmup + self.extra_warmup, config.repeats)
         finally:
             torch.backends.cudnn.benchmark = previous
-        times = np.array([s.elapsed_time(e) for s, e in zip(starts, ends, strict=True)])
         return summarise(times, config.max_cv)
 
 

@@ -32,12 +32,12 @@ from nas.errors import NasError
 from nas.graph import analyze
 from nas.latency.build import build_archs, random_supernet
 from nas.latency.measure import (
-    DISAGREE,
     CostedTarget,
     MeasureConfig,
     MeasuringTarget,
     Meter,
     Progress,
+    measure_in_passes,
 )
 from nas.latency.predictor import predictor_for
 from nas.latency.profile import Profile
@@ -142,42 +142,25 @@ def validate_measured(
         sub = net.extract(arch, shape)
         graphs.append((sub, to_onnx(sub, torch.zeros(1, *shape)) if target.times_onnx else None))
         advance()
-    references = reference_archs(space, profile)
-    passes: list[list] = [[], []]
-    speeds = []
-    for k in range(2):
-        advance = progress(f"{target.name}: measuring {len(archs)} held-out subnets (pass {k + 1} of 2)",
-                           len(archs) + len(references))
-        ratios = []
-        for arch, built_ms in references:
-            sub = net.extract(arch, shape)
-            ratios.append(target.measure(sub, (1, *shape), meter).median_ms / built_ms)
-            advance()
-        speeds.append(float(np.median(ratios)) if ratios else 1.0)
-        for sub, data in graphs:
-            passes[k].append(target.measure(sub, (1, *shape), meter, data))
-            advance()
-    raw_first = np.array([m.median_ms for m in passes[0]])
-    raw_second = np.array([m.median_ms for m in passes[1]])
-    first, second = raw_first / speeds[0], raw_second / speeds[1]
-    measured_arr = (first + second) / 2
-    disagreement = np.abs(first - second) / measured_arr
-    repeat_diff = float(np.median(disagreement))
-    disturbed = np.flatnonzero(disagreement > DISAGREE)
-    if len(disturbed):
-        advance = progress(f"{target.name}: measuring {len(disturbed)} disturbed subnets again", len(disturbed))
-        for i in disturbed:
-            third = target.measure(graphs[i][0], (1, *shape), meter, graphs[i][1]).median_ms / np.mean(speeds)
-            measured_arr[i] = float(np.median([first[i], second[i], third]))
-            advance()
-    noise_cv = float(np.median([m.cv for p in passes for m in p]))
+    cvs: list[float] = []
+
+    def measure(i: int) -> float:
+        m = target.measure(graphs[i][0], (1, *shape), meter, graphs[i][1])
+        cvs.append(m.cv)
+        return m.median_ms
+
+    references = [(lambda arch=arch: target.measure(net.extract(arch, shape), (1, *shape), meter).median_ms, built_ms)
+                  for arch, built_ms in reference_archs(space, profile)]
+    runs = measure_in_passes(len(archs), measure, references, progress=progress, name=f"{target.name}: ")
+    (raw_first, raw_second), (first, second) = runs.raw, runs.scaled
     rows = [{"arch": a.to_str(), "measured_ms": float(m), "predicted_ms": float(p), "pass1_ms": float(x),
              "pass2_ms": float(y), "raw_pass1_ms": float(rx), "raw_pass2_ms": float(ry)}
-            for a, m, p, x, y, rx, ry in zip(archs, measured_arr, predicted, first, second, raw_first, raw_second,
+            for a, m, p, x, y, rx, ry in zip(archs, runs.measured, predicted, first, second, raw_first, raw_second,
                                              strict=True)]
-    summary = score_predictions(measured_arr, predicted, noise_cv, repeat_diff)
-    raw = score_predictions((raw_first + raw_second) / 2, predicted, noise_cv, None)
-    summary.update({"speed_vs_build": round(float(np.mean(speeds)), 4), "remeasured": int(len(disturbed)),
+    noise_cv = float(np.median(cvs))
+    summary = score_predictions(runs.measured, predicted, noise_cv, float(np.median(runs.disagreement)))
+    raw = score_predictions(runs.raw_mean, predicted, noise_cv, None)
+    summary.update({"speed_vs_build": round(float(np.mean(runs.speeds)), 4), "remeasured": int(len(runs.remeasured)),
                     "within_10pct_uncorrected": raw["within_10pct"], "mape_uncorrected": raw["mape"],
                     "kendall_tau_uncorrected": raw["kendall_tau"]})
     summary.update({f"guard_{k}": v for k, v in meter.guard_report().items()})

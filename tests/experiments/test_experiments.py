@@ -87,6 +87,28 @@ def test_ranking_stats_say_what_a_search_needs_of_a_scorer():
     assert 0.8 < ceiling(runs) < 1.0
 
 
+def test_the_ceiling_of_a_seed_mean_truth_is_above_one_seed_against_the_rest():
+    import numpy as np
+
+    from experiments.ranking_truth import ceiling, truth_ceiling
+
+    rng = np.random.default_rng(3)
+    arch = rng.normal(size=40)
+    # Seed noise as large as the archs' spread, and one data order per seed shifting every arch.
+    runs = arch[:, None] + rng.normal(size=(40, 3)) + np.array([0.0, 2.0, -1.0])
+    full, one = truth_ceiling(runs, sims=400)
+    # Measured directly: the 3-seed mean against the arch effects a perfect scorer would know.
+    from scipy.stats import kendalltau
+
+    direct = np.mean([kendalltau(arch, (arch[:, None] + rng.normal(size=(40, 3))).mean(1)).statistic
+                      for _ in range(200)])
+    assert full == pytest.approx(direct, abs=0.08)
+    assert one == pytest.approx(ceiling(runs), abs=0.15)  # the model reproduces what it can be checked on
+    assert full > one + 0.05  # averaging three seeds is worth something
+    clean = arch[:, None] + 1e-3 * rng.normal(size=(40, 3))
+    assert truth_ceiling(clean, sims=50)[0] > 0.99
+
+
 def test_calibrated_taus_fit_on_a_few_archs_and_score_the_rest():
     import numpy as np
 

@@ -65,3 +65,43 @@ def test_time_runs_with_a_guard_returns_a_median_and_the_probe_level():
     median, p10, p90, cv, noisy, runs, probe_us = time_runs(lambda: machine.probe(), 2, 20, 0.5, 1, guard)
     assert 0.015 < median < 0.2 and runs == 60 and probe_us > 0
     assert p10 <= median <= p90
+
+
+def test_passes_correct_the_machines_speed_and_measure_a_disturbed_subnet_again():
+    import numpy as np
+
+    from nas.latency.measure import measure_in_passes
+
+    truth = np.array([1.0, 2.0, 3.0, 4.0])
+    speed = iter([1.0, 1.5])  # the machine runs 1.5 times slower in the second pass
+    state = {"pass": 0, "calls": 0}
+    calls: list[int] = []
+
+    def reference() -> float:
+        state["speed"] = next(speed, 1.0)
+        return 10.0 * state["speed"]
+
+    def measure(i: int) -> float:
+        calls.append(i)
+        disturbed = i == 2 and len(calls) == 7  # subnet 2 in the second pass: a neighbour on the core
+        return truth[i] * state["speed"] * (2.0 if disturbed else 1.0)
+
+    runs = measure_in_passes(4, measure, [(reference, 10.0)])
+    assert runs.speeds == [1.0, 1.5]
+    assert runs.raw.shape == (2, 4)
+    assert list(runs.remeasured) == [2] and calls[-1] == 2  # measured a third time, nothing else
+    assert np.allclose(runs.measured[[0, 1, 3]], truth[[0, 1, 3]])  # brought back to the build's speed
+    # The third measurement (in the slow phase, scaled by the mean speed: 3 * 1.5 / 1.25) is the
+    # median of the three, not the mean of the two passes (4.5).
+    assert runs.measured[2] == pytest.approx(3.6)
+    assert np.allclose(runs.raw_mean[[0, 1, 3]], truth[[0, 1, 3]] * 1.25)  # uncorrected beside it
+    once = measure_in_passes(3, lambda i: float(i + 1), passes=1)
+    assert list(once.measured) == [1.0, 2.0, 3.0] and not len(once.remeasured)
+
+
+def test_cuda_times_time_each_call_of_a_window():
+    from nas.latency.measure import cuda_times
+
+    calls = []
+    times = cuda_times(lambda: calls.append(1), warmup=3, repeats=5, cuda=False)
+    assert len(calls) == 8 and times.shape == (5,) and (times >= 0).all()
