@@ -331,9 +331,22 @@ def truth_ceiling(runs: np.ndarray, sims: int = 2000, seed: int = 0) -> tuple[fl
     return float(np.mean(full)), float(np.mean(one))
 
 
+def write_scores(path: Path, archs, truth: np.ndarray, scorers: dict[str, np.ndarray]) -> None:
+    """Every arch's truth and scores, one row each (higher is better in every column), so that a
+    question about the scorers needs no supernet evaluated again."""
+    from nas.atomic import atomic_write
+
+    names = list(scorers)
+    lines = [",".join(["arch", "truth", *(f'"{n}"' for n in names)])]
+    lines += [",".join([f'"{a.to_str()}"', f"{t:.6g}", *(f"{scorers[n][i]:.6g}" for n in names)])
+              for i, (a, t) in enumerate(zip(archs, truth, strict=True))]
+    atomic_write(path, "\n".join(lines) + "\n")
+
+
 def score_section(space, ckpts: list[str], archs, latency: np.ndarray, runs: np.ndarray, x_eval, y_eval,
-                  x_val, y_val) -> str:
-    """The supernets (and params) against the truth, on the archs with every seed stored."""
+                  x_val, y_val, scores_csv: Path | None = None) -> str:
+    """The supernets (and params) against the truth, on the archs with every seed stored (their
+    scores kept in ``scores_csv``)."""
     from nas.supernet.metrics import MetricsModel
     from nas.supernet.proxies import fresh_supernet
 
@@ -346,6 +359,8 @@ def score_section(space, ckpts: list[str], archs, latency: np.ndarray, runs: np.
     metrics = MetricsModel(fresh_supernet(space), space)
     scorers = {"params": np.array([float(metrics.params(a)) for a in archs]),
                **supernet_scores(ckpts, archs, x_eval, y_eval)}
+    if scores_csv is not None:
+        write_scores(scores_csv, archs, truth, scorers)
     results = compare(scorers, truth, latency)
     held = f"{len(x_eval):,} held-out {'windows' if is_text(space) else 'images'}"
     return (f"### {len(archs)} archs with all {runs.shape[1]} seeds, scored on the {held}\n\n"
@@ -375,7 +390,7 @@ def calibrated_taus(features: list[dict[str, float]], truth: np.ndarray, params:
         fit, held = order[:k], order[k:]
         rows = [{"arch": str(i), "accuracy": float(truth[i]), "features": features[i]} for i in fit]
         for name, candidates in (("calibrated", CANDIDATES), *fixed.items()):
-            model = AccuracyCalibration("", 0, 0, rows=rows).fit(candidates)
+            model = AccuracyCalibration("", 0, 0, rows=rows).fit(candidates, check=False)
             out[name].append(_tau(np.array([model.predict(features[i]) for i in held]), truth[held]))
         out["supernet accuracy"].append(_tau(supernet[held], truth[held]))
         out["params"].append(_tau(params[held], truth[held]))
@@ -539,8 +554,8 @@ def main() -> None:
         print(f"smoke: {len(read_trials(args.out))} trials stored in {args.out}")
     elif not args.train_only:
         runs = truth(space.name, args.steps, archs, args.seeds, args.out, loss=text)
-        scored = (score_section(space, args.supernet, archs, latency, runs, x_eval, y_eval, data.x_val, data.y_val)
-                  if args.supernet else "")
+        scored = (score_section(space, args.supernet, archs, latency, runs, x_eval, y_eval, data.x_val, data.y_val,
+                                args.out.with_name(args.out.stem + "_scores.csv")) if args.supernet else "")
         if args.compare_steps:
             scored += "\n\n" + steps_section(space.name, archs, args.steps, args.compare_steps, args.out)
         print(report(space, args.target, archs, latency, args.steps, args.seeds, args.out, scored, batch))

@@ -159,3 +159,20 @@ def test_a_text_space_truth_is_the_negated_held_out_loss(tmp_path):
     assert truth("hybrid-lm", 8, archs, 1, path, loss=True).ravel().tolist() == [-2.0, -1.9]
     runs = truth("hybrid-lm", 8, archs, 2, path)  # accuracy, and a seed not stored yet
     assert runs[:, 0].tolist() == [0.3, 0.4] and all(v != v for v in runs[:, 1])
+
+
+def test_the_scores_of_each_arch_are_kept_beside_the_truth(tmp_path):
+    import csv
+
+    import numpy as np
+
+    from experiments.ranking_truth import write_scores
+    from nas.space import load
+
+    space = load("mcu-vision")
+    archs = [space.largest(), space.smallest()]
+    write_scores(tmp_path / "s.csv", archs, np.array([0.9, 0.8]),
+                 {"params": np.array([2e5, 1e4]), "mean of the 3 supernets, -NLL": np.array([-0.3, -0.4])})
+    rows = list(csv.DictReader((tmp_path / "s.csv").read_text().splitlines()))
+    assert [space.parse(r["arch"]) for r in rows] == archs
+    assert float(rows[1]["mean of the 3 supernets, -NLL"]) == -0.4 and float(rows[0]["truth"]) == 0.9

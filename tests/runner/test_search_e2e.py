@@ -23,9 +23,10 @@ def _config(tmp_path, ckpt, **kw) -> SearchConfig:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("space", SPACES)
-@pytest.mark.parametrize("strategy", STRATEGIES)
+@pytest.mark.parametrize(("strategy", "space"), [(s, SPACES[i % len(SPACES)]) for i, s in enumerate(STRATEGIES)])
 def test_every_strategy_finishes_a_small_search(tmp_path, search_env, ray_local, space, strategy):
+    """Each strategy on Ray once, the spaces taken in turn (every strategy meets every space in
+    tests/search/test_strategies.py, in one process)."""
     result = search(_config(tmp_path, search_env[space], strategy=strategy, budget=6, experiment=f"{space}-{strategy}"))
     assert result.total == 6 and result.evaluated == 6 and result.failed == 0
     records = Store(str(tmp_path / "nas.db"), readonly=True).evaluations(f"{space}-{strategy}")

@@ -76,9 +76,10 @@ def test_a_failed_evaluation_and_a_nan_objective_teach_nothing_and_break_nothing
             assert len(model_points) == len(told) and np.isfinite(np.array(model_points)).all()
 
 
+@pytest.mark.parametrize("space_name", ["mcu-vision", "hybrid-vision"])
 @pytest.mark.parametrize("name", STRATEGIES)
-def test_works_on_a_network_space(name):
-    space = load("mcu-vision")
+def test_works_on_a_network_space(name, space_name):
+    space = load(space_name)
     strategy = make_strategy(name, space, [Objective("accuracy", "max"), Objective("cpu_ms", "min")], seed=1)
     results = run(strategy, net_metrics, 20 if name == "gp" else 30)  # gp's fit grows fast with its history
     assert len(results) >= 15
