@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 DEBIAN_PKGS := dataset-fashion-mnist dict-gcide chromium chromium-driver
 PIP_QUIET := 2>&1 | { grep -v "is ignored" || true; }
 
-.PHONY: setup system-deps quickstart test test-fast lint bench clean
+.PHONY: setup system-deps quickstart test test-slow lint bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -33,13 +33,16 @@ setup: $(STAMP) system-deps
 quickstart: setup
 	$(VENV)/bin/nas quickstart
 
+# make test: lint, import contracts and every test not marked slow (minutes). make test-slow: the
+# end-to-end tests marked slow (Ray clusters, the quickstart, every experiment's smoke run). CI
+# (.ci/run) runs both.
 test: setup
 	$(VENV)/bin/ruff check nas dashboard experiments tests
 	$(VENV)/bin/lint-imports
-	$(PY) -m pytest -q --durations=15
+	$(PY) -m pytest -q -m "not slow" --durations=10
 
-test-fast: setup
-	$(PY) -m pytest -q -m "not slow"
+test-slow: setup
+	$(PY) -m pytest -q -m slow --durations=15
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -2,7 +2,7 @@
 measure trained accuracy, several seeds each, every trial stored the moment it finishes; and, with
 ``--supernet``, how well each supernet (and their mean) ranks the archs against it.
 
-    python -m experiments.ranking_truth [--space mcu-vision] [--archs 40] [--seeds 3] [--steps 1600]
+    python -m experiments.ranking_truth [--space mcu-vision] [--archs 40] [--seeds 3] [--steps 1600] [--name NAME]
                                         [--target mcu-m7] [--concurrent 2] [--out CSV] [--smoke]
                                         [--supernet CKPT ...] [--compare-steps N ...]
                                         [--train-only | --report-only]
@@ -471,7 +471,7 @@ def steps_section(space_name: str, archs, steps: int, others: list[int], path: P
 
 
 def report(space, target: str, archs, latency: np.ndarray, steps: int, seeds: int, path: Path,
-           scored: str = "", batch: int = 128) -> Path:
+           scored: str = "", batch: int = 128, name: str | None = None) -> Path:
     space_name, text = space.name, is_text(space)
     rows = [r for r in read_trials(path) if r["space"] == space_name and r["steps"] == steps]
     wanted = {(a.to_str(), k) for a in archs for k in range(seeds)}
@@ -497,7 +497,7 @@ def report(space, target: str, archs, latency: np.ndarray, steps: int, seeds: in
             + "### The archs\n\n"
             + markdown_table(["#", f"{target} ms", "mixer kinds / ffn kinds",
                               f"{'bits per byte' if text else 'accuracy'} per seed", "arch"], arch_rows))
-    return write_report(path.stem, f"Stand-alone ground truth, {space_name}",
+    return write_report(name or path.stem, f"Stand-alone ground truth, {space_name}",
                         "python -m experiments.ranking_truth " + " ".join(sys.argv[1:]), body)
 
 
@@ -520,6 +520,8 @@ def main() -> None:
                         help="also report how the ranking moves against the stored trials of these step counts")
     parser.add_argument("--report-only", action="store_true",
                         help="train nothing: report what is stored (while another process trains, say)")
+    parser.add_argument("--name", default=None, help="the report's name, NAME.md and NAME_scores.csv beside the "
+                        "trials (default: the trials file's name; another to score other supernets on the same truth)")
     args = parser.parse_args()
     from nas.data import load_dataset
     from nas.space import load
@@ -555,10 +557,10 @@ def main() -> None:
     elif not args.train_only:
         runs = truth(space.name, args.steps, archs, args.seeds, args.out, loss=text)
         scored = (score_section(space, args.supernet, archs, latency, runs, x_eval, y_eval, data.x_val, data.y_val,
-                                args.out.with_name(args.out.stem + "_scores.csv")) if args.supernet else "")
+                                args.out.with_name(f"{args.name or args.out.stem}_scores.csv")) if args.supernet else "")
         if args.compare_steps:
             scored += "\n\n" + steps_section(space.name, archs, args.steps, args.compare_steps, args.out)
-        print(report(space, args.target, archs, latency, args.steps, args.seeds, args.out, scored, batch))
+        print(report(space, args.target, archs, latency, args.steps, args.seeds, args.out, scored, batch, args.name))
 
 
 if __name__ == "__main__":

@@ -30,10 +30,11 @@ SMOKE = {
     "moe_batching": (["--repeats", "1", "--steps", "1", "--threads", "1"], None),
     "search_efficiency": (["--supernet", "{hv}", "--budget", "4", "--seeds", "1", "--strategies", "random",
                            "--throughput", "0", "--val-examples", "50"], "hv"),
-    "multi_target": (["--supernet", "{hv}", "--budget", "4", "--workers", "1", "--val-examples", "50"], "hv"),
+    "multi_target": (["--supernet", "{hv}", "--budget", "4", "--workers", "0", "--val-examples", "50"], "hv"),
     "soak": (["--supernet", "{hv}", "--evaluations", "6", "--workers", "1", "--val-examples", "50",
               "--db", "sqlite:///{tmp}/soak.db"], "hv"),
     "lm_supernet": (["--smoke"], None),
+    "calibration_transfer": (["--splits", "3"], None),
     "dashboard_render": (["--evaluations", "200"], "browser"),
     "dashboard_screenshot": (["--db", "{tmp}/synthetic.db", "--out", "{tmp}/results/explorer.png"], "browser"),
 }
