@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from experiments._common import markdown_table, write_report
+from experiments.ranking_truth import split_taus
 
 TRUTHS = (("ranking_truth.csv", "mcu-vision", 1600), ("supernet_ranking_standalone.csv", "mcu-vision", 400),
           ("supernet_ranking_standalone.csv", "mcu-vision", 1600), ("supernet_ranking_standalone.csv", "hybrid-vision", 600),
@@ -61,24 +62,6 @@ def features(space, arch_strings: list[str]) -> list[dict[str, float]]:
     return out
 
 
-def split_taus(feats: list[dict[str, float]], truth: np.ndarray, k: int, splits: int, seed: int = 0) -> dict[str, float]:
-    """The mean Kendall tau on the held-out archs of a ridge on each feature set, fitted on ``k`` random archs."""
-    from scipy.stats import kendalltau
-
-    from nas.supernet.calibrate import AccuracyCalibration
-
-    rng = np.random.default_rng(seed)
-    taus: dict[str, list[float]] = {name: [] for name in SETS}
-    for _ in range(splits):
-        order = rng.permutation(len(truth))
-        fit, held = order[:k], order[k:]
-        rows = [{"arch": str(i), "accuracy": float(truth[i]), "features": feats[i]} for i in fit]
-        for name, columns in SETS.items():
-            model = AccuracyCalibration("", 0, 0, rows=rows).fit([columns], check=False)
-            taus[name].append(kendalltau([model.predict(feats[i]) for i in held], truth[held]).statistic)
-    return {name: float(np.mean(v)) for name, v in taus.items()}
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--k", type=int, default=10, help="archs the ridge is fitted on")
@@ -98,7 +81,8 @@ def main() -> None:
         log_params = np.array([f["log_params"] for f in feats])
         residual = truth - np.polyval(np.polyfit(log_params, truth, 1), log_params)
         attention = np.array([f["attention_share"] for f in feats])
-        taus = split_taus(feats, truth, args.k, args.splits)
+        taus = {name: v.mean() for name, v in
+                split_taus(feats, truth, {name: [columns] for name, columns in SETS.items()}, args.k, args.splits).items()}
         rows.append([f"{file}: {space_name}, {steps} steps", len(archs), f"{np.corrcoef(attention, residual)[0, 1]:+.2f}",
                      *(f"{taus[name]:.3f}" for name in SETS),
                      f"{taus['log params + block mix'] - taus['log params']:+.3f}"])

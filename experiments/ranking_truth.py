@@ -52,6 +52,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -334,13 +335,16 @@ def truth_ceiling(runs: np.ndarray, sims: int = 2000, seed: int = 0) -> tuple[fl
 def write_scores(path: Path, archs, truth: np.ndarray, scorers: dict[str, np.ndarray]) -> None:
     """Every arch's truth and scores, one row each (higher is better in every column), so that a
     question about the scorers needs no supernet evaluated again."""
+    import io
+
     from nas.atomic import atomic_write
 
-    names = list(scorers)
-    lines = [",".join(["arch", "truth", *(f'"{n}"' for n in names)])]
-    lines += [",".join([f'"{a.to_str()}"', f"{t:.6g}", *(f"{scorers[n][i]:.6g}" for n in names)])
-              for i, (a, t) in enumerate(zip(archs, truth, strict=True))]
-    atomic_write(path, "\n".join(lines) + "\n")
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(["arch", "truth", *scorers])
+    writer.writerows([a.to_str(), f"{t:.6g}", *(f"{v[i]:.6g}" for v in scorers.values())]
+                     for i, (a, t) in enumerate(zip(archs, truth, strict=True)))
+    atomic_write(path, text.getvalue())
 
 
 def score_section(space, ckpts: list[str], archs, latency: np.ndarray, runs: np.ndarray, x_eval, y_eval,
@@ -374,27 +378,41 @@ def score_section(space, ckpts: list[str], archs, latency: np.ndarray, runs: np.
 CALIBRATION_ARCHS, SPLITS = 10, 200
 
 
-def calibrated_taus(features: list[dict[str, float]], truth: np.ndarray, params: np.ndarray, k: int = CALIBRATION_ARCHS,
-                    splits: int = SPLITS, seed: int = 0) -> dict[str, np.ndarray]:
-    """Accuracy calibrated from ``k`` stand-alone archs (``nas supernet calibrate``'s model, fitted on
-    ``k`` archs of the truth drawn at random) against the supernet's own accuracy and params, each
-    scored by its Kendall tau on the other archs; one value per random split."""
-    from nas.supernet.calibrate import CANDIDATES, AccuracyCalibration
+def split_taus(features: list[dict[str, float]], truth: np.ndarray, sets: dict[str, Sequence[tuple[str, ...]]],
+               k: int, splits: int = SPLITS, seed: int = 0, baselines: dict[str, np.ndarray] | None = None,
+               ) -> dict[str, np.ndarray]:
+    """For each random split of the archs into ``k`` fitted and the rest held out: the Kendall tau on
+    the held-out archs of the calibration's ridge (``nas supernet calibrate``'s model) fitted on the
+    ``k``, one per entry of ``sets`` (its candidate feature sets, chosen among by leave-one-out when
+    several), and of each fixed ``baselines`` score on the same held-out archs."""
+    from nas.supernet.calibrate import AccuracyCalibration
 
+    baselines = baselines or {}
     rng = np.random.default_rng(seed)
-    fixed = {f"ridge on {', '.join(c)}": (c,) for c in CANDIDATES if all(n in f for f in features for n in c)}
-    out: dict[str, list[float]] = {"calibrated": [], **{n: [] for n in fixed}, "supernet accuracy": [], "params": []}
-    supernet = np.array([f["supernet_accuracy"] for f in features])
+    out: dict[str, list[float]] = {name: [] for name in [*sets, *baselines]}
     for _ in range(splits):
         order = rng.permutation(len(truth))
         fit, held = order[:k], order[k:]
         rows = [{"arch": str(i), "accuracy": float(truth[i]), "features": features[i]} for i in fit]
-        for name, candidates in (("calibrated", CANDIDATES), *fixed.items()):
+        for name, candidates in sets.items():
             model = AccuracyCalibration("", 0, 0, rows=rows).fit(candidates, check=False)
             out[name].append(_tau(np.array([model.predict(features[i]) for i in held]), truth[held]))
-        out["supernet accuracy"].append(_tau(supernet[held], truth[held]))
-        out["params"].append(_tau(params[held], truth[held]))
+        for name, values in baselines.items():
+            out[name].append(_tau(values[held], truth[held]))
     return {name: np.array(values) for name, values in out.items()}
+
+
+def calibrated_taus(features: list[dict[str, float]], truth: np.ndarray, params: np.ndarray, k: int = CALIBRATION_ARCHS,
+                    splits: int = SPLITS, seed: int = 0) -> dict[str, np.ndarray]:
+    """Accuracy calibrated from ``k`` stand-alone archs (its feature set chosen by leave-one-out, and
+    each set fixed) against the supernet's own accuracy and params, each scored by its Kendall tau on
+    the other archs; one value per random split (:func:`split_taus`)."""
+    from nas.supernet.calibrate import CANDIDATES
+
+    fixed = {f"ridge on {', '.join(c)}": (c,) for c in CANDIDATES if all(n in f for f in features for n in c)}
+    supernet = np.array([f["supernet_accuracy"] for f in features])
+    return split_taus(features, truth, {"calibrated": CANDIDATES, **fixed}, k, splits, seed,
+                      {"supernet accuracy": supernet, "params": params})
 
 
 def calibration_section(space, ckpt: str, archs, truth: np.ndarray, params: np.ndarray, x_val, y_val) -> str:

@@ -74,7 +74,7 @@ def test_passes_correct_the_machines_speed_and_measure_a_disturbed_subnet_again(
 
     truth = np.array([1.0, 2.0, 3.0, 4.0])
     speed = iter([1.0, 1.5])  # the machine runs 1.5 times slower in the second pass
-    state = {"pass": 0, "calls": 0}
+    state = {"speed": 1.0}
     calls: list[int] = []
 
     def reference() -> float:
