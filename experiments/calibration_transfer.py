@@ -68,7 +68,9 @@ def main() -> None:
     parser.add_argument("--splits", type=int, default=200)
     args = parser.parse_args()
     if args.k < 4 or args.splits < 1:
-        raise SystemExit("--k must be at least 4 (the ridge's leave-one-out needs them) and --splits at least 1")
+        print("error: --k must be at least 4 (the ridge's leave-one-out needs them) and --splits at least 1",
+              file=sys.stderr)
+        raise SystemExit(2)
     from nas.space import load
 
     rows = []
